@@ -1,0 +1,203 @@
+"""The ``crawl`` and ``crawler`` commands.
+
+Exit codes: 0 the crawl finished (or was stopped gracefully), 2 a usage, settings or spider
+error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError
+
+logger = logging.getLogger("crawler")
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value
+
+
+def _crawl_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a spider of the project in the current folder.",
+    )
+    p.add_argument("spider", help="spider name (see `crawler list`)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help="append items to FILE (.jsonl, .json, .csv; '-' = JSON lines on stdout)")
+    out.add_argument("-O", "--overwrite-output", metavar="FILE",
+                     help="write items to FILE, replacing it")
+    p.add_argument("-a", dest="spider_args", metavar="NAME=VALUE", type=_kv, action="append",
+                   default=[], help="spider argument (becomes a spider attribute)")
+    p.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
+                   help="setting (highest layer; dotted names for nested: close_on.items=100)")
+    p.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
+    p.add_argument("--loglevel", "-L", metavar="LEVEL",
+                   help="DEBUG, INFO, WARNING, ERROR (same as -s log_level=LEVEL)")
+    p.add_argument("--jobdir", metavar="DIR", help="durable, resumable crawl state in DIR")
+    p.add_argument("--frontier", metavar="URL",
+                   help="shared frontier, e.g. redis://127.0.0.1:6379/0 (several workers)")
+    p.add_argument("--project", metavar="DIR", type=Path, default=None,
+                   help="project folder (default: the current folder)")
+    return p
+
+
+def setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # aiohttp's access/client loggers are noisy at DEBUG; our own messages say what matters.
+    logging.getLogger("aiohttp").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run on uvloop when it is installed (the ``speed`` extra), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
+    """``crawl <spider> [-o FILE | -O FILE] [-a k=v]... [-s k=v]... [--stats FILE]``."""
+    args = _crawl_parser(prog).parse_args(argv)
+    project = (args.project or Path.cwd()).resolve()
+    cli_settings = list(args.settings)
+    if args.loglevel:
+        cli_settings.append(f"log_level={args.loglevel}")
+    if args.jobdir:
+        cli_settings.append(f"jobdir={args.jobdir}")
+    if args.frontier:
+        cli_settings.append(f"frontier_url={args.frontier}")
+    output = args.output or args.overwrite_output
+    try:
+        from .loader import load_spider
+        from .settings import build_settings
+
+        base = build_settings(project_dir=project, cli=cli_settings)
+        setup_logging(base.log_level)
+        spider_cls = load_spider(args.spider, base.spiders, project)
+        settings = build_settings(
+            project_dir=project, custom_settings=spider_cls.custom_settings, cli=cli_settings
+        )
+        setup_logging(settings.log_level)
+        if output:
+            from .exporters import format_for
+
+            format_for(output)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from .runner import run_spider
+
+    try:
+        result = run_async(
+            run_spider(
+                spider_cls,
+                settings,
+                spider_args=dict(args.spider_args),
+                output=output,
+                overwrite=bool(args.overwrite_output),
+                stats_path=args.stats,
+                handle_signals=True,
+            )
+        )
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    logger.debug("finish reason: %s", result.reason)
+    return EXIT_OK
+
+
+def crawler_main(argv: Sequence[str] | None = None) -> int:
+    """``crawler list | version | demo | crawl ...``."""
+    p = argparse.ArgumentParser(prog="crawler", description="Project tools.")
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="list the project's spiders and their modules")
+    ls.add_argument("--project", type=Path, default=None)
+    sub.add_parser("version", help="print the version")
+    demo = sub.add_parser("demo", help="crawl the bundled offline bookstore with `books`")
+    out = demo.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="FILE")
+    out.add_argument("-O", "--overwrite-output", metavar="FILE")
+    demo.add_argument("--books", type=int, default=1000, help="books in the local store")
+    sub.add_parser("crawl", help="same as the `crawl` command", add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "crawl":
+        return crawl_main(argv[1:], prog="crawler crawl")
+    args = p.parse_args(argv)
+    if args.command == "version":
+        print(f"crawler {__version__}")
+        return EXIT_OK
+    if args.command == "list":
+        return _list(args.project)
+    if args.command == "demo":
+        return _demo(args.output, args.overwrite_output, args.books)
+    return EXIT_USAGE
+
+
+def _list(project: Path | None) -> int:
+    from .loader import discover
+    from .settings import build_settings
+
+    project = (project or Path.cwd()).resolve()
+    try:
+        settings = build_settings(project_dir=project)
+        spiders = discover(settings.spiders, project)
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    width = max((len(n) for n in spiders), default=0)
+    for name, info in spiders.items():
+        print(f"{name:<{width}}  {info.module}")
+    return EXIT_OK
+
+
+def _demo(output: str | None, overwrite_output: str | None, books: int) -> int:
+    """Serve the bundled bookstore on 127.0.0.1 and crawl it with the books spider."""
+    from .testsite import run_in_thread
+
+    target = overwrite_output or output or "books.jsonl"
+    flag = "-o" if output else "-O"
+    project = Path(__file__).resolve().parent.parent
+    if not (Path.cwd() / "spiders").is_dir():
+        os.chdir(project)
+    with run_in_thread(books=books) as site:
+        print(f"Serving the demo bookstore at {site.url}/", file=sys.stderr)
+        code = crawl_main(
+            ["books", flag, target, "-a", f"start_url={site.url}/"],
+            prog="crawler demo",
+        )
+    if code == EXIT_OK:
+        print(f"Wrote {target}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(crawler_main())

@@ -1,0 +1,189 @@
+"""The downloader: one shared aiohttp session, one HTTP exchange per call.
+
+It fetches exactly one hop (redirects, retries and per-host scheduling belong to the engine),
+enforces the timeouts and ``max_response_size`` while streaming and after decompression, and
+translates every aiohttp/OS exception into :mod:`crawler.errors` here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from .decompress import BodyDecoder
+from .errors import (
+    ConnectError,
+    DownloadError,
+    DownloadTimeout,
+    InvalidURL,
+    ProtocolError,
+    ResponseTooLarge,
+)
+from .http import Request, Response
+from .settings import Settings
+from .stats import Stats
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Downloader"]
+
+
+class Downloader:
+    """Owns the crawl's single ``aiohttp.ClientSession`` (and so its cookie jar and
+    connection pool). Use as an async context manager; :meth:`fetch` does one exchange."""
+
+    def __init__(self, settings: Settings, stats: Stats) -> None:
+        self.settings = settings
+        self.stats = stats
+        self._limit = settings.max_response_size
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl: bool | ssl.SSLContext = True
+        if not settings.verify_tls:
+            logger.warning("verify_tls = false: TLS certificates are NOT verified in this crawl")
+            self._ssl = False
+
+    async def __aenter__(self) -> Downloader:
+        s = self.settings
+        # The engine's per-host slots are the real limits; the connector's are a backstop
+        # against a bug there opening thousands of sockets.
+        connector = aiohttp.TCPConnector(
+            limit=s.concurrency * 2,
+            limit_per_host=s.concurrency_per_host * 2,
+            ttl_dns_cache=300,
+            ssl=self._ssl,
+            resolver=self._resolver(),
+        )
+        headers = dict(s.default_headers)
+        headers["User-Agent"] = s.user_agent
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=headers,
+            cookie_jar=self._cookie_jar(),
+            timeout=aiohttp.ClientTimeout(
+                total=s.timeout, sock_connect=s.connect_timeout, sock_read=s.read_timeout
+            ),
+            auto_decompress=False,  # decompressed here, with the size limit applied
+            proxy=s.proxy,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _cookie_jar(self) -> aiohttp.abc.AbstractCookieJar:
+        if not self.settings.cookies:
+            return aiohttp.DummyCookieJar()
+        # unsafe=True: crawls often target IP-address hosts, which the default jar ignores.
+        return aiohttp.CookieJar(unsafe=True)
+
+    def _resolver(self) -> aiohttp.abc.AbstractResolver | None:
+        return None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Downloader used outside its 'async with' block")
+        return self._session
+
+    async def fetch(self, request: Request) -> Response:
+        """Perform one HTTP exchange for ``request`` (no redirect following).
+
+        Returns the Response with its whole (decompressed) body, whatever the status. Raises a
+        :class:`~crawler.errors.DownloadError` subclass on any failure.
+        """
+        url = request.url
+        kwargs: dict[str, Any] = {"allow_redirects": False}
+        if request.headers:
+            kwargs["headers"] = request.headers
+        if request.body:
+            kwargs["data"] = request.body
+        meta = request._meta
+        if meta:
+            proxy = meta.get("proxy")
+            if proxy:
+                kwargs["proxy"] = proxy
+        try:
+            async with self.session.request(
+                request.method, request.yurl, **kwargs
+            ) as resp:
+                body = await self._read_body(resp, url)
+                status = resp.status
+                headers = resp.headers
+                final_url = str(resp.url)
+        except DownloadError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, url) from exc
+        self.stats.inc("bytes", len(body))
+        return Response(final_url, status, headers, body, request, stats=self.stats)
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+        limit = self._limit
+        length = resp.content_length
+        if length is not None and length > limit:
+            raise ResponseTooLarge(url, f"Content-Length {length} over max_response_size {limit}")
+        encoding = resp.headers.get("Content-Encoding")
+        if (encoding is None or encoding.strip().lower() == "identity") and length is not None:
+            # Fast path: the size is known and allowed; aiohttp checks the length it reads.
+            return await resp.read()
+        decoder = BodyDecoder(encoding, limit, url)
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in resp.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                raise ResponseTooLarge(url, f"body over max_response_size {limit} bytes")
+            out = decoder.feed(chunk)
+            if out:
+                chunks.append(out)
+        tail = decoder.finish()
+        if tail:
+            chunks.append(tail)
+        return b"".join(chunks)
+
+
+def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
+    """The project's exception for an aiohttp/OS/asyncio one."""
+    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return DownloadTimeout(url, f"connect timeout ({detail})")
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return DownloadTimeout(url, f"read timeout ({detail})")
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return DownloadTimeout(url, "total deadline passed")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ProtocolError(url, f"truncated or malformed body ({detail})")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # aiohttp reports unparsable status lines and headers as response errors.
+        return ProtocolError(url, f"malformed response ({exc.message or detail})")
+    if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
+        return InvalidURL(url, detail)
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return ConnectError(url, detail)
+    if isinstance(exc, (ValueError, UnicodeError)):
+        return ProtocolError(url, detail)
+    return DownloadError(url, detail)
+
+
+def merged_headers(*layers: Any) -> CIMultiDict[str]:
+    """Headers from several mappings, later ones winning (case-insensitive names)."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for layer in layers:
+        if layer:
+            out.update(layer)
+    return out

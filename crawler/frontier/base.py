@@ -1,0 +1,106 @@
+"""The frontier contract: where requests wait, and the states they move through.
+
+Every request the crawl knows of is in exactly one state::
+
+    add() ──► pending ──lease()──► in flight ──ack()──► done
+                 ▲                     │
+                 └─reschedule/release──┘
+
+- ``add`` deduplicates and enqueues as one step (``dont_filter`` skips the dedup check).
+- ``lease`` hands out ready requests, highest priority first, FIFO within a priority.
+- ``ack`` marks a leased request done and adds the requests it produced in the same step, so
+  a crash can never leave a done request whose children were lost.
+- ``reschedule`` puts a leased request back to pending, ready after a delay (retries);
+  ``release`` puts leased requests back as they were (pause, shutdown).
+- The crawl is finished when nothing is pending and nothing is in flight.
+
+Backends: :mod:`.memory` (one process), :mod:`.sqlite` (durable jobs), :mod:`.redis`
+(shared by many workers). The engine only uses this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..http import Request
+
+__all__ = ["Frontier", "FrontierCounts", "Lease"]
+
+
+@dataclass(slots=True)
+class Lease:
+    """A request handed out by :meth:`Frontier.lease`, until it is acked or put back.
+
+    ``key`` identifies the lease inside its backend; ``deliveries`` counts how many times the
+    request has been leased (1 the first time), so a request that keeps killing workers can be
+    dead-lettered.
+    """
+
+    request: Request
+    key: Any
+    deliveries: int = 1
+
+
+@dataclass(slots=True)
+class FrontierCounts:
+    pending: int
+    in_flight: int
+    done: int
+    dead: int = 0
+
+
+class Frontier(Protocol):
+    """Where requests wait. All methods are coroutines except :meth:`next_ready_in`.
+
+    ``outbox``: False for backends that leave items to the engine (it writes a request's items
+    to the output *before* acking it: at-least-once). True for a backend that commits the items
+    with the ack in one transaction and writes them out itself through :meth:`drain`
+    (exactly-once output across crashes).
+    """
+
+    outbox: bool
+
+    async def open(self) -> None:
+        """Prepare the backend (create tables, connect). Called once before anything else."""
+
+    async def close(self) -> None:
+        """Release resources. Leased requests stay leased (a resume or another worker
+        recovers them); call :meth:`release` first to hand them back."""
+
+    async def add(self, requests: Sequence[Request]) -> int:
+        """Enqueue the requests not seen before (or with ``dont_filter``); returns how many
+        were enqueued. The others are duplicates and are dropped."""
+
+    async def lease(self, limit: int) -> list[Lease]:
+        """Up to ``limit`` ready requests, now in flight. Returns ``[]`` when none is ready
+        (nothing pending, or only requests whose delay has not passed)."""
+
+    async def ack(
+        self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
+    ) -> int:
+        """Mark a leased request done and add ``children`` (deduplicated), as one step; an
+        ``outbox`` backend also commits ``items`` (plain dicts) in that step, others ignore
+        them. Returns how many children were enqueued (the rest were duplicates)."""
+
+    async def drain(self, exporter: Any) -> int:
+        """``outbox`` backends: write committed items not yet written to ``exporter`` and
+        record how far the output is known good; returns how many were written. Others: 0."""
+
+    async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
+        """Put a leased request back to pending as ``request`` (e.g. with a retry count in its
+        meta), ready after ``delay`` seconds."""
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        """Put leased requests back to pending unchanged, ready at once."""
+
+    def next_ready_in(self) -> float | None:
+        """Seconds until a delayed pending request becomes ready: 0 when one is ready now,
+        None when nothing is pending (as far as this process knows)."""
+
+    async def counts(self) -> FrontierCounts:
+        """How many requests are pending, in flight and done."""
+
+    async def is_finished(self) -> bool:
+        """True when nothing is pending and nothing is in flight."""

@@ -1,0 +1,385 @@
+"""Request and Response: what spiders build and what callbacks receive.
+
+A :class:`Request` is immutable once built (use :meth:`Request.replace`); its URL is validated
+at construction, so a relative or non-http(s) URL fails where it was written, not deep inside
+the engine. A :class:`Response` decodes its text and builds its parsel ``Selector`` lazily,
+once, on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+from parsel import Selector, SelectorList
+from yarl import URL
+
+from .encoding import decode_body
+from .errors import InvalidURL
+from .fingerprint import request_fingerprint
+from .urls import canonical_url, parse_url
+
+if TYPE_CHECKING:
+    from .stats import Stats
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Failure", "Request", "Response"]
+
+#: A callback is a callable taking the response (plus ``cb_kwargs``), or the name of a spider
+#: method. Names are what durable frontiers store.
+Callback = Callable[..., Any] | str
+
+_EMPTY_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+_NO_STATUS: frozenset[int] = frozenset()
+_FIELDS = (
+    "url", "method", "headers", "body", "callback", "errback", "cb_kwargs", "meta",
+    "priority", "dont_filter", "depth", "handle_status",
+)
+
+
+class Request:
+    """One HTTP request to make, and what to do with its response.
+
+    ``url`` must be absolute http(s) (``str`` or ``yarl.URL``); anything else raises
+    :class:`crawler.errors.InvalidURL` (a ``ValueError``) naming the URL. ``body`` may be given
+    as bytes/str, or as ``json=`` (serialised, ``Content-Type: application/json``, method POST
+    unless given) or ``form=`` (url-encoded; in the query for GET, else the body of a POST).
+
+    ``priority``: higher is fetched first; FIFO within a priority. ``dont_filter`` skips the
+    duplicate filter. ``depth`` is set by the engine for requests yielded from a response.
+    ``handle_status`` lists non-2xx statuses that still go to the callback. ``meta`` is a dict
+    shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
+    callback as keyword arguments.
+    """
+
+    # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
+    __slots__ = (
+        "url", "method", "headers", "body", "callback", "errback", "_cb_kwargs", "_meta",
+        "priority", "dont_filter", "depth", "handle_status", "_fingerprint",
+    )
+
+    url: str
+    method: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    callback: Callback | None
+    errback: Callback | None
+    _cb_kwargs: dict[str, Any] | None
+    _meta: dict[str, Any] | None
+    priority: int
+    dont_filter: bool
+    depth: int
+    handle_status: frozenset[int]
+    _fingerprint: bytes | None
+
+    def __init__(
+        self,
+        url: str | URL,
+        callback: Callback | None = None,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | str | None = None,
+        json: Any = None,
+        form: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        errback: Callback | None = None,
+        cb_kwargs: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+        priority: int = 0,
+        dont_filter: bool = False,
+        depth: int = 0,
+        handle_status: Iterable[int] = (),
+    ) -> None:
+        yurl = _checked_url(url)
+        method = method.upper()
+        hdrs = CIMultiDict(headers) if headers else None
+        if json is not None or form is not None:
+            if body is not None or (json is not None and form is not None):
+                raise ValueError("give only one of body=, json= and form=")
+            hdrs = hdrs if hdrs is not None else CIMultiDict()
+            if json is not None:
+                body = orjson.dumps(json)
+                hdrs.setdefault("Content-Type", "application/json")
+                method = "POST" if method == "GET" else method
+            else:
+                assert form is not None
+                encoded = urlencode(list(form.items()) if isinstance(form, Mapping) else list(form))
+                if method in ("GET", "HEAD"):
+                    yurl = yurl.with_query(encoded) if not yurl.query_string else URL(
+                        f"{yurl}&{encoded}", encoded=True
+                    )
+                else:
+                    body = encoded
+                    hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        set_ = object.__setattr__
+        set_(self, "url", str(yurl))
+        set_(self, "method", method)
+        set_(self, "headers", CIMultiDictProxy(hdrs) if hdrs else _EMPTY_HEADERS)
+        set_(self, "body", body.encode() if isinstance(body, str) else (body or b""))
+        set_(self, "callback", callback)
+        set_(self, "errback", errback)
+        set_(self, "_cb_kwargs", cb_kwargs or None)
+        set_(self, "_meta", meta)
+        set_(self, "priority", int(priority))
+        set_(self, "dont_filter", bool(dont_filter))
+        set_(self, "depth", int(depth))
+        set_(self, "handle_status", frozenset(handle_status) if handle_status else _NO_STATUS)
+        set_(self, "_fingerprint", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Request is immutable; use request.replace({name}=...)")
+
+    @property
+    def yurl(self) -> URL:
+        """The URL as a ``yarl.URL`` (rebuilt on demand: only the string is kept)."""
+        return URL(self.url, encoded=True)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Free-form data shared with the response and middlewares (created on first use)."""
+        meta = self._meta
+        if meta is None:
+            meta = {}
+            object.__setattr__(self, "_meta", meta)
+        return meta
+
+    @property
+    def cb_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the callback."""
+        kw = self._cb_kwargs
+        if kw is None:
+            kw = {}
+            object.__setattr__(self, "_cb_kwargs", kw)
+        return kw
+
+    @property
+    def fingerprint(self) -> bytes:
+        """Dedup key: method, canonical URL and body, hashed. Computed once."""
+        fp = self._fingerprint
+        if fp is None:
+            fp = request_fingerprint(self.method, canonical_url(self.yurl), self.body)
+            object.__setattr__(self, "_fingerprint", fp)
+        return fp
+
+    def _adopt(self, depth: int, priority: int) -> Request:
+        """Engine-internal: set the depth and priority of a request a callback just produced,
+        before anything else can hold it (cheaper than :meth:`replace` on the hot path)."""
+        object.__setattr__(self, "depth", depth)
+        object.__setattr__(self, "priority", priority)
+        return self
+
+    def replace(self, **changes: Any) -> Request:
+        """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared."""
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
+        kwargs["meta"] = dict(self.meta)
+        kwargs["cb_kwargs"] = dict(self.cb_kwargs)
+        kwargs["url"] = self.yurl
+        kwargs.update(changes)
+        return Request(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.method} {self.url}>"
+
+
+def _checked_url(url: str | URL) -> URL:
+    if type(url) is URL and url.scheme in ("http", "https") and url.raw_host:
+        return url
+    return parse_url(url)
+
+
+class Response:
+    """A downloaded response, handed to the request's callback.
+
+    ``text`` is decoded once: the Content-Type charset, else a BOM, else ``<meta charset>``,
+    else UTF-8, with undecodable bytes replaced (it never raises). ``css()``/``xpath()`` use one
+    parsel ``Selector`` built on first use. ``meta`` is the request's meta.
+    """
+
+    __slots__ = ("url", "status", "headers", "body", "request", "stats", "__dict__")
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: CIMultiDictProxy[str] | Mapping[str, str] | None = None,
+        body: bytes = b"",
+        request: Request | None = None,
+        *,
+        stats: Stats | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        if headers is None:
+            self.headers = _EMPTY_HEADERS
+        elif isinstance(headers, CIMultiDictProxy):
+            self.headers = headers
+        else:
+            self.headers = CIMultiDictProxy(CIMultiDict(headers))
+        self.body = body
+        self.request = request if request is not None else Request(url)
+        self.stats = stats
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.url}>"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The request's ``meta`` dict."""
+        return self.request.meta
+
+    @cached_property
+    def yurl(self) -> URL:
+        """The response URL as a ``yarl.URL`` (the base for relative links)."""
+        return URL(self.url, encoded=True)
+
+    @property
+    def redirect_chain(self) -> list[str]:
+        """URLs this response was redirected through, oldest first (empty without redirects)."""
+        return list(self.request.meta.get("redirect_urls", ()))
+
+    @cached_property
+    def _decoded(self) -> tuple[str, str]:
+        return decode_body(self.body, self.headers.get("Content-Type"))
+
+    @property
+    def text(self) -> str:
+        """The body decoded to str (never raises; bad bytes become U+FFFD)."""
+        return self._decoded[0]
+
+    @property
+    def encoding(self) -> str:
+        """The codec :attr:`text` was decoded with."""
+        return self._decoded[1]
+
+    @cached_property
+    def selector(self) -> Selector:
+        """The parsel Selector over :attr:`text`, built once."""
+        ctype = self.headers.get("Content-Type", "")
+        kind = "xml" if ("xml" in ctype and "html" not in ctype) else "html"
+        return Selector(text=self.text, type=kind, base_url=self.url)
+
+    def css(self, query: str) -> SelectorList[Selector]:
+        return self.selector.css(query)
+
+    def xpath(self, query: str, **namespaces: Any) -> SelectorList[Selector]:
+        return self.selector.xpath(query, **namespaces)
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not JSON)."""
+        return orjson.loads(self.body)
+
+    def urljoin(self, url: str) -> str:
+        """``url`` resolved against this response's URL (or its ``<base href>``)."""
+        return str(self._base.join(URL(url)))
+
+    @cached_property
+    def _base(self) -> URL:
+        # <base href> changes how every relative link on the page resolves, as in browsers.
+        if b"<base" in self.body[:8192] or b"<BASE" in self.body[:8192]:
+            href = self.selector.xpath("//base/@href").get()
+            if href:
+                try:
+                    return parse_url(href.strip(), self.yurl)
+                except InvalidURL:
+                    pass
+        return self.yurl
+
+    def follow(
+        self, url: str | URL | Selector, callback: Callback | None = None, **kwargs: Any
+    ) -> Request | None:
+        """A Request for ``url`` (a href, a URL, or an ``<a>``/``<link>`` Selector or an
+        attribute Selector), resolved against this page, with ``depth`` one more than this
+        response's request.
+
+        A link that cannot be an http(s) URL (``mailto:``, ``javascript:``, malformed, ...)
+        returns ``None`` with a debug log and the ``links_skipped`` stat: a bad link never stops
+        a crawl. ``None`` yielded from a callback is ignored.
+        """
+        href = _href_of(url) if isinstance(url, Selector) else url
+        if href is None:
+            return self._skip_link(url, "no href on the selected element")
+        try:
+            target = href if isinstance(href, URL) else parse_url(href.strip(), self._base)
+        except InvalidURL as exc:
+            return self._skip_link(href, exc.reason)
+        kwargs.setdefault("depth", self.request.depth + 1)
+        return Request(target, callback, **kwargs)
+
+    def follow_all(
+        self,
+        hrefs: Iterable[str | URL | Selector] | None = None,
+        *,
+        css: str | None = None,
+        xpath: str | None = None,
+        callback: Callback | None = None,
+        **kwargs: Any,
+    ) -> list[Request]:
+        """Requests for every link in ``hrefs``, or in the elements matched by ``css`` /
+        ``xpath`` (``<a>``/``<link>`` elements give their href; attribute selections give their
+        value). Bad links are skipped, as in :meth:`follow`."""
+        if sum(x is not None for x in (hrefs, css, xpath)) != 1:
+            raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
+        if css is not None:
+            hrefs = self.selector.css(css)
+        elif xpath is not None:
+            hrefs = self.selector.xpath(xpath)
+        assert hrefs is not None
+        out: list[Request] = []
+        for href in hrefs:
+            request = self.follow(href, callback, **kwargs)
+            if request is not None:
+                out.append(request)
+        return out
+
+    def _skip_link(self, href: object, reason: str) -> None:
+        logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
+        if self.stats is not None:
+            self.stats.inc("links_skipped")
+        return None
+
+
+def _href_of(sel: Selector) -> str | None:
+    """The link a selector stands for: an element's href/src, or an attribute/text value."""
+    root = sel.root
+    if isinstance(root, str):  # an attribute or text node selected directly
+        return root
+    tag = getattr(root, "tag", None)
+    if not isinstance(tag, str):
+        return None
+    value: str | None = root.get("href")
+    if value is None and tag in ("img", "script", "iframe", "source"):
+        value = root.get("src")
+    return value
+
+
+class Failure:
+    """What an errback receives: the exception ``value``, the ``request``, and the
+    ``response`` when there was one (an :class:`~crawler.errors.HttpError`). Mirrors the parts
+    of Scrapy's Failure that errbacks use (``failure.check(HttpError)``)."""
+
+    __slots__ = ("value", "request", "response")
+
+    def __init__(self, value: BaseException, request: Request, response: Response | None = None):
+        self.value = value
+        self.request = request
+        self.response = response
+
+    @property
+    def type(self) -> type[BaseException]:
+        return type(self.value)
+
+    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
+        """The first of ``types`` the exception is an instance of, else None."""
+        for t in types:
+            if isinstance(self.value, t):
+                return t
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Failure {type(self.value).__name__}: {self.value} for {self.request.url}>"

@@ -1,0 +1,140 @@
+"""Items: the typed ``Item`` base, validation against a spider's ``item_model``, pipelines."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import DropItem
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "to_dict"]
+
+
+class Item(BaseModel):
+    """Base class for typed items: a pydantic model.
+
+    Set ``item_model = MyItem`` on a spider to validate every dict item it yields against it;
+    yield ``MyItem(...)`` instances directly for validation at construction.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ItemPipeline(Protocol):
+    """An item pipeline. Every method is optional and may be sync or async.
+
+    - ``open(spider)``: called once before the first request.
+    - ``process_item(item, spider)``: returns the item (or a new one) to pass on, or raises
+      :class:`~crawler.errors.DropItem` to discard it (counted as ``items_dropped``).
+    - ``close(spider)``: called once at the end, even after errors.
+    """
+
+    def process_item(self, item: Any, spider: Any) -> Any: ...
+
+
+def to_dict(item: Any) -> dict[str, Any]:
+    """An item as a plain dict for the exporters: models are dumped, dataclasses converted."""
+    if type(item) is dict:
+        return item
+    if isinstance(item, BaseModel):
+        return item.model_dump()
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    if isinstance(item, Mapping):
+        return dict(item)
+    raise TypeError(f"not an item: {type(item).__name__}")
+
+
+def is_item(obj: object) -> bool:
+    """Whether a callback output is an item (as opposed to a Request or junk)."""
+    return (
+        isinstance(obj, (dict, BaseModel, Mapping))
+        or (dataclasses.is_dataclass(obj) and not isinstance(obj, type))
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class InvalidItem:
+    """An item that failed validation: what was yielded and why it was refused."""
+
+    item: Any
+    errors: list[dict[str, Any]]
+
+
+class ItemProcessor:
+    """Validates items against the spider's model, then runs them through the pipelines.
+
+    ``process`` returns the finished item, ``None`` when a pipeline dropped it, or an
+    :class:`InvalidItem`. Pipeline exceptions other than DropItem propagate to the engine's
+    per-request boundary, which logs and counts them.
+    """
+
+    def __init__(self, spider: Any, model: type[BaseModel] | None, pipelines: list[Any]) -> None:
+        self.spider = spider
+        self.model = model
+        self._steps: list[tuple[Any, bool]] = []
+        for pipeline in pipelines:
+            method = getattr(pipeline, "process_item", None)
+            if method is not None:
+                self._steps.append((method, inspect.iscoroutinefunction(method)))
+        self.pipelines = pipelines
+        self._logged_kinds: set[str] = set()
+
+    async def open(self) -> None:
+        for pipeline in self.pipelines:
+            await _maybe_await(getattr(pipeline, "open", None), self.spider)
+
+    async def close(self) -> None:
+        # Each pipeline closes even when an earlier one failed to.
+        for pipeline in self.pipelines:
+            try:
+                await _maybe_await(getattr(pipeline, "close", None), self.spider)
+            except Exception:
+                logger.exception("Pipeline %r failed to close", pipeline)
+
+    def validate(self, item: Any) -> Any:
+        """The item validated against the model (a model instance), or an InvalidItem."""
+        model = self.model
+        if model is None or isinstance(item, model):
+            return item
+        try:
+            if isinstance(item, BaseModel):
+                return model.model_validate(item.model_dump())
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                return model.model_validate(dataclasses.asdict(item))
+            return model.model_validate(item)
+        except ValidationError as exc:
+            errors = [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False)
+            ]
+            kind = ",".join(sorted({f"{'.'.join(map(str, e['loc']))}:{e['type']}" for e in errors}))
+            if kind not in self._logged_kinds:  # once per kind, or a bad selector floods the log
+                self._logged_kinds.add(kind)
+                logger.warning("Invalid %s item (%s): %s", model.__name__, kind, errors[0]["msg"])
+            return InvalidItem(item, errors)
+
+    async def run_pipelines(self, item: Any) -> Any:
+        """The item after every pipeline, or None if one dropped it."""
+        for method, is_async in self._steps:
+            try:
+                item = (await method(item, self.spider)) if is_async else method(item, self.spider)
+            except DropItem as exc:
+                logger.debug("Dropped item: %s", exc)
+                return None
+        return item
+
+
+async def _maybe_await(method: Any, *args: Any) -> None:
+    if method is None:
+        return
+    result = method(*args)
+    if inspect.isawaitable(result):
+        await result

@@ -1,0 +1,144 @@
+"""Middlewares: what users plug in around the download and around the callbacks.
+
+A middleware is any object with some of these methods (each sync or async):
+
+Downloader hooks
+    ``process_request(request, spider)`` → ``None`` to go on, a :class:`Response` to answer
+    without downloading, or a new :class:`Request` to schedule instead of this one.
+    ``process_response(request, response, spider)`` → the response (or another one), or a
+    new Request to schedule instead.
+    ``process_exception(request, exc, spider)`` → ``None`` to let the error go on, a Response
+    to use instead, or a new Request to schedule instead.
+
+Spider hook
+    ``process_spider_output(response, result, spider)`` → takes the async iterable of what the
+    callback produced and returns an async iterable (filter, change, add).
+
+Order: the list's order, first = outermost. ``process_request`` runs first-to-last;
+``process_response``, ``process_exception`` and ``process_spider_output`` last-to-first, so
+the first middleware sees the final word, as in Scrapy and Starlette.
+
+Where the built-in behaviours sit: requests reach ``process_request`` after the frontier
+(dedup, priorities), the offsite/depth filters, robots.txt and the per-host slot, right before
+the download. ``process_response`` sees every raw response, redirects and retryable statuses
+included, before the engine's built-in redirect, retry and status handling (so a middleware
+can implement its own retry rule by returning a Request). ``process_exception`` sees download
+errors before the built-in retry. ``process_spider_output`` sees the callback's output before
+the built-in handling of it (offsite and depth filters, item validation, pipelines).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from .http import Request, Response
+
+__all__ = ["MiddlewareChain", "instantiate"]
+
+Hook = tuple[Callable[..., Any], bool]
+
+
+def _hooks(middlewares: list[Any], name: str) -> list[Hook]:
+    out: list[Hook] = []
+    for mw in middlewares:
+        method = getattr(mw, name, None)
+        if method is not None:
+            out.append((method, inspect.iscoroutinefunction(method)))
+    return out
+
+
+async def _call(hook: Hook, *args: Any) -> Any:
+    method, is_async = hook
+    result = method(*args)
+    if is_async or inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def instantiate(obj: Any) -> Any:
+    """A class becomes an instance (no arguments); an instance is used as is."""
+    return obj() if isinstance(obj, type) else obj
+
+
+class MiddlewareChain:
+    """The hooks of a list of middlewares, resolved once (not looked up per request)."""
+
+    def __init__(self, middlewares: list[Any], spider: Any) -> None:
+        self.middlewares = middlewares
+        self.spider = spider
+        self._request = _hooks(middlewares, "process_request")
+        self._response = _hooks(middlewares, "process_response")[::-1]
+        self._exception = _hooks(middlewares, "process_exception")[::-1]
+        self._output = _hooks(middlewares, "process_spider_output")[::-1]
+
+    @property
+    def has_output_hooks(self) -> bool:
+        return bool(self._output)
+
+    async def process_request(self, request: Request) -> Response | Request | None:
+        for hook in self._request:
+            result = await _call(hook, request, self.spider)
+            if result is not None:
+                _check(result, hook, (Response, Request))
+                return result  # type: ignore[no-any-return]
+        return None
+
+    async def process_response(self, request: Request, response: Response) -> Response | Request:
+        for hook in self._response:
+            result = await _call(hook, request, response, self.spider)
+            _check(result, hook, (Response, Request))
+            if isinstance(result, Request):
+                return result
+            response = result
+        return response
+
+    async def process_exception(
+        self, request: Request, exc: BaseException
+    ) -> Response | Request | None:
+        for hook in self._exception:
+            result = await _call(hook, request, exc, self.spider)
+            if result is not None:
+                _check(result, hook, (Response, Request))
+                return result  # type: ignore[no-any-return]
+        return None
+
+    def process_output(self, response: Response, result: AsyncIterable[Any]) -> AsyncIterable[Any]:
+        for method, _ in self._output:
+            result = method(response, result, self.spider)
+            if not hasattr(result, "__aiter__"):
+                raise TypeError(
+                    f"{_name(method)}.process_spider_output must return an async iterable,"
+                    f" got {type(result).__name__}"
+                )
+        return result
+
+
+def _check(result: Any, hook: Hook, allowed: tuple[type, ...]) -> None:
+    if not isinstance(result, allowed):
+        names = " or ".join(t.__name__ for t in allowed)
+        raise TypeError(f"{_name(hook[0])} returned {type(result).__name__}, expected {names}")
+
+
+def _name(method: Callable[..., Any]) -> str:
+    owner = getattr(method, "__self__", None)
+    return f"{type(owner).__name__}.{method.__name__}" if owner is not None else method.__name__
+
+
+async def aiter_outputs(result: Any) -> AsyncIterator[Any]:
+    """Whatever a callback returned, as an async iterator of its outputs."""
+    if result is None:
+        return
+    if hasattr(result, "__aiter__"):
+        async for x in result:
+            yield x
+    elif isinstance(result, (Request, str, bytes, Mapping, BaseModel)) or not hasattr(
+        result, "__iter__"
+    ):  # one output (a model or a dict is iterable, but is one item)
+        yield result
+    else:
+        for x in result:
+            yield x

@@ -1,0 +1,155 @@
+"""The composition root: one function builds every component of a crawl and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from .downloader import Downloader
+from .engine import Engine
+from .exporters import Exporter, invalid_path_for, open_exporter
+from .frontier.base import Frontier
+from .frontier.memory import MemoryFrontier
+from .items import ItemProcessor
+from .loader import import_object
+from .middleware import MiddlewareChain, instantiate
+from .settings import Settings
+from .spider import Spider
+from .stats import Progress, Stats
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CrawlResult", "run_spider"]
+
+
+@dataclass(slots=True)
+class CrawlResult:
+    """How a crawl ended: the finish reason and the final stats."""
+
+    reason: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class _LazyExporter:
+    """Opens ``<output>.invalid.jsonl`` only when the first invalid item arrives."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._exporter: Exporter | None = None
+
+    def write(self, items: Any) -> None:
+        if self._exporter is None:
+            self._exporter = open_exporter(self.path, overwrite=False)
+        self._exporter.write(items)
+
+    def flush(self) -> None:
+        if self._exporter is not None:
+            self._exporter.flush()
+
+    def close(self) -> None:
+        if self._exporter is not None:
+            self._exporter.close()
+
+    def tell(self) -> int:
+        return self._exporter.tell() if self._exporter is not None else 0
+
+
+def build_frontier(settings: Settings) -> Frontier:
+    """The frontier backend the settings ask for."""
+    return MemoryFrontier()
+
+
+async def run_spider(
+    spider_cls: type[Spider],
+    settings: Settings,
+    *,
+    spider_args: dict[str, Any] | None = None,
+    output: str | None = None,
+    overwrite: bool = False,
+    stats_path: str | None = None,
+    handle_signals: bool = False,
+    frontier: Frontier | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+) -> CrawlResult:
+    """Build the crawl from ``settings`` and the spider class, run it, and close every part
+    (each in its own ``finally``), whatever happens.
+
+    ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
+    at once; either way the output ends in whole lines.
+    """
+    spider = spider_cls(**(spider_args or {}))
+    stats = Stats()
+    pipelines = [instantiate(p) for p in spider.pipelines]
+    pipelines += [instantiate(import_object(p)) for p in settings.pipelines]
+    middlewares = [instantiate(m) for m in spider.middlewares]
+    middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
+    items = ItemProcessor(spider, spider.item_model, pipelines)
+    frontier = frontier if frontier is not None else build_frontier(settings)
+    reason = "error"
+    async with AsyncExitStack() as stack:
+        exporter = open_exporter(output, overwrite=overwrite) if output else None
+        if exporter is not None:
+            stack.callback(exporter.close)
+        invalid = _LazyExporter(invalid_path_for(output)) if output else None
+        if invalid is not None:
+            stack.callback(invalid.close)
+        downloader = await stack.enter_async_context(Downloader(settings, stats))
+        await frontier.open()
+        stack.push_async_callback(frontier.close)
+        await items.open()
+        stack.push_async_callback(items.close)
+        engine = Engine(
+            spider=spider,
+            settings=settings,
+            frontier=frontier,
+            downloader=downloader,
+            items=items,
+            middlewares=MiddlewareChain(middlewares, spider),
+            exporter=exporter,
+            invalid_exporter=invalid,
+            stats=stats,
+        )
+        if on_engine is not None:
+            on_engine(engine)
+        if handle_signals:
+            _install_signals(engine, stack)
+        await stack.enter_async_context(
+            Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
+        )
+        try:
+            reason = await engine.run()
+        except asyncio.CancelledError:
+            reason = "killed"
+            raise
+        finally:
+            stats.finish(reason)
+            if stats_path:
+                stats.dump_json(stats_path)
+    logger.info("Crawl %s.\n%s", reason, stats.summary())
+    return CrawlResult(reason, stats.to_dict())
+
+
+def _install_signals(engine: Engine, stack: AsyncExitStack) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_signal(signame: str) -> None:
+        if engine.stopping is None:
+            logger.warning("%s: stopping after the requests in flight (again to stop now)", signame)
+            engine.stop(f"signal_{signame}")
+        elif task is not None:
+            logger.warning("%s again: stopping now", signame)
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        except (NotImplementedError, RuntimeError):  # not the main thread / platform
+            return
+        stack.callback(loop.remove_signal_handler, sig)

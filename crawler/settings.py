@@ -1,0 +1,611 @@
+"""One pydantic ``Settings`` model, the layering that fills it, and readable error messages.
+
+Layers, lowest first (a higher layer wins)::
+
+    built-in defaults < settings.toml < spider custom_settings < CRAWLER_<NAME> env < CLI -s
+
+:func:`build_settings` merges the layers into one dict, remembering which layer gave each
+value, then validates once. Any problem raises :class:`~crawler.errors.SettingsError` naming
+the setting, the layer it came from and, for a misspelt name, the closest valid one.
+
+Merging: a table (``[close_on]``, ``default_headers``) given in several layers is merged key
+by key, the higher layer winning per key; any other value replaces the lower layer's whole.
+A value given in any layer replaces the built-in default.
+
+Strings from the environment and the CLI are parsed by the type of the setting they name:
+string settings keep the raw text (an empty string clears an optional one: ``-s proxy=``);
+other settings try JSON first (``10``, ``true``, ``[500, 503]``, ``{"items": 5}``); list
+settings then accept a comma-separated form (``500,503``; empty = ``[]``); anything else is
+left to pydantic's lax coercion (``"yes"`` -> ``True``). Nested keys are written
+``close_on.items`` on the CLI and ``CRAWLER_CLOSE_ON__ITEMS`` in the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from yarl import URL
+
+from .errors import SettingsError
+
+__all__ = [
+    "DEFAULT_HEADERS",
+    "ENV_ALLOWED",
+    "ENV_ALLOWED_PREFIXES",
+    "ENV_PREFIX",
+    "SETTINGS_FILE",
+    "USER_AGENT",
+    "CloseOn",
+    "Settings",
+    "build_settings",
+    "settings_table_markdown",
+]
+
+USER_AGENT = "crawler/0.1 (+https://github.com/crawler-project/crawler)"
+DEFAULT_HEADERS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "Accept-Language": "en",
+    }
+)
+SETTINGS_FILE = "settings.toml"
+ENV_PREFIX = "CRAWLER_"
+#: Environment variables that start with ``CRAWLER_`` but are not settings (never an error).
+ENV_ALLOWED: frozenset[str] = frozenset({"CRAWLER_REQUIRE_REDIS"})
+#: Prefixes of such variables: ``CRAWLER_TEST_*`` is free for test suites.
+ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CRAWLER_TEST_",)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HttpStatus = typing.Annotated[int, Field(ge=100, le=599)]
+
+_MODEL_CONFIG = ConfigDict(
+    extra="forbid",
+    validate_assignment=False,
+    frozen=True,
+    use_attribute_docstrings=True,
+    allow_inf_nan=False,
+)
+_IMPORT_PATH = re.compile(
+    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"  # pkg.mod:Name
+    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # pkg.mod.Name
+)
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+class CloseOn(BaseModel):
+    """Limits that end the crawl gracefully once reached; 0 means no limit."""
+
+    model_config = _MODEL_CONFIG
+
+    items: int = Field(default=0, ge=0)
+    """Stop after this many items were scraped."""
+    pages: int = Field(default=0, ge=0)
+    """Stop after this many responses were received."""
+    seconds: float = Field(default=0.0, ge=0)
+    """Stop after this many seconds of crawling."""
+    errors: int = Field(default=0, ge=0)
+    """Stop after this many errors (download, callback or pipeline)."""
+
+
+class Settings(BaseModel):
+    """Every setting of a crawl, validated once; immutable. Build it with :func:`build_settings`."""
+
+    model_config = _MODEL_CONFIG
+
+    concurrency: int = Field(default=64, ge=1)
+    """Global maximum of requests in flight."""
+    concurrency_per_host: int = Field(default=8, ge=1)
+    """Maximum of requests in flight to one host."""
+    download_delay: float = Field(default=0.0, ge=0)
+    """Seconds between two requests to the same host."""
+    timeout: float = Field(default=30.0, gt=0)
+    """Total wall-clock deadline per response in seconds: connect, headers and the whole body."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds allowed to open a connection."""
+    read_timeout: float = Field(default=20.0, gt=0)
+    """Maximum silence in seconds between two reads of a response."""
+    retries: int = Field(default=3, ge=0)
+    """Times a failed request is retried (connection errors, timeouts, retry_http_codes)."""
+    retry_http_codes: list[HttpStatus] = Field(
+        default_factory=lambda: [408, 429, 500, 502, 503, 504, 522, 524]
+    )
+    """HTTP statuses that are retried."""
+    retry_backoff: float = Field(default=0.5, ge=0)
+    """Base of the exponential backoff between retries, in seconds (plus jitter)."""
+    retry_backoff_max: float = Field(default=60.0, ge=0)
+    """Upper bound of one backoff delay, in seconds."""
+    max_redirects: int = Field(default=10, ge=0)
+    """Maximum redirect hops followed for one request."""
+    user_agent: str = USER_AGENT
+    """The User-Agent header sent with every request."""
+    default_headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADERS))
+    """Headers sent with every request unless the request sets them."""
+    obey_robots: bool = True
+    """Honour robots.txt."""
+    depth_limit: int = Field(default=0, ge=0)
+    """Maximum link depth from the start requests; 0 means no limit."""
+    depth_priority: int = 0
+    """Added to a request's priority per level of depth: positive = depth-first,
+    negative = breadth-first (FIFO within a priority is breadth-first already)."""
+    max_response_size: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Maximum body size in bytes (32 MiB), checked while streaming and after decompression."""
+    close_on: CloseOn = Field(default_factory=CloseOn)
+    """Limits that end the crawl gracefully: items, pages, seconds, errors (0 = no limit)."""
+    log_level: LogLevel = "INFO"
+    """Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
+    log_interval: float = Field(default=60.0, gt=0)
+    """Seconds between two progress log lines when the output is not a terminal."""
+    spiders: str = "spiders"
+    """Package where spiders are discovered."""
+    proxy: str | None = None
+    """An http:// or https:// proxy URL for the whole crawl; a request's meta["proxy"]
+    overrides it."""
+    cookies: bool = True
+    """Keep one cookie jar for the whole crawl."""
+    handle_status: list[HttpStatus] = Field(default_factory=list)
+    """Non-2xx statuses passed to the callback instead of the errback, for every spider."""
+    pipelines: list[str] = Field(default_factory=list)
+    """Item pipelines by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
+    middlewares: list[str] = Field(default_factory=list)
+    """Middlewares by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
+    verify_tls: bool = True
+    """Verify TLS certificates."""
+    block_private_addresses: bool = False
+    """Refuse hosts that resolve to loopback, private, link-local or reserved addresses."""
+    autothrottle: bool = False
+    """Adapt each host's delay to its latency."""
+    autothrottle_target_concurrency: float = Field(default=2.0, gt=0)
+    """Average number of requests in flight per host that autothrottle aims for."""
+    autothrottle_start_delay: float = Field(default=1.0, ge=0)
+    """Initial per-host delay in seconds under autothrottle."""
+    autothrottle_max_delay: float = Field(default=60.0, ge=0)
+    """Largest per-host delay in seconds under autothrottle; must be >= download_delay."""
+    max_pages_per_host: int = Field(default=0, ge=0)
+    """Maximum of pages fetched from one host; 0 means no limit."""
+    url_length_limit: int = Field(default=2083, ge=0)
+    """Longer URLs are dropped; 0 means no limit."""
+    max_repeated_segments: int = Field(default=3, ge=0)
+    """A URL whose path repeats any segment more than this many times is dropped; 0 = off."""
+    frontier_url: str | None = None
+    """Shared frontier, e.g. "redis://127.0.0.1:6379/0" (schemes redis, rediss, memory);
+    unset = in-memory."""
+    crawl_id: str = ""
+    """Name of the crawl in a shared frontier; empty = derived from the spider name."""
+    lease_timeout: float = Field(default=60.0, gt=0)
+    """Seconds before a leased request that was not acknowledged is handed out again."""
+    max_deliveries: int = Field(default=5, ge=1)
+    """A request leased this many times without being acknowledged is given up."""
+    jobdir: str | None = None
+    """Directory where a crawl's state is kept so it can be resumed; unset = not persisted."""
+    output_batch: int = Field(default=100, ge=1)
+    """Items buffered before one write to the output."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("spiders")
+    @classmethod
+    def _check_package(cls, value: str) -> str:
+        if not _MODULE_NAME.fullmatch(value):
+            raise ValueError(f"not a package name: {value!r}")
+        return value
+
+    @field_validator("pipelines", "middlewares")
+    @classmethod
+    def _check_import_paths(cls, value: list[str]) -> list[str]:
+        for index, path in enumerate(value):
+            if not _IMPORT_PATH.fullmatch(path):
+                raise ValueError(
+                    f"item {index}: {path!r} is not an import path"
+                    " ('pkg.mod:Name' or 'pkg.mod.Name')"
+                )
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        return _check_url(value, ("http", "https"))
+
+    @field_validator("frontier_url")
+    @classmethod
+    def _check_frontier_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("redis", "rediss", "memory"), need_host=False)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        # Raised with the names involved in ctx so build_settings can blame the one the user set.
+        if self.retry_backoff_max < self.retry_backoff:
+            raise PydanticCustomError(
+                "cross_field",
+                "retry_backoff_max ({high}) must be >= retry_backoff ({low})",
+                {"fields": "retry_backoff_max,retry_backoff", "high": self.retry_backoff_max,
+                 "low": self.retry_backoff},
+            )
+        # Without autothrottle its max delay is unused: no reason to refuse a long download_delay.
+        if self.autothrottle and self.autothrottle_max_delay < self.download_delay:
+            raise PydanticCustomError(
+                "cross_field",
+                "autothrottle_max_delay ({high}) must be >= download_delay ({low})",
+                {"fields": "autothrottle_max_delay,download_delay",
+                 "high": self.autothrottle_max_delay, "low": self.download_delay},
+            )
+        return self
+
+
+def _check_url(
+    value: str | None, schemes: tuple[str, ...], *, need_host: bool = True
+) -> str | None:
+    if value is None:
+        return None
+    try:
+        url = URL(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a URL: {value!r} ({exc})") from None
+    if url.scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
+        raise ValueError(f"{value!r} must start with {allowed}")
+    if need_host and not url.host:
+        raise ValueError(f"{value!r} has no host")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Layering
+
+_Path = tuple[str, ...]
+_Kind = Literal["str", "optional_str", "list", "other"]
+
+
+@dataclass(slots=True)
+class _Layers:
+    """The merged raw values and, for every key path set, the layer that set it last."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[tuple[str | int, ...], str] = field(default_factory=dict)
+
+    def set(self, path: _Path, value: Any, source: str) -> None:
+        node = self.values
+        for depth, key in enumerate(path[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+                self._forget_below(path[: depth + 1])
+            self.sources[path[: depth + 1]] = source
+            node = child
+        self._merge(node, path, value, source)
+
+    def _merge(self, node: dict[str, Any], path: _Path, value: Any, source: str) -> None:
+        key = path[-1]
+        self.sources[path] = source
+        if isinstance(value, Mapping):
+            existing = node.get(key)
+            if not isinstance(existing, dict):
+                self._forget_below(path)
+                existing = node[key] = {}
+            for sub_key, sub_value in value.items():
+                self._merge(existing, (*path, str(sub_key)), sub_value, source)
+        else:
+            self._forget_below(path)
+            node[key] = value
+
+    def _forget_below(self, path: _Path) -> None:
+        n = len(path)
+        for stale in [p for p in self.sources if len(p) > n and p[:n] == path]:
+            del self.sources[stale]
+
+    def source_of(self, loc: tuple[str | int, ...]) -> str:
+        for end in range(len(loc), 0, -1):
+            found = self.sources.get(loc[:end])
+            if found is not None:
+                return found
+        return "defaults"
+
+
+def build_settings(
+    *,
+    project_dir: Path | None,
+    custom_settings: Mapping[str, Any] | None = None,
+    cli: Sequence[str] | Mapping[str, Any] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge every layer and validate once.
+
+    ``project_dir`` is the folder that may hold ``settings.toml`` (a missing file is fine;
+    ``None`` skips it). ``custom_settings`` are the spider's, as Python values. ``cli`` is the
+    list of ``-s`` arguments (``"name=value"``, dotted names for nested keys) or a mapping of
+    name to value (string values are parsed like ``-s`` ones). ``environ`` defaults to
+    ``os.environ``; every ``CRAWLER_*`` variable must name a setting unless listed in
+    :data:`ENV_ALLOWED` / :data:`ENV_ALLOWED_PREFIXES`.
+
+    Raises :class:`SettingsError` for an unreadable or malformed ``settings.toml``, a ``-s``
+    argument without ``=``, an unknown name or an invalid value; the first problem is
+    described and the count of the others added.
+    """
+    layers = _Layers()
+    if project_dir is not None:
+        toml_path = (project_dir / SETTINGS_FILE).resolve()
+        if toml_path.exists():
+            source = f"{SETTINGS_FILE} ({toml_path})"
+            for key, value in _read_toml(toml_path, source).items():
+                layers.set((key,), value, source)
+    for key, value in (custom_settings or {}).items():
+        layers.set(_split_dotted(key, "spider custom_settings"), value, "spider custom_settings")
+    env = os.environ if environ is None else environ
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or _env_allowed(var):
+            continue
+        path = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
+        source = f"environment {var}"
+        if not all(path):
+            raise SettingsError(var, source, "not a setting name (use CRAWLER_<NAME>)")
+        layers.set(path, _parse_string(path, env[var]), source)
+    for path, value in _cli_pairs(cli):
+        layers.set(path, _parse_string(path, value) if isinstance(value, str) else value, "CLI -s")
+    try:
+        return Settings.model_validate(layers.values)
+    except ValidationError as exc:
+        raise _translate(exc, layers) from None
+
+
+def _env_allowed(var: str) -> bool:
+    return var in ENV_ALLOWED or var.startswith(ENV_ALLOWED_PREFIXES)
+
+
+def _split_dotted(key: object, source: str) -> _Path:
+    if not isinstance(key, str):
+        raise SettingsError(repr(key), source, "setting names must be strings")
+    path = tuple(part.strip() for part in key.split("."))
+    if not all(path):
+        raise SettingsError(key, source, "empty name in a dotted setting name")
+    return path
+
+
+def _cli_pairs(cli: Sequence[str] | Mapping[str, Any]) -> list[tuple[_Path, Any]]:
+    if isinstance(cli, Mapping):
+        return [(_split_dotted(key, "CLI -s"), value) for key, value in cli.items()]
+    pairs: list[tuple[_Path, Any]] = []
+    for arg in cli:
+        name, sep, value = arg.partition("=")
+        if not sep:
+            raise SettingsError(arg, "CLI -s", "expected name=value")
+        pairs.append((_split_dotted(name.strip(), "CLI -s"), value))
+    return pairs
+
+
+def _read_toml(path: Path, source: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(SETTINGS_FILE, source, f"cannot read the file: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11 only has the position inside the message: "... (at line 3, column 7)".
+        detail = str(exc)
+        match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", detail)
+        if match is None:
+            raise SettingsError(SETTINGS_FILE, source, f"invalid TOML: {detail}") from None
+        line_no = int(match.group(1))
+        lines = text.splitlines()
+        line = lines[line_no - 1] if 0 < line_no <= len(lines) else ""
+        key = re.match(r"\s*\[*\s*([A-Za-z0-9_.-]+)", line)
+        raise SettingsError(
+            key.group(1) if key else SETTINGS_FILE,
+            source,
+            f"invalid TOML at line {line_no}, column {match.group(2)}: {detail[: match.start()]}",
+        ) from None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _field_kind(path: _Path) -> _Kind:
+    """How a string for this key path is parsed; unknown paths parse like non-strings."""
+    model: type[BaseModel] | None = Settings
+    annotation: Any = None
+    for key in path:
+        if model is None or key not in model.model_fields:
+            return "other"
+        annotation = model.model_fields[key].annotation
+        model = _nested_model(annotation)
+    return _kind_of(annotation)
+
+
+def _kind_of(annotation: Any) -> _Kind:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is str:
+        return "str"
+    if origin is Literal and all(isinstance(a, str) for a in args):
+        return "str"
+    if origin is list:
+        return "list"
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and _kind_of(rest[0]) == "str":
+            return "optional_str"
+    return "other"
+
+
+def _parse_string(path: _Path, raw: str) -> Any:
+    """Turn an env or CLI string into a value for the setting at ``path`` (see module docs)."""
+    kind = _field_kind(path)
+    if kind == "str":
+        return raw
+    if kind == "optional_str":
+        return raw if raw.strip() else None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        pass
+    else:
+        if kind != "list" or isinstance(value, list):
+            return value
+    if kind == "list":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# Error messages
+
+_EXPECTED = {
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "finite_number": "expected a finite number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+}
+_BOUNDS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+
+
+def _translate(exc: ValidationError, layers: _Layers) -> SettingsError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    if first["type"] == "cross_field":
+        # Blame whichever of the fields involved came from the highest layer.
+        names = str(first.get("ctx", {}).get("fields", "")).split(",")
+        loc = (max(names, key=lambda n: _layer_rank(layers.source_of((n,)))),)
+    name = ".".join(str(part) for part in loc if isinstance(part, str)) or "(settings)"
+    source = layers.source_of(loc)
+    message, suggestion = _describe(first, loc, source)
+    if len(errors) > 1:
+        others = sorted(
+            {".".join(str(p) for p in e["loc"] if isinstance(p, str)) for e in errors[1:]}
+        )
+        count = len(errors) - 1
+        listing = ", ".join(repr(n) for n in others if n)
+        message += f" [and {count} other error{'s' if count > 1 else ''}: {listing}]"
+    return SettingsError(name, source, message, suggestion)
+
+
+_LAYER_ORDER = ("defaults", SETTINGS_FILE, "spider", "environment", "CLI")
+
+
+def _layer_rank(source: str) -> int:
+    return max((i for i, p in enumerate(_LAYER_ORDER) if source.startswith(p)), default=0)
+
+
+def _describe(error: Any, loc: tuple[str | int, ...], source: str) -> tuple[str, str | None]:
+    kind: str = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx", {})
+    items = "".join(f"item {part}: " for part in loc if isinstance(part, int))
+    if kind == "extra_forbidden":
+        return "unknown setting", _suggest(loc, source)
+    if kind in _EXPECTED:
+        return f"{items}{_EXPECTED[kind]}, got {_show(value)}", None
+    if kind in _BOUNDS:
+        key, sign = _BOUNDS[kind]
+        return f"{items}must be {sign} {ctx.get(key)}, got {_show(value)}", None
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}, got {_show(value)}", None
+    if kind in ("value_error", "assertion_error"):
+        return items + str(ctx.get("error", error["msg"])), None
+    if kind == "cross_field":
+        return str(error["msg"]), None
+    msg = str(error["msg"])
+    return f"{items}{msg[:1].lower()}{msg[1:]}, got {_show(value)}", None
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
+    """The closest valid name for an unknown one, spelt the way the source spells names."""
+    model: type[BaseModel] | None = Settings
+    for key in loc[:-1]:
+        info = model.model_fields.get(str(key)) if model is not None else None
+        model = _nested_model(info.annotation) if info is not None else None
+    if model is None:
+        return None
+    unknown = str(loc[-1]).lower().replace("-", "_")
+    matches = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
+    if not matches:
+        return None
+    path = [str(part) for part in loc[:-1]] + [matches[0]]
+    if source.startswith("environment"):
+        return ENV_PREFIX + "__".join(path).upper()
+    return ".".join(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table: ``| name | default | description |``, one row per field
+    (``close_on``'s sub-fields as ``close_on.items`` ...), in declaration order."""
+    rows = ["| name | default | description |", "| --- | --- | --- |"]
+
+    def add(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            nested = _nested_model(info.annotation)
+            default = (
+                ""
+                if nested is not None
+                else _toml_literal(info.get_default(call_default_factory=True))
+            )
+            description = " ".join((info.description or "").split())
+            rows.append(f"| `{prefix}{name}` | {default} | {_cell(description)} |")
+            if nested is not None:
+                add(nested, f"{prefix}{name}.")
+
+    add(Settings, "")
+    return "\n".join(rows) + "\n"
+
+
+def _toml_literal(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + "}"
+    else:
+        text = json.dumps(value)
+    return "`" + _cell(text) + "`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+if __name__ == "__main__":  # python -m crawler.settings: print the table for the README
+    print(settings_table_markdown(), end="")

@@ -1,0 +1,63 @@
+"""The Spider base class: what a user subclasses in ``spiders/``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from .http import Request, Response
+
+__all__ = ["Spider"]
+
+
+class Spider:
+    """Base class of every spider.
+
+    Class attributes:
+
+    - ``name``: how ``crawl <name>`` finds the spider (required, unique in the project).
+    - ``start_urls``: the first URLs, fetched with :meth:`parse` as callback by :meth:`start`.
+    - ``allowed_domains``: when set, requests to other hosts (subdomains included) are dropped
+      and counted as ``offsite_dropped``; start requests are not filtered.
+    - ``custom_settings``: settings for this spider, above ``settings.toml`` and below the
+      environment and ``-s``.
+    - ``item_model``: a pydantic model every dict item is validated against.
+    - ``pipelines`` / ``middlewares``: objects (or classes, instantiated without arguments)
+      run before those named in the settings.
+    - ``handle_status``: non-2xx statuses that still go to callbacks, for every request.
+
+    Spider arguments (``-a key=value``) arrive as keyword arguments and become attributes.
+    ``state`` is a JSON-serialisable dict that durable crawls persist across resumes.
+    """
+
+    name: ClassVar[str] = ""
+    start_urls: ClassVar[list[str]] = []
+    allowed_domains: ClassVar[list[str] | None] = None
+    custom_settings: ClassVar[dict[str, Any]] = {}
+    item_model: ClassVar[type[BaseModel] | None] = None
+    pipelines: ClassVar[list[Any]] = []
+    middlewares: ClassVar[list[Any]] = []
+    handle_status: ClassVar[list[int]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self.state: dict[str, Any] = {}
+        self.logger = logging.getLogger(f"spiders.{self.name or type(self).__name__}")
+
+    async def start(self) -> AsyncIterator[Request]:
+        """The first requests of the crawl: by default a GET per ``start_urls`` entry, with
+        :meth:`parse` as callback. Override (as an async generator) for anything else."""
+        for url in self.start_urls:
+            yield Request(url, dont_filter=True)
+
+    def parse(self, response: Response) -> Any:
+        """The default callback. Yield items (dicts, pydantic models, dataclasses) and
+        Requests; a plain function, generator, async generator or coroutine all work."""
+        raise NotImplementedError(f"{type(self).__name__}.parse() is not defined")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,323 @@
+"""Stats counters, summary, JSON dump, resume merge, and the progress reporter's two modes."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import io
+import json
+import logging
+import os
+import re
+import struct
+import subprocess
+import sys
+import termios
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import crawler
+from crawler.stats import Progress, Stats
+
+
+def crawl_like(stats: Stats) -> None:
+    for _ in range(10):
+        stats.inc("requests")
+    for code, n in (("200", 7), ("404", 1), ("503", 1)):
+        stats.inc(f"status/{code}", n)
+        stats.inc("responses", n)
+    stats.inc("bytes", 3 * 1024 * 1024)
+    stats.inc("items_scraped", 6)
+    stats.inc("items_invalid")
+    stats.inc("errors/DownloadTimeout", 2)
+    stats.inc("errors/HttpError")
+    stats.inc("retries", 2)
+    stats.inc("redirects")
+    stats.inc("duplicates_filtered", 4)
+    stats.inc("offsite_dropped")
+    stats.max("max_depth", 2)
+    stats.max("max_depth", 5)
+    stats.max("max_depth", 3)
+    stats.set("pending", 0)
+    stats.set("in_flight", 0)
+
+
+def test_counters() -> None:
+    stats = Stats()
+    crawl_like(stats)
+    assert stats.get("requests") == 10
+    assert stats.get("responses") == 9
+    assert stats.get("max_depth") == 5
+    assert stats.get("never") == 0
+    assert stats.get("never", None) is None
+    assert stats.total("errors") == 3
+    assert stats.total("status") == 9
+
+
+def test_to_dict_timing() -> None:
+    stats = Stats()
+    assert stats.to_dict()["elapsed"] == 0.0 and stats.to_dict()["pages_per_second"] == 0.0
+    stats.start()
+    crawl_like(stats)
+    stats.finish("finished")
+    data = stats.to_dict()
+    assert list(data) == sorted(data)
+    assert data["requests"] == 10 and data["status/200"] == 7
+    assert data["finish_reason"] == "finished"
+    start = datetime.fromisoformat(data["start_time"])
+    finish = datetime.fromisoformat(data["finish_time"])
+    assert start.tzinfo is not None and start <= finish
+    elapsed = stats.elapsed
+    assert elapsed > 0 and stats.elapsed == elapsed  # frozen once finished
+    assert data["pages_per_second"] == pytest.approx(9 / elapsed, rel=0.01)
+    assert data["items_per_second"] == pytest.approx(6 / elapsed, rel=0.01)
+
+
+def test_summary_groups_and_order() -> None:
+    stats = Stats()
+    stats.start()
+    crawl_like(stats)
+    stats.inc("robots/forbidden", 2)
+    stats.finish("closespider_itemcount")
+    text = stats.summary()
+    lines = text.splitlines()
+    assert lines[0].startswith("Crawl finished (closespider_itemcount) after ")
+    assert "pages/s" in lines[0]
+    titles = [line for line in lines if not line.startswith(" ")][1:]
+    assert titles == ["Requests", "Responses by status", "Items", "Errors by type (3)",
+                      "Filtered", "Frontier", "Robots"]
+
+    def section(title: str) -> list[list[str]]:
+        start = lines.index(title) + 1
+        rows = []
+        for line in lines[start:]:
+            if not line.startswith("  "):
+                break
+            rows.append(line.split(None, 1))
+        return rows
+
+    assert section("Responses by status") == [["200", "7"], ["404", "1"], ["503", "1"]]
+    assert section("Errors by type (3)") == [["DownloadTimeout", "2"], ["HttpError", "1"]]
+    assert ["bytes", "3,145,728 (3.0 MiB)"] in section("Requests")
+    assert ["max_depth", "5"] in section("Requests")
+    assert section("Filtered") == [["duplicates_filtered", "4"], ["offsite_dropped", "1"]]
+    assert section("Robots") == [["forbidden", "2"]]
+    assert text.count("duplicates_filtered") == 1
+
+
+def test_summary_status_codes_sorted_numerically() -> None:
+    stats = Stats()
+    for code in ("503", "200", "30", "1000"):
+        stats.inc(f"status/{code}")
+    text = stats.summary()
+    codes = [line.split()[0] for line in text.splitlines() if line.startswith("  ")]
+    assert codes == ["30", "200", "503", "1000"]
+
+
+def test_dump_json(tmp_path: Path) -> None:
+    stats = Stats()
+    stats.start()
+    crawl_like(stats)
+    stats.finish("finished")
+    path = tmp_path / "out" / "stats.json"
+    stats.dump_json(str(path))
+    assert json.loads(path.read_text()) == stats.to_dict()
+    assert list(tmp_path.joinpath("out").iterdir()) == [path]  # no temp file left behind
+
+
+def test_load_merges_across_resumes() -> None:
+    first = Stats()
+    first.start()
+    crawl_like(first)
+    first.set("pending", 40)
+    first.set("note", "kept")
+    first.finish("shutdown")
+    saved = json.loads(json.dumps(first.to_dict()))
+
+    second = Stats()
+    second.load(saved)
+    second.start()
+    second.inc("requests", 5)
+    second.inc("responses", 5)
+    second.inc("status/200", 5)
+    second.inc("errors/ConnectError")
+    second.max("max_depth", 4)
+    second.set("pending", 0)
+    second.finish("finished")
+    data = second.to_dict()
+
+    assert data["requests"] == 15
+    assert data["responses"] == 14
+    assert data["status/200"] == 12
+    assert data["errors/DownloadTimeout"] == 2 and data["errors/ConnectError"] == 1
+    assert data["max_depth"] == 5  # max, not sum
+    assert data["pending"] == 0  # a gauge: the new run's value
+    assert data["finish_reason"] == "finished"
+    assert data["note"] == "kept"
+    assert data["start_time"] == saved["start_time"]  # the job's first start
+    assert data["elapsed"] >= saved["elapsed"]
+    assert second.elapsed == pytest.approx(saved["elapsed"] + (second.elapsed - saved["elapsed"]))
+    assert data["pages_per_second"] == pytest.approx(14 / second.elapsed, rel=0.01)
+
+
+def test_import_does_not_load_rich() -> None:
+    code = "import sys, crawler.stats; print('rich' in sys.modules)"
+    # The same crawler package as this process, wherever it is imported from.
+    env = {**os.environ, "PYTHONPATH": str(Path(crawler.__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LINE = re.compile(
+    r"Crawled (\d+) pages \(at ([\d.]+) pages/s\), scraped (\d+) items \(at ([\d.]+)/s\), "
+    r"pending (\d+), in flight (\d+), errors (\d+)"
+)
+
+
+async def test_progress_logs_a_line_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    stats = Stats()
+    stats.start()
+    gauge_calls = 0
+
+    def gauges() -> tuple[int, int]:
+        nonlocal gauge_calls
+        gauge_calls += 1
+        return 7, 3
+
+    caplog.set_level(logging.INFO, logger="crawler.stats")
+    progress = Progress(stats, interval=0.2, stream=io.StringIO(), gauges=gauges)
+    assert progress.live is False  # a StringIO is not a terminal
+    async with progress:
+        for _ in range(10):
+            stats.inc("responses", 10)
+            stats.inc("items_scraped", 5)
+            stats.inc("errors/HttpError")
+            await asyncio.sleep(0.1)
+    found = [LINE.search(r.getMessage()) for r in caplog.records]
+    matches = [m for m in found if m]
+    assert len(matches) >= 2  # ~1 s at 0.2 s: 5 lines, >= 2 however slow the machine
+    pages = [int(m.group(1)) for m in matches]
+    assert pages == sorted(pages) and 0 < pages[-1] <= 100
+    for m in matches:
+        assert (m.group(5), m.group(6)) == ("7", "3")
+        # One consistent snapshot: items and errors move in step with pages.
+        assert int(m.group(3)) * 2 == int(m.group(1)) == int(m.group(7)) * 10
+        assert float(m.group(2)) > 0
+    assert gauge_calls >= len(matches)
+    # The reporting task is gone: nothing left running after the context.
+    assert {t for t in asyncio.all_tasks() if not t.done()} == {asyncio.current_task()}
+    count = len(matches)
+    await asyncio.sleep(0.5)
+    assert len([r for r in caplog.records if LINE.search(r.getMessage())]) == count
+
+
+async def test_progress_zero_interval_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="crawler.stats")
+    async with Progress(Stats(), interval=0, stream=io.StringIO()) as progress:
+        assert progress.live is False
+        await asyncio.sleep(0.1)
+    assert not caplog.records
+
+
+async def test_progress_cancelled_from_outside_propagates() -> None:
+    entered = asyncio.Event()
+
+    async def crawl() -> None:
+        async with Progress(Stats(), interval=0.05, stream=io.StringIO()):
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(crawl())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert {t for t in asyncio.all_tasks() if not t.done()} == {asyncio.current_task()}
+
+
+async def test_progress_live_display_on_a_pty() -> None:
+    """A real pseudo-terminal: the display is chosen by isatty() and rendered by rich."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    stream = os.fdopen(slave, "w", encoding="utf-8")
+    received = bytearray()
+    loop = asyncio.get_running_loop()
+    os.set_blocking(master, False)
+
+    def drain() -> None:
+        try:
+            received.extend(os.read(master, 65536))
+        except (BlockingIOError, OSError):
+            pass
+
+    loop.add_reader(master, drain)
+    try:
+        stats = Stats()
+        stats.start()
+        stats.inc("responses", 1234)
+        stats.inc("items_scraped", 1000)
+        stats.inc("errors/DownloadTimeout", 2)
+        progress = Progress(stats, interval=60, stream=stream, gauges=lambda: (55, 8),
+                            refresh=0.05)
+        assert progress.live is True
+        async with progress:
+            for _ in range(6):
+                stats.inc("responses", 100)
+                await asyncio.sleep(0.05)
+        stream.flush()
+        await asyncio.sleep(0.1)
+        drain()
+    finally:
+        loop.remove_reader(master)
+        stream.close()
+        os.close(master)
+    raw = received.decode("utf-8", "replace")
+    assert "\x1b[" in raw  # ANSI control sequences: rich drew (and erased) a live line
+    text = ANSI.sub("", raw)
+    pages = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) pages", text)]
+    assert len(set(pages)) >= 2  # refreshed while running, with the new figures
+    assert all(1234 <= n <= 1834 for n in pages) and pages == sorted(pages)
+    line = text.splitlines()[0]  # one line, not wrapped
+    assert "1,000 items" in line
+    assert "pending 55" in line and "in flight 8" in line and "errors 2" in line
+
+
+async def test_progress_live_forced_on_any_stream() -> None:
+    stream = io.StringIO()
+    stats = Stats()
+    stats.inc("responses", 42)
+    async with Progress(stats, stream=stream, live=True, refresh=0.05):
+        await asyncio.sleep(0.15)
+    raw = stream.getvalue()
+    assert "\x1b[" in raw and "42 pages" in ANSI.sub("", raw)
+
+
+async def test_live_display_keeps_log_records_readable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Log records sent to the display's stream print above the live line, not through it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    log = logging.getLogger("crawler.test_live")
+    root = logging.getLogger("crawler")
+    root.addHandler(handler)
+    log.setLevel(logging.INFO)
+    original = handler.stream
+    try:
+        async with Progress(Stats(), stream=sys.stderr, live=True, refresh=0.05):
+            await asyncio.sleep(0.1)
+            assert handler.stream is not original  # rerouted through rich while live
+            log.info("fetched http://127.0.0.1/page/1")
+            await asyncio.sleep(0.1)
+        assert handler.stream is original
+    finally:
+        root.removeHandler(handler)
+    err = ANSI.sub("", capsys.readouterr().err)
+    lines = [line.strip("\r") for line in err.splitlines()]
+    assert "LOG fetched http://127.0.0.1/page/1" in lines  # a whole line of its own
