@@ -71,8 +71,11 @@ def setup_logging(level: str) -> None:
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run on uvloop when it is installed (the ``speed`` extra), else on asyncio's loop."""
+    """Run on uvloop when it is installed (the ``speed`` extra) and ``CRAWLER_NO_UVLOOP`` is
+    not set, else on asyncio's own loop."""
     try:
+        if os.environ.get("CRAWLER_NO_UVLOOP"):
+            raise ImportError("CRAWLER_NO_UVLOOP is set")
         import uvloop
     except ImportError:
         return asyncio.run(coro)

@@ -50,13 +50,13 @@ SUPPORTED_ENCODINGS = ("gzip", "x-gzip", "deflate", "br", "zstd")
 
 # Output asked of an intermediate stage of stacked codings per call: it is passed straight
 # on to the next stage, so it bounds memory, not the result.
-_INTERMEDIATE_STEP = 1 << 20
+_INTERMEDIATE_STEP = 1 << 18
 # Per-call output cap for brotli: its buffer grows in doubling blocks past the cap, so a
 # small cap keeps the overshoot small (observed: under 100 KiB with 64 KiB).
 _BROTLI_STEP = 1 << 16
 # Output asked of zlib and zstd per call: bounds the transient copies they make.
 _ZLIB_STEP = 1 << 18
-_ZSTD_STEP = 1 << 20
+_ZSTD_STEP = 1 << 18
 _ZSTD_BLOCK_MAX = 128 * 1024  # the most one zstd block can yield
 _ZSTD_MAX_WINDOW = 8 << 20
 

@@ -64,7 +64,7 @@ DEFAULT_HEADERS: Mapping[str, str] = types.MappingProxyType(
 SETTINGS_FILE = "settings.toml"
 ENV_PREFIX = "CRAWLER_"
 #: Environment variables that start with ``CRAWLER_`` but are not settings (never an error).
-ENV_ALLOWED: frozenset[str] = frozenset({"CRAWLER_REQUIRE_REDIS"})
+ENV_ALLOWED: frozenset[str] = frozenset({"CRAWLER_REQUIRE_REDIS", "CRAWLER_NO_UVLOOP"})
 #: Prefixes of such variables: ``CRAWLER_TEST_*`` is free for test suites.
 ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CRAWLER_TEST_",)
 
@@ -190,8 +190,6 @@ class Settings(BaseModel):
     """A request leased this many times without being acknowledged is given up."""
     jobdir: str | None = None
     """Directory where a crawl's state is kept so it can be resumed; unset = not persisted."""
-    output_batch: int = Field(default=100, ge=1)
-    """Items buffered before one write to the output."""
 
     @field_validator("log_level", mode="before")
     @classmethod

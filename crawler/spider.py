@@ -34,7 +34,7 @@ class Spider:
     """
 
     name: ClassVar[str] = ""
-    start_urls: ClassVar[list[str]] = []
+    start_urls: list[str] = []
     allowed_domains: ClassVar[list[str] | None] = None
     custom_settings: ClassVar[dict[str, Any]] = {}
     item_model: ClassVar[type[BaseModel] | None] = None

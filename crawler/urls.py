@@ -83,8 +83,12 @@ def parse_url(url: str | URL, base: URL | None = None) -> URL:
             raise InvalidURL(url, f"scheme {scheme!r} is not http or https")
         if base is None:
             raise InvalidURL(url, "no host" if scheme else "relative URL without a base")
+        fragment = parsed.raw_fragment
         try:
             parsed = base.join(parsed)
+            if not fragment and parsed.raw_fragment:
+                # yarl keeps the base's fragment for a "?query" reference; RFC 3986 does not.
+                parsed = parsed.with_fragment(None)
         except ValueError as exc:
             raise InvalidURL(url, _yarl_reason(exc)) from exc
         scheme = parsed.scheme

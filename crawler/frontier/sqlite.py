@@ -46,6 +46,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,6 +105,53 @@ def _decode_item(raw: bytes) -> Any:
     return orjson.loads(raw)
 
 
+class _Checkpointer:
+    """Folds the WAL back into the database from a thread of its own, with its own
+    connection. A checkpoint fsyncs; on the event loop thread that stalled the crawl for tens
+    of milliseconds now and then. PASSIVE checkpoints never block the writer, and SQLite
+    releases the GIL while it works."""
+
+    def __init__(self, path: Path, interval: float = 0.5) -> None:
+        self._path = path
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stopping = False
+        self._commits = 0  # written by the loop thread, read here: a plain int is enough
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits % 64 == 0:  # a burst of commits: do not wait for the interval
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            done = 0
+            while not self._stopping:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+                commits = self._commits
+                if commits == done or self._stopping:
+                    continue
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    done = commits
+                except sqlite3.Error as exc:
+                    logger.warning("Checkpoint of %s failed (retried later): %s", self._path, exc)
+        finally:
+            conn.close()
+
+
 class SqliteFrontier:
     """A :class:`~crawler.frontier.base.Frontier` in one SQLite file, with an outbox.
 
@@ -135,6 +183,7 @@ class SqliteFrontier:
         self._commit_interval = commit_interval
         self._commit_ops = commit_ops
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ops = 0
         self._broken: BaseException | None = None
@@ -171,8 +220,11 @@ class SqliteFrontier:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA cache_size=-8192")  # 8 MiB page cache, bounded
             conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the _Checkpointer thread does it
             self._prepare_schema(conn)
             self._recover(conn)
+            self._checkpointer = _Checkpointer(self.path)
+            self._checkpointer.start()
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._conn = None
@@ -265,10 +317,16 @@ class SqliteFrontier:
         try:
             if self._broken is None:
                 self._commit()
-                # Fold the WAL into the database so the job dir is one file at rest.
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self._cancel_timer()
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
+            try:
+                # Fold the WAL into the database so the job dir is one file at rest.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                logger.warning("Final checkpoint of %s failed: %s", self.path, exc)
             self._conn = None
             conn.close()
 
@@ -347,6 +405,8 @@ class SqliteFrontier:
         try:
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
             conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         except BaseException as exc:
             self._break(exc)
             raise

@@ -1,0 +1,1 @@
+"""Spiders of the bench project: ``shop`` (throughput, start-up) and ``latency`` (delays)."""

@@ -1,0 +1,279 @@
+"""Job directories: where a durable crawl (``--jobdir DIR``) keeps its state between runs.
+
+A job directory holds::
+
+    job.json            what the job is: format version, spider, output file, creation time
+    frontier.sqlite3    the requests, the seen-set, the outbox, stats and spider state
+                        (:class:`~crawler.frontier.sqlite.SqliteFrontier`), plus its WAL files
+    lock                held (``flock``) by the process running the job; holds its pid
+
+:class:`JobDir` is the gate in front of it: it refuses, with a
+:class:`~crawler.errors.JobDirError` that says why, anything that could make a resume misread
+or corrupt the job: a directory in use by another process, one of another spider, of another
+format version, holding files that are not a job's, a database that fails its integrity
+check, a different output file than the job's, and outputs that cannot be cut back and
+appended (a ``.json`` array, standard output).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from .errors import JobDirError
+from .exporters import format_for
+from .frontier.sqlite import SCHEMA_VERSION, SqliteFrontier
+
+__all__ = ["JOB_FORMAT_VERSION", "JobDir", "JobFile"]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the job directory layout and ``job.json``; bumped with
+#: :data:`crawler.frontier.sqlite.SCHEMA_VERSION` or any change a resume could misread.
+JOB_FORMAT_VERSION = 1
+
+JOB_FILE = "job.json"
+DB_FILE = "frontier.sqlite3"
+LOCK_FILE = "lock"
+# Files SQLite keeps next to the database; a job directory may hold them.
+_DB_FILES = {DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal"}
+
+
+class JobFile(BaseModel):
+    """The contents of ``job.json``."""
+
+    format: int
+    """Job directory format version (:data:`JOB_FORMAT_VERSION`)."""
+    spider: str
+    """Name of the spider the job crawls."""
+    output: str | None
+    """Absolute path of the output file, or None for a crawl without one."""
+    created: float
+    """When the job was created (Unix time)."""
+
+
+class JobDir:
+    """A locked, checked job directory. Use as a context manager (or :meth:`open` /
+    :meth:`close`); the lock is held until it exits.
+
+    ``output_path`` is the output file as given on the command line (None: no output);
+    ``output_format`` its format (``"jsonl"``, ``"csv"``, ``"json"``), derived from the path
+    when None. The directory is created if missing.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        spider_name: str,
+        output_path: str | None,
+        output_format: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.spider_name = spider_name
+        self.output_path = output_path
+        self.output_format = output_format
+        self._lock_fd: int | None = None
+        #: True when the directory already held this job (a resume), False when created now.
+        self.resumed = False
+        #: True when an earlier run finished the crawl: running it again has nothing to do.
+        self.finished = False
+        #: How the last run ended (``"finished"``, ``"signal_SIGINT"``, ...), None if unknown.
+        self.finish_reason: str | None = None
+        #: The stats committed by the last run (empty for a new job).
+        self.last_stats: dict[str, Any] = {}
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_FILE
+
+    def frontier(self, **options: Any) -> SqliteFrontier:
+        """The job's frontier (not opened yet); ``options`` go to :class:`SqliteFrontier`."""
+        if self._lock_fd is None:
+            raise RuntimeError("JobDir.frontier() before open()")
+        return SqliteFrontier(self.db_path, spider_name=self.spider_name, **options)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self) -> Self:
+        """Create or check the directory and take its lock; raises :class:`JobDirError`."""
+        self._check_output_kind()
+        if self.path.exists() and not self.path.is_dir():
+            raise JobDirError(f"job directory {self.path} exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobDirError(f"cannot create job directory {self.path}: {exc}") from exc
+        self._lock()
+        try:
+            self._check_job_file()
+            self._check_database()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Release the lock. Idempotent."""
+        fd = self._lock_fd
+        self._lock_fd = None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self.path)!r}, spider={self.spider_name!r})"
+
+    # ------------------------------------------------------------------ the checks
+
+    def _check_output_kind(self) -> None:
+        path = self.output_path
+        if path is None:
+            return
+        if path == "-":
+            raise JobDirError(
+                "--jobdir needs an output file, not standard output: after a crash the output "
+                "is cut back to the last committed item, which a pipe cannot do; use -o "
+                "FILE.jsonl or -o FILE.csv"
+            )
+        fmt = self.output_format or format_for(path)
+        if fmt == "json":
+            raise JobDirError(
+                "--jobdir cannot append safely to a .json array; use .jsonl or .csv"
+            )
+
+    def _lock(self) -> None:
+        lock_path = self.path / LOCK_FILE
+        # O_APPEND-free, no truncation before the lock is ours: the holder's pid stays readable.
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise JobDirError(
+                f"job directory {self.path} is in use by another crawl (pid {holder})"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise JobDirError(f"cannot lock job directory {self.path}: {exc}") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _output_abspath(self) -> str | None:
+        return os.path.abspath(self.output_path) if self.output_path is not None else None
+
+    def _check_job_file(self) -> None:
+        job_path = self.path / JOB_FILE
+        if not job_path.exists():
+            others = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE)
+            if others:
+                shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                raise JobDirError(
+                    f"{self.path} is not a job directory (no {JOB_FILE}) and is not empty "
+                    f"({shown}); give a new or empty directory to start a job"
+                )
+            job = JobFile(
+                format=JOB_FORMAT_VERSION,
+                spider=self.spider_name,
+                output=self._output_abspath(),
+                created=time.time(),
+            )
+            # Written whole or not at all: a kill here must not leave half a job.json.
+            tmp = job_path.with_suffix(".json.tmp")
+            tmp.write_bytes(orjson.dumps(job.model_dump(), option=orjson.OPT_INDENT_2))
+            os.replace(tmp, job_path)
+            self.resumed = False
+            logger.info("Started job %s for spider %r", self.path, self.spider_name)
+            return
+        self.resumed = True
+        try:
+            raw = orjson.loads(job_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise JobDirError(f"cannot read {job_path}: {exc}") from exc
+        # The version first: a later version's job.json may not fit this model at all.
+        version = raw.get("format") if isinstance(raw, dict) else None
+        if version != JOB_FORMAT_VERSION:
+            raise JobDirError(
+                f"job directory {self.path} was written by an incompatible version of the "
+                f"crawler (job format {version!r}; this version reads {JOB_FORMAT_VERSION})"
+            )
+        try:
+            job = JobFile.model_validate(raw)
+        except ValidationError as exc:
+            raise JobDirError(f"{job_path} is not a valid job file: {exc}") from exc
+        if job.spider != self.spider_name:
+            raise JobDirError(
+                f"job directory {self.path} belongs to spider {job.spider!r}, "
+                f"not {self.spider_name!r}"
+            )
+        output = self._output_abspath()
+        if job.output != output:
+            was = job.output or "no output file"
+            now = output or "no output file"
+            raise JobDirError(
+                f"job directory {self.path} writes its items to {was}, not {now}; resume with "
+                "the same output, or use a new job directory"
+            )
+
+    def _check_database(self) -> None:
+        """Integrity and identity of an existing database; reads the finished flag."""
+        if not self.db_path.exists():
+            return
+        try:
+            conn = sqlite3.connect(self.db_path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JobDirError(f"cannot open {self.db_path}: {exc}") from exc
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchall()
+            if result != [("ok",)]:
+                problems = "; ".join(str(row[0]) for row in result[:3])
+                raise JobDirError(
+                    f"{self.db_path} is corrupt (integrity check: {problems}); the job cannot "
+                    "be resumed"
+                )
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'"
+            )}
+            if "meta" not in tables:
+                raise JobDirError(f"{self.db_path} is an SQLite database, but not a crawl job's")
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as exc:
+            raise JobDirError(
+                f"{self.db_path} is not a crawl job database, or is corrupt: {exc}"
+            ) from exc
+        finally:
+            conn.close()
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise JobDirError(
+                f"job directory {self.path} was written by an incompatible version of the "
+                f"crawler (database schema {meta.get('schema_version')!r}; this version reads "
+                f"{SCHEMA_VERSION})"
+            )
+        if meta.get("spider_name") != self.spider_name:
+            raise JobDirError(
+                f"job directory {self.path} belongs to spider {meta.get('spider_name')!r}, "
+                f"not {self.spider_name!r}"
+            )
+        self.finished = bool(meta.get("finished"))
+        reason = meta.get("finish_reason")
+        self.finish_reason = str(reason) if reason is not None else None
+        stats = meta.get("stats")
+        if stats:
+            try:
+                self.last_stats = orjson.loads(stats)
+            except orjson.JSONDecodeError:
+                self.last_stats = {}

@@ -1,0 +1,168 @@
+"""The `crawl` and `crawler` commands end to end, in subprocesses, against the local site."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+
+from crawler.testsite import TestSite, expected_books
+
+from .conftest import PROJECT
+
+BIN = Path(sys.executable).parent
+
+
+async def run(
+    *args: str, cwd: Path = PROJECT, env: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def make_project(root: Path, spiders: dict[str, str], settings: str = "") -> Path:
+    (root / "spiders").mkdir(parents=True)
+    (root / "spiders" / "__init__.py").write_text("")
+    (root / "settings.toml").write_text(settings)
+    for name, code in spiders.items():
+        (root / "spiders" / f"{name}.py").write_text(textwrap.dedent(code))
+    return root
+
+
+async def test_crawl_books_writes_every_book_once(site: TestSite, tmp_path: Path) -> None:
+    out = tmp_path / "books.jsonl"
+    stats = tmp_path / "stats.json"
+    code, _, err = await run(
+        str(BIN / "crawl"), "books", "-o", str(out), "-a", f"start_url={site.url}/",
+        "--stats", str(stats), "-s", "obey_robots=false",
+    )
+    assert code == 0, err
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    expected = {b["upc"] for b in expected_books(100)}
+    assert len(items) == 100 and {i["upc"] for i in items} == expected
+    data = json.loads(stats.read_text())
+    assert data["items_scraped"] == 100 and data["finish_reason"] == "finished"
+    assert "Crawl finished" in err
+
+
+async def test_output_formats_and_stdout(site: TestSite, tmp_path: Path) -> None:
+    args = ["-a", f"start_url={site.url}/quotes/", "-s", "obey_robots=false"]
+    code, _, err = await run(str(BIN / "crawl"), "quotes", "-O", str(tmp_path / "q.json"), *args)
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "q.json").read_text())) == 100
+    code, _, err = await run(str(BIN / "crawl"), "quotes", "-O", str(tmp_path / "q.csv"), *args)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "q.csv").open(newline="")))
+    assert len(rows) == 100 and set(rows[0]) == {"text", "author", "tags"}
+    code, out, err = await run(str(BIN / "crawl"), "quotes", "-o", "-", *args)
+    assert code == 0, err
+    assert len([orjson.loads(x) for x in out.splitlines()]) == 100
+    assert "Crawl finished" in err and "Crawl finished" not in out
+    # -o onto an existing JSON array is refused before anything is fetched.
+    site.reset_stats()
+    code, _, err = await run(str(BIN / "crawl"), "quotes", "-o", str(tmp_path / "q.json"), *args)
+    assert code == 2 and "use -O" in err
+    assert site.stats.total == 0
+
+
+async def test_unknown_spider_lists_available(tmp_path: Path) -> None:
+    code, _, err = await run(str(BIN / "crawl"), "nope")
+    assert code == 2
+    assert "spider not found: 'nope'" in err and "books" in err and "quotes" in err
+
+
+async def test_broken_spider_module_is_named(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"broken": "import does_not_exist\n"})
+    code, _, err = await run(str(BIN / "crawl"), "whatever", cwd=project)
+    assert code == 2
+    assert "spiders.broken" in err and "does_not_exist" in err
+
+
+async def test_settings_errors_name_setting_and_source(tmp_path: Path) -> None:
+    code, _, err = await run(str(BIN / "crawl"), "books", "-s", "concurency=3")
+    assert code == 2 and "'concurency'" in err and "CLI -s" in err and "concurrency" in err
+    code, _, err = await run(str(BIN / "crawl"), "books", env={"CRAWLER_TIMEOUT": "soon"})
+    assert code == 2 and "CRAWLER_TIMEOUT" in err
+    project = make_project(tmp_path, {}, settings="concurrency = 'many'\n")
+    code, _, err = await run(str(BIN / "crawl"), "books", cwd=project)
+    assert code == 2 and "settings.toml" in err and "concurrency" in err
+
+
+async def test_crawler_list_and_version() -> None:
+    code, out, _ = await run(str(BIN / "crawler"), "list")
+    assert code == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["books", "spiders.books"], ["quotes", "spiders.quotes"]]
+    code, out, _ = await run(str(BIN / "crawler"), "version")
+    assert code == 0 and out.startswith("crawler ")
+
+
+SLOW_SPIDER = """
+    from crawler import Request, Spider
+
+    class Slow(Spider):
+        name = "slow"
+
+        async def start(self):
+            for i in range(400):
+                yield Request(f"{self.base}/delay/0.3?i={i}")
+
+        def parse(self, response):
+            yield {"url": response.url, "pad": "x" * 2000}
+"""
+
+
+async def _start_slow(site: TestSite, project: Path, out: Path) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "crawl"), "slow", "-o", str(out), "-a", f"base={site.url}",
+        "-s", "concurrency=16", "-s", "obey_robots=false", cwd=project,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(200):  # wait until items are being written
+        await asyncio.sleep(0.05)
+        if out.exists() and out.stat().st_size > 20_000:
+            break
+    return proc
+
+
+async def test_sigint_finishes_in_flight_and_exits_0(site: TestSite, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"slow": SLOW_SPIDER})
+    out = tmp_path / "out.jsonl"
+    proc = await _start_slow(site, project, out)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    lines = out.read_bytes().splitlines()
+    assert 0 < len(lines) < 400
+    assert all(orjson.loads(line)["pad"] for line in lines)
+    assert out.read_bytes().endswith(b"\n")
+    # Everything that was fetched was written: no request in flight was dropped.
+    assert len(lines) == sum(n for p, n in site.stats.hits.items() if p.startswith("/delay"))
+
+
+async def test_second_sigint_stops_at_once_with_whole_lines(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", {"slow": SLOW_SPIDER})
+    out = tmp_path / "out.jsonl"
+    proc = await _start_slow(site, project, out)
+    proc.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    data = out.read_bytes()
+    assert data.endswith(b"\n")
+    assert all(orjson.loads(line) for line in data.splitlines())
