@@ -9,7 +9,7 @@ $(BIN)/activate:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,speed]'
 
 demo: install
 	$(BIN)/crawler demo -O books.jsonl

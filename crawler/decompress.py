@@ -430,11 +430,8 @@ class BodyDecoder:
         self.unsupported: str | None = None
         self._stages: list[_Stage] = []
         if content_encoding:
-            codings = [
-                c
-                for c in content_encoding.lower().replace(" ", "").split(",")
-                if c and c != "identity"
-            ]
+            tokens = (c.strip() for c in content_encoding.lower().split(","))
+            codings = [c for c in tokens if c and c != "identity"]
             for coding in codings:
                 if coding not in _STAGES:
                     self.unsupported = coding

@@ -15,9 +15,11 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from .decompress import BodyDecoder
 from .errors import (
+    BlockedAddress,
     ConnectError,
     DownloadError,
     DownloadTimeout,
@@ -26,22 +28,44 @@ from .errors import (
     ResponseTooLarge,
 )
 from .http import Request, Response
+from .netguard import GuardedResolver, SafeCookieJar, blocked_literal
 from .settings import Settings
 from .stats import Stats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Downloader"]
+__all__ = ["MAX_HEADERS", "MAX_HEADER_SIZE", "Downloader"]
+
+#: Longest status line or header field accepted, in bytes; a longer one is a ProtocolError.
+MAX_HEADER_SIZE = 32 * 1024
+#: Most header fields accepted in one response; more is a ProtocolError.
+MAX_HEADERS = 256
 
 
 class Downloader:
     """Owns the crawl's single ``aiohttp.ClientSession`` (and so its cookie jar and
-    connection pool). Use as an async context manager; :meth:`fetch` does one exchange."""
+    connection pool). Use as an async context manager; :meth:`fetch` does one exchange.
 
-    def __init__(self, settings: Settings, stats: Stats) -> None:
+    Limits it enforces on every exchange: ``timeout`` (total, body included),
+    ``connect_timeout``, ``read_timeout`` (silence between reads), ``max_response_size``
+    (while streaming and after decompression), :data:`MAX_HEADER_SIZE` and
+    :data:`MAX_HEADERS`, and with ``block_private_addresses`` the address checks of
+    :mod:`crawler.netguard`. ``resolver`` replaces aiohttp's default DNS resolver (tests use
+    it to give names to 127.0.0.1); the private-address guard wraps it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats,
+        *,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
         self.settings = settings
         self.stats = stats
         self._limit = settings.max_response_size
+        self._block_private = settings.block_private_addresses
+        self._base_resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._ssl: bool | ssl.SSLContext = True
         if not settings.verify_tls:
@@ -70,6 +94,9 @@ class Downloader:
             ),
             auto_decompress=False,  # decompressed here, with the size limit applied
             proxy=s.proxy,
+            max_line_size=MAX_HEADER_SIZE,
+            max_field_size=MAX_HEADER_SIZE,
+            max_headers=MAX_HEADERS,
         )
         return self
 
@@ -87,10 +114,19 @@ class Downloader:
         if not self.settings.cookies:
             return aiohttp.DummyCookieJar()
         # unsafe=True: crawls often target IP-address hosts, which the default jar ignores.
-        return aiohttp.CookieJar(unsafe=True)
+        # The subclass refuses cookies scoped to a public suffix (Domain=co.uk).
+        return SafeCookieJar(unsafe=True)
 
     def _resolver(self) -> aiohttp.abc.AbstractResolver | None:
-        return None
+        if not self._block_private:
+            return self._base_resolver
+        proxy_host = URL(self.settings.proxy).host if self.settings.proxy else None
+        # The configured proxy is resolved as it is: it is often on a private address, and
+        # the target host names are then resolved by the proxy, out of our reach.
+        return GuardedResolver(
+            self._base_resolver or aiohttp.DefaultResolver(),
+            exempt=[proxy_host] if proxy_host else (),
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -98,13 +134,19 @@ class Downloader:
             raise RuntimeError("Downloader used outside its 'async with' block")
         return self._session
 
-    async def fetch(self, request: Request) -> Response:
+    async def fetch(self, request: Request, *, truncate: int | None = None) -> Response:
         """Perform one HTTP exchange for ``request`` (no redirect following).
 
         Returns the Response with its whole (decompressed) body, whatever the status. Raises a
-        :class:`~crawler.errors.DownloadError` subclass on any failure.
+        :class:`~crawler.errors.DownloadError` subclass on any failure. With ``truncate``, the
+        body is cut after that many decoded bytes and the rest is not read (robots.txt), so
+        a larger body is not an error.
         """
         url = request.url
+        yurl = request.yurl
+        if self._block_private and blocked_literal(yurl.raw_host or ""):
+            # aiohttp never asks the resolver about an IP literal: checked here.
+            raise BlockedAddress(url, f"{yurl.raw_host} is a blocked address")
         kwargs: dict[str, Any] = {"allow_redirects": False}
         if request.headers:
             kwargs["headers"] = request.headers
@@ -116,13 +158,18 @@ class Downloader:
             if proxy:
                 kwargs["proxy"] = proxy
         try:
-            async with self.session.request(
-                request.method, request.yurl, **kwargs
-            ) as resp:
-                body = await self._read_body(resp, url)
+            async with self.session.request(request.method, yurl, **kwargs) as resp:
+                if truncate is None:
+                    body = await self._read_body(resp, url)
+                else:
+                    body = await self._read_prefix(resp, url, truncate)
                 status = resp.status
                 headers = resp.headers
                 final_url = str(resp.url)
+        except BlockedAddress as exc:
+            if exc.url == url:
+                raise
+            raise BlockedAddress(url, exc.detail) from None  # the resolver only knew the host
         except DownloadError:
             raise
         except asyncio.CancelledError:
@@ -156,6 +203,26 @@ class Downloader:
             chunks.append(tail)
         return b"".join(chunks)
 
+    async def _read_prefix(self, resp: aiohttp.ClientResponse, url: str, size: int) -> bytes:
+        """The first ``size`` decoded bytes of the body; reading stops there."""
+        # Room past `size` so the chunk that crosses it is kept rather than refused; a
+        # compressed chunk inflating beyond that ends the prefix at the chunks before it.
+        decoder = BodyDecoder(resp.headers.get("Content-Encoding"), size + (1 << 20), url)
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in resp.content.iter_any():
+                out = decoder.feed(chunk)
+                chunks.append(out)
+                total += len(out)
+                if total >= size:
+                    break
+            else:
+                decoder.finish()
+        except ResponseTooLarge:
+            pass
+        return b"".join(chunks)[:size]
+
 
 def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     """The project's exception for an aiohttp/OS/asyncio one."""
@@ -169,8 +236,16 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return ProtocolError(url, f"truncated or malformed body ({detail})")
     if isinstance(exc, aiohttp.ClientResponseError):
-        # aiohttp reports unparsable status lines and headers as response errors.
-        return ProtocolError(url, f"malformed response ({exc.message or detail})")
+        # aiohttp reports unparsable status lines and headers as response errors, with a
+        # multi-line message quoting the bad bytes: one line of it is enough for a log.
+        message = " ".join(str(exc.message or detail).split())
+        if len(message) > 200:
+            message = message[:200] + "..."
+        return ProtocolError(url, f"malformed response ({message})")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = ConnectError(url, f"TLS certificate not valid ({detail})")
+        error.retryable = False  # the same certificate would fail again
+        return error
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):

@@ -7,15 +7,21 @@ its delay has passed. A fixed pool of ``concurrency`` workers takes requests fro
 all seeded and the frontier reports nothing pending and nothing in flight.
 
 Per-request path (:meth:`Engine._process`), top to bottom:
-fetch (middlewares → downloader) → redirect? → retry? → status check → callback →
-route each output (requests → filters → children; items → validation → pipelines) →
-write items → ack the request with its children.
+robots.txt → page budget → fetch (middlewares → downloader) → throttle → redirect? → retry? →
+status check → callback → route each output (requests → filters → children; items →
+validation → pipelines) → write items → ack the request with its children.
+
+Politeness (see docs/politeness.md): robots.txt (:mod:`crawler.robots`) is checked right
+before the download, a dict lookup once an origin's file is known; ``Crawl-delay`` and
+``download_delay`` are each slot's minimum delay, which AutoThrottle (:mod:`crawler.throttle`)
+moves above. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
+``max_repeated_segments`` when a request is produced (:meth:`Engine._allowed`),
+``max_pages_per_host`` when it is about to be fetched. Every drop is counted by reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import inspect
 import logging
 import random
@@ -39,9 +45,11 @@ from .frontier.base import Frontier, Lease
 from .http import Failure, Request, Response
 from .items import InvalidItem, ItemProcessor, is_item, to_dict
 from .middleware import MiddlewareChain, aiter_outputs
+from .robots import RobotsCache, RobotsUnavailable
 from .settings import Settings
 from .spider import Spider
 from .stats import Stats
+from .throttle import AutoThrottle, retry_after
 from .urls import DomainFilter, host_key, parse_url
 
 logger = logging.getLogger(__name__)
@@ -54,11 +62,14 @@ _SEED_BATCH = 1000
 
 @dataclass(slots=True)
 class Slot:
-    """Per-host politeness state, created on first use and dropped when idle."""
+    """Per-host politeness state, created on first use and dropped when idle (a slot with a
+    delay is kept: its delay and last start still matter)."""
 
     key: str
     concurrency: int
     delay: float
+    #: The delay never goes below this: ``download_delay``, or robots.txt ``Crawl-delay``.
+    min_delay: float = 0.0
     active: int = 0
     queue: deque[Lease] = field(default_factory=deque)
     next_start: float = 0.0
@@ -68,8 +79,9 @@ class Slot:
 class Engine:
     """Runs one spider over one frontier, downloader, item processor and exporter.
 
-    Built by :func:`crawler.runner.build_engine` (the composition root); run with
-    :meth:`run`, which returns the finish reason.
+    Built by :func:`crawler.runner.run_spider` (the composition root); run with
+    :meth:`run`, which returns the finish reason. ``robots`` (None: robots.txt not obeyed)
+    and ``throttle`` (None: fixed delays) are the politeness components.
     """
 
     def __init__(
@@ -84,6 +96,8 @@ class Engine:
         exporter: Exporter | None,
         invalid_exporter: Exporter | None,
         stats: Stats,
+        robots: RobotsCache | None = None,
+        throttle: AutoThrottle | None = None,
     ) -> None:
         self.spider = spider
         self.settings = settings
@@ -94,9 +108,11 @@ class Engine:
         self.exporter = exporter
         self.invalid_exporter = invalid_exporter
         self.stats = stats
+        self.robots = robots
+        self.throttle = throttle
 
         self._slots: dict[str, Slot] = {}
-        self._ready: deque[Lease] = deque()
+        self._ready: deque[tuple[Lease, Slot]] = deque()
         self._ready_waiters: deque[asyncio.Future[None]] = deque()
         self._wake = asyncio.Event()
         self._buffered = 0  # leased, waiting in a slot queue or the ready queue
@@ -109,6 +125,10 @@ class Engine:
         self._domains = DomainFilter(allowed) if allowed else None
         self._depth_limit = settings.depth_limit
         self._depth_priority = settings.depth_priority
+        self._url_length_limit = settings.url_length_limit
+        self._max_repeated = settings.max_repeated_segments
+        self._max_pages = settings.max_pages_per_host
+        self._host_pages: dict[str, int] = {}
         # Leased but not finished stays within concurrency plus a small prefetch, so priorities
         # decide what runs next instead of whatever was leased long ago.
         self._lease_target = settings.concurrency + settings.concurrency // 4
@@ -249,13 +269,23 @@ class Engine:
     def _file(self, lease: Lease) -> None:
         """Put a leased request in its host's slot queue and start it if the slot allows."""
         key = host_key(lease.request.yurl)
-        slot = self._slots.get(key)
-        if slot is None:
-            s = self.settings
-            slot = self._slots[key] = Slot(key, s.concurrency_per_host, s.download_delay)
+        slot = self._slots.get(key) or self._new_slot(key)
         slot.queue.append(lease)
         self._buffered += 1
         self._dispatch(slot)
+
+    def _new_slot(self, key: str) -> Slot:
+        s = self.settings
+        floor = s.download_delay
+        delay = self.throttle.initial_delay(floor) if self.throttle is not None else floor
+        slot = self._slots[key] = Slot(key, s.concurrency_per_host, delay, floor)
+        return slot
+
+    def _requeue(self, lease: Lease, slot: Slot) -> None:
+        """Put a started request back at the head of its slot's queue (its place in the slot
+        is given back by the worker, which then dispatches under the slot's delay)."""
+        slot.queue.appendleft(lease)
+        self._buffered += 1
 
     def _dispatch(self, slot: Slot) -> None:
         """Move requests from the slot's queue to the ready queue while it has room."""
@@ -270,7 +300,7 @@ class Engine:
                     return
                 slot.next_start = now + slot.delay
             slot.active += 1
-            self._ready.append(slot.queue.popleft())
+            self._ready.append((slot.queue.popleft(), slot))
             if self._ready_waiters:
                 waiter = self._ready_waiters.popleft()
                 if not waiter.done():
@@ -280,16 +310,14 @@ class Engine:
         slot.timer = None
         self._dispatch(slot)
 
-    def _slot_done(self, lease: Lease) -> None:
-        key = host_key(lease.request.yurl)
-        slot = self._slots.get(key)
-        if slot is None:
-            return
+    def _slot_done(self, slot: Slot) -> None:
         slot.active -= 1
         if slot.queue:
             self._dispatch(slot)
         elif not slot.active and slot.timer is None and not slot.delay:
-            del self._slots[key]  # idle: a crawl over a million hosts must not keep them all
+            # Idle: a crawl over a million hosts must not keep them all.
+            if self._slots.get(slot.key) is slot:
+                del self._slots[slot.key]
 
     def _stop_workers(self) -> None:
         for waiter in self._ready_waiters:
@@ -299,12 +327,11 @@ class Engine:
 
     async def _give_back(self) -> None:
         """Release leased requests that never started, so a resume or another worker has them."""
-        leases = list(self._ready)
+        leases: list[Lease] = []
+        for lease, slot in self._ready:  # requests in the ready queue hold a place in a slot
+            slot.active -= 1
+            leases.append(lease)
         self._ready.clear()
-        for lease in leases:  # requests in the ready queue already hold a place in their slot
-            slot = self._slots.get(host_key(lease.request.yurl))
-            if slot is not None:
-                slot.active -= 1
         for slot in self._slots.values():
             leases.extend(slot.queue)
             slot.queue.clear()
@@ -325,26 +352,36 @@ class Engine:
                 waiter: asyncio.Future[None] = loop.create_future()
                 self._ready_waiters.append(waiter)
                 await waiter
-            lease = ready.popleft()
+            lease, slot = ready.popleft()
             self._buffered -= 1
             self._active += 1
             try:
-                await self._process(lease)
+                await self._process(lease, slot)
             finally:
                 self._active -= 1
-                self._slot_done(lease)
+                self._slot_done(slot)
                 self._wake.set()
 
     # ---------------------------------------------------------- per request
 
-    async def _process(self, lease: Lease) -> None:
+    async def _process(self, lease: Lease, slot: Slot) -> None:
         """The whole life of one leased request. The one place that catches ``Exception`` for
         a request: whatever a server, middleware, callback or pipeline does, it is logged with
         the URL, counted, and the crawl goes on."""
         request = lease.request
         stats = self.stats
-        stats.inc("requests")
         try:
+            if self.robots is not None and not await self._robots_allow(lease, slot):
+                return
+            if self._max_pages and not self._page_budget(request, slot):
+                stats.inc("dropped/max_pages_per_host")
+                logger.debug("Dropped %s: max_pages_per_host=%d reached", request.url,
+                             self._max_pages)
+                await self.frontier.ack(lease)
+                return
+            stats.inc("requests")
+            throttle = self.throttle
+            started = time.monotonic() if throttle is not None else 0.0
             try:
                 result = await self._fetch(request)
             except (DownloadError, InvalidURL) as exc:
@@ -358,6 +395,8 @@ class Engine:
             if isinstance(result, Request):  # a middleware asked for another request instead
                 await self._ack(lease, [result], [])
                 return
+            if throttle is not None:
+                throttle.on_response(slot, time.monotonic() - started, result)
             await self._handle_response(lease, result)
         except asyncio.CancelledError:
             raise
@@ -367,6 +406,66 @@ class Engine:
         except Exception as exc:
             self._count_error(exc, request)
             await self._ack_quietly(lease)
+
+    async def _robots_allow(self, lease: Lease, slot: Slot) -> bool:
+        """robots.txt. True to go on; False when the request was dealt with here: dropped
+        (disallowed), held back (robots.txt unreachable for now), or queued again (a
+        Crawl-delay just learnt must apply from the first page on)."""
+        robots = self.robots
+        assert robots is not None  # typing: the caller checked
+        request = lease.request
+        rules = robots.known(request.url)  # the common case: one dict lookup
+        if rules is None:
+            # The first request to this origin, or one waiting for a retry of its robots.txt:
+            # fetch it, or wait for the fetch another request started.
+            state = await robots.resolve(request)
+            if isinstance(state, RobotsUnavailable):
+                await self._robots_unavailable(lease, state)
+                return False
+            rules = state
+            if rules.crawl_delay:
+                # This request was dispatched before the delay was known: back in the queue.
+                self._raise_min_delay(slot, rules.crawl_delay)
+                self._requeue(lease, slot)
+                return False
+        if rules.allows(request.url):
+            return True
+        self.stats.inc("robots_denied")
+        logger.debug("Forbidden by robots.txt: %s", request.url)
+        await self.frontier.ack(lease)
+        return False
+
+    async def _robots_unavailable(self, lease: Lease, state: RobotsUnavailable) -> None:
+        request = lease.request
+        if state.final:
+            self.stats.inc("dropped/robots_unavailable")
+            logger.debug("Dropped %s: robots.txt unreachable (%s)", request.url, state.reason)
+            await self.frontier.ack(lease)
+            return
+        # Disallowed for now, not for good: back to the frontier until the next try.
+        self.stats.inc("robots/deferred")
+        await self.frontier.reschedule(lease, request, state.retry_in())
+
+    def _raise_min_delay(self, slot: Slot, delay: float) -> None:
+        if delay <= slot.min_delay:
+            return
+        slot.min_delay = delay
+        slot.delay = max(slot.delay, delay)
+        # The robots.txt fetch was a request to this host too.
+        slot.next_start = max(slot.next_start, time.monotonic() + delay)
+
+    def _page_budget(self, request: Request, slot: Slot) -> bool:
+        """max_pages_per_host: count this fetch against its host; False when spent. A retry
+        was counted the first time."""
+        meta = request._meta
+        if meta and meta.get("retry_times"):
+            return True
+        key = slot.key
+        done = self._host_pages.get(key, 0)
+        if done >= self._max_pages:
+            return False
+        self._host_pages[key] = done + 1
+        return True
 
     async def _fetch(self, request: Request) -> Response | Request:
         """Middlewares' process_request → download → process_response (or process_exception)."""
@@ -394,7 +493,7 @@ class Engine:
             await self._redirect(lease, response)
             return
         if status in self._retry_codes and not handled:
-            if await self._retry(lease, f"status/{status}", _retry_after(response)):
+            if await self._retry(lease, f"status/{status}", retry_after(response)):
                 return
         if self._close_pages and stats.get("responses") >= self._close_pages:
             self.stop("close_on_pages")
@@ -479,10 +578,7 @@ class Engine:
     def _pause_host(self, request: Request, seconds: float) -> None:
         """Retry-After: hold every request to this host, not only the one that got it."""
         key = host_key(request.yurl)
-        slot = self._slots.get(key)
-        if slot is None:
-            s = self.settings
-            slot = self._slots[key] = Slot(key, s.concurrency_per_host, s.download_delay)
+        slot = self._slots.get(key) or self._new_slot(key)
         slot.next_start = max(slot.next_start, time.monotonic() + seconds)
         # A slot with a pause is kept while paused even with delay 0.
         if not slot.delay:
@@ -577,10 +673,22 @@ class Engine:
                      parent.url, type(output).__name__)
 
     def _allowed(self, request: Request) -> bool:
-        """The built-in filters on a new request: depth limit and allowed_domains."""
+        """The built-in filters on a new request: depth limit, URL length, repeated path
+        segments (spider traps) and allowed_domains."""
         depth = request.depth
         if self._depth_limit and depth > self._depth_limit:
             self.stats.inc("dropped/depth_limit")
+            return False
+        url = request.url
+        if self._url_length_limit and len(url) > self._url_length_limit:
+            self.stats.inc("dropped/url_length_limit")
+            logger.debug("Dropped %s...: longer than url_length_limit=%d", url[:200],
+                         self._url_length_limit)
+            return False
+        if self._max_repeated and _repeats_segment(url, self._max_repeated):
+            self.stats.inc("dropped/max_repeated_segments")
+            logger.debug("Dropped %s: a path segment repeats more than %d times", url,
+                         self._max_repeated)
             return False
         if self._domains is not None and not self._domains.allows(request.yurl.host or ""):
             self.stats.inc("offsite_dropped")
@@ -623,8 +731,9 @@ class Engine:
 
     # -------------------------------------------------------------- helpers
 
-    def _resolve(self, callback: Any) -> Callable[..., Any] | None:
-        if callback is None or callable(callback):
+    def _resolve(self, callback: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
+        """A request's callback/errback: a callable as is, a name as the spider's method."""
+        if not isinstance(callback, str):
             return callback
         fn = self._callbacks.get(callback)
         if fn is None:
@@ -677,21 +786,27 @@ def redirect_headers(request: Request, target: Any, body_dropped: bool) -> dict[
     return {k: v for k, v in request.headers.items() if k.lower() not in drop}
 
 
-def _retry_after(response: Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at one hour."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), 3600.0)
+def _repeats_segment(url: str, limit: int) -> bool:
+    """Whether one segment of the URL's path occurs more than ``limit`` times
+    (``/a/b/a/b/a/b/a/b``: a relative link that keeps growing the path)."""
+    if url.count("/") - 2 <= limit:  # too few segments to repeat one: the common case
+        return False
+    start = url.find("/", 8)
+    if start == -1:
+        return False
+    end = len(url)
+    for sep in "?#":
+        cut = url.find(sep, start)
+        if cut != -1 and cut < end:
+            end = cut
+    counts: dict[str, int] = {}
+    for segment in url[start:end].split("/"):
+        if segment:
+            n = counts.get(segment, 0) + 1
+            if n > limit:
+                return True
+            counts[segment] = n
+    return False
 
 
 def _is_sync_iterable(result: Any) -> bool:

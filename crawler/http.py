@@ -303,11 +303,13 @@ class Response:
         """
         href = _href_of(url) if isinstance(url, Selector) else url
         if href is None:
-            return self._skip_link(url, "no href on the selected element")
+            self._skip_link(url, "no href on the selected element")
+            return None
         try:
             target = href if isinstance(href, URL) else parse_url(href.strip(), self._base)
         except InvalidURL as exc:
-            return self._skip_link(href, exc.reason)
+            self._skip_link(href, exc.reason)
+            return None
         kwargs.setdefault("depth", self.request.depth + 1)
         return Request(target, callback, **kwargs)
 
@@ -341,7 +343,6 @@ class Response:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
         if self.stats is not None:
             self.stats.inc("links_skipped")
-        return None
 
 
 def _href_of(sel: Selector) -> str | None:
@@ -358,6 +359,9 @@ def _href_of(sel: Selector) -> str | None:
     return value
 
 
+ExcType = type[BaseException]
+
+
 class Failure:
     """What an errback receives: the exception ``value``, the ``request``, and the
     ``response`` when there was one (an :class:`~crawler.errors.HttpError`). Mirrors the parts
@@ -371,10 +375,11 @@ class Failure:
         self.response = response
 
     @property
-    def type(self) -> type[BaseException]:
+    def type(self) -> ExcType:
+        """The exception's class."""
         return type(self.value)
 
-    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
+    def check(self, *types: ExcType) -> ExcType | None:
         """The first of ``types`` the exception is an instance of, else None."""
         for t in types:
             if isinstance(self.value, t):

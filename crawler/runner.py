@@ -19,9 +19,11 @@ from .frontier.memory import MemoryFrontier
 from .items import ItemProcessor
 from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
+from .robots import RobotsCache
 from .settings import Settings
 from .spider import Spider
 from .stats import Progress, Stats
+from .throttle import AutoThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,11 @@ async def run_spider(
             exporter=exporter,
             invalid_exporter=invalid,
             stats=stats,
+            robots=(
+                RobotsCache.from_settings(settings, downloader.fetch, stats)
+                if settings.obey_robots else None
+            ),
+            throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
         )
         if on_engine is not None:
             on_engine(engine)

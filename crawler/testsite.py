@@ -40,6 +40,10 @@ import ipaddress
 import json
 import logging
 import os
+import random
+import socket
+import ssl
+import struct
 import threading
 import time
 import unicodedata
@@ -55,9 +59,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 __all__ = [
+    "BAD_LINKS",
+    "Canned",
+    "HostileServer",
     "Hit",
     "SiteStats",
     "TestSite",
+    "bomb_body",
+    "hostile_page",
     "expected_books",
     "expected_quotes",
     "expected_shop_items",
@@ -1090,7 +1099,8 @@ class TestSite:
     """The local test site, as an async context manager.
 
     ``TestSite(books=1000, quotes=100, shop_products=20_000, host="127.0.0.1", port=0)``:
-    ``port=0`` picks a free port. ``hosts=("127.0.0.1", "127.0.0.2")`` binds several loopback
+    ``port=0`` picks a free port; ``ssl_context=`` serves https instead of http.
+    ``hosts=("127.0.0.1", "127.0.0.2")`` binds several loopback
     addresses on the same port (Linux routes all of 127.0.0.0/8 to the loopback interface), so
     tests can reach one server as several hosts; with one bound address, ``127.0.0.1`` and
     ``localhost`` already are two host names for it. Only loopback addresses are accepted.
@@ -1126,6 +1136,16 @@ class TestSite:
     * ``/bytes/{n}``: ``n`` bytes of ``x`` (``?chunked=1``: no Content-Length).
     * ``/gzip-bomb/{n}``: a small gzip body (``Content-Encoding: gzip``) inflating to ``n``
       zero bytes.
+    * ``/bomb/{coding}/{n}``: a body inflating to ``n`` zero bytes with ``Content-Encoding``
+      ``gzip``, ``deflate``, ``br`` or ``zstd``; ``gzip-members`` is gzip made of many small
+      concatenated members (64 KiB each), see :func:`bomb_body`.
+    * ``/bad-links``: a page whose links are every kind of bad link in :data:`BAD_LINKS`,
+      plus the valid ones in ``BAD_LINKS_VALID`` (IDN hosts included).
+    * ``/robots.txt``: 404 unless canned.
+
+    Canned responses: ``site.canned[path] = Canned(status, body, headers, delay)`` answers
+    ``path`` (without query) with that response, before any route (``/robots.txt`` too). A
+    list of Canned is served one per request, the last one repeating.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -1139,8 +1159,13 @@ class TestSite:
         host: str = "127.0.0.1",
         hosts: Sequence[str] | None = None,
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._hosts = [_check_loopback(h) for h in (hosts or [host])]
+        self._ssl = ssl_context
+        #: Canned responses by path; see the class docstring.
+        self.canned: dict[str, Canned | list[Canned]] = {}
+        self._bomb_cache: dict[tuple[str, int], bytes] = {}
         if not self._hosts:
             raise ValueError("TestSite needs at least one host to bind")
         self._requested_port = port
@@ -1184,7 +1209,7 @@ class TestSite:
                 port = self._requested_port
                 try:
                     for i, address in enumerate(self._hosts):
-                        site = web.TCPSite(runner, address, port)
+                        site = web.TCPSite(runner, address, port, ssl_context=self._ssl)
                         await site.start()
                         if i == 0 and port == 0:
                             port = runner.addresses[0][1]
@@ -1230,7 +1255,8 @@ class TestSite:
         name = host or self._hosts[0]
         if ":" in name and not name.startswith("["):
             name = f"[{name}]"
-        return f"http://{name}:{self.port}{path}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{name}:{self.port}{path}"
 
     def reset_stats(self) -> None:
         """Clear hits, log and flaky counters; maxima restart from the current in-flight.
@@ -1276,6 +1302,9 @@ class TestSite:
             if n > stats.max_inflight_by_host.get(host, 0):
                 stats.max_inflight_by_host[host] = n
             try:
+                canned = self._canned(path)
+                if canned is not None:
+                    return await canned.respond()
                 return await handler(request)
             finally:
                 stats.inflight -= 1
@@ -1323,7 +1352,17 @@ class TestSite:
         r.add_get("/page/{name}", self._page)
         r.add_get(r"/bytes/{n:\d+}", self._bytes)
         r.add_get(r"/gzip-bomb/{n:\d+}", self._gzip_bomb)
+        r.add_get(r"/bomb/{coding}/{n:\d+}", self._bomb)
+        r.add_get("/bad-links", self._bad_links)
         return app
+
+    def _canned(self, path: str) -> Canned | None:
+        entry = self.canned.get(path)
+        if entry is None or isinstance(entry, Canned):
+            return entry
+        if not entry:
+            return None
+        return entry.pop(0) if len(entry) > 1 else entry[0]
 
     # -- bookstore -------------------------------------------------------------------------
 
@@ -1548,6 +1587,138 @@ class TestSite:
         )
 
 
+    async def _bomb(self, request: web.Request) -> web.Response:
+        coding = request.match_info["coding"]
+        n = _int_param(request, "n")
+        if coding not in _BOMB_CODINGS:
+            raise web.HTTPBadRequest(text=f"coding must be one of {sorted(_BOMB_CODINGS)}")
+        body = self._bomb_cache.get((coding, n))
+        if body is None:
+            body = await asyncio.to_thread(bomb_body, coding, n)
+            self._bomb_cache[(coding, n)] = body
+        header = "gzip" if coding == "gzip-members" else coding
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Encoding": header},
+        )
+
+    async def _bad_links(self, request: web.Request) -> web.Response:
+        links = [*BAD_LINKS, *BAD_LINKS_VALID]
+        items = "".join(f'<li><a href="{_esc(href, quote=True)}">link</a></li>\n'
+                        for href in links)
+        return _html(
+            "<!DOCTYPE html>\n<html><head><title>bad links</title></head>\n"
+            f"<body>\n<ul>\n{items}</ul>\n</body></html>\n"
+        )
+
+
+@dataclass(slots=True)
+class Canned:
+    """A fixed response for :attr:`TestSite.canned`: ``body`` (str is sent as UTF-8),
+    ``headers`` as given (no Content-Type added), after ``delay`` seconds."""
+
+    status: int = 200
+    body: bytes | str = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    async def respond(self) -> web.Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        body = self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+        return web.Response(status=self.status, body=body, headers=self.headers)
+
+
+#: Links that cannot be crawled, one per kind: ``/bad-links`` serves them all.
+BAD_LINKS: tuple[str, ...] = (
+    "javascript:alert(1)",
+    "mailto:someone@example.com",
+    "data:text/html,<b>x</b>",
+    "file:///etc/passwd",
+    "ftp://example.com/file",
+    "tel:+441234567890",
+    "",
+    "   ",
+    "http://exa mple.com/space-in-host",
+    "http://a..b.com/",  # an empty label
+    "http://\u2028bad.com/",  # a line separator cannot be IDNA-encoded
+    "http://" + "a" * 64 + ".com/",  # a label over 63 characters
+    "http://example.com:99999/",  # port out of range
+    "http://example.com:0/",
+    "http://ex\x00ample.com/",  # a control character
+    "http://999.1.1.1/",  # a numeric host that is not an IPv4 address
+    "http://[::1/",  # an unclosed IPv6 literal
+)  # fmt: skip
+
+#: Links on ``/bad-links`` that are valid and lead to pages of the site (relative, or on
+#: hosts that are not resolvable but valid once IDNA-encoded).
+BAD_LINKS_VALID: tuple[str, ...] = (
+    "/page/%zz-bad-escape",  # a bad escape is kept literally (as %25zz)
+    "/page/with space",
+    "/page/caf\u00e9",
+    "/page/\ufffd\ufffd",  # what undecodable bytes become
+    "  /page/padded  ",
+)  # fmt: skip
+
+_BOMB_CODINGS = frozenset({"gzip", "deflate", "br", "zstd", "gzip-members"})
+
+
+def bomb_body(coding: str, n: int) -> bytes:
+    """``n`` zero bytes compressed with ``coding`` (``gzip``, ``deflate`` (zlib-wrapped),
+    ``br``, ``zstd``, or ``gzip-members``: one gzip member per 64 KiB, concatenated), built
+    chunk by chunk so ``n`` may be far larger than memory."""
+    step = 1 << 20
+    zeros = bytes(min(n, step))
+    if coding == "gzip-members":
+        member = zlib.compress(bytes(1 << 16), 9, wbits=31)
+        count, rest = divmod(n, 1 << 16)
+        tail = zlib.compress(bytes(rest), 9, wbits=31) if rest else b""
+        return member * count + tail
+    if coding in ("gzip", "deflate"):
+        # Raw deflate blocks of 1 MiB of zeros, each ended by a full flush: byte-aligned and
+        # independent, so one compressed block repeats (a 1 GiB bomb costs milliseconds).
+        count, rest = divmod(n, step)
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        block = z.compress(zeros) + z.flush(zlib.Z_FULL_FLUSH) if count else b""
+        tail = z.compress(bytes(rest)) + z.flush(zlib.Z_FINISH)
+        raw = block * count + tail
+        if coding == "gzip":
+            crc = 0
+            for _ in range(count):
+                crc = zlib.crc32(zeros, crc)
+            crc = zlib.crc32(bytes(rest), crc)
+            header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+            return header + raw + struct.pack("<II", crc, n & 0xFFFFFFFF)
+        adler = 1
+        for _ in range(count):
+            adler = zlib.adler32(zeros, adler)
+        adler = zlib.adler32(bytes(rest), adler)
+        return b"\x78\xda" + raw + struct.pack(">I", adler)
+    if coding == "br":
+        import brotli
+
+        c = brotli.Compressor(quality=5)
+        parts = []
+        remaining = n
+        while remaining > 0:
+            parts.append(c.process(zeros[: min(remaining, step)]))
+            remaining -= step
+        parts.append(c.finish())
+        return b"".join(parts)
+    if coding == "zstd":
+        import zstandard
+
+        zc = zstandard.ZstdCompressor(level=3).compressobj()
+        parts = []
+        remaining = n
+        while remaining > 0:
+            parts.append(zc.compress(zeros[: min(remaining, step)]))
+            remaining -= step
+        parts.append(zc.flush())
+        return b"".join(parts)
+    raise ValueError(f"unknown coding {coding!r}")
+
+
 def _gzip_zeros(n: int) -> bytes:
     """``n`` zero bytes, gzip-compressed chunk by chunk (never ``n`` bytes in memory at once)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip container, no timestamp
@@ -1559,6 +1730,215 @@ def _gzip_zeros(n: int) -> bytes:
         remaining -= len(zeros)
     parts.append(z.flush())
     return b"".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# A raw server that breaks HTTP
+# --------------------------------------------------------------------------------------------
+
+
+def hostile_page(i: int) -> bytes:
+    """The body :class:`HostileServer` serves for ``/page/{i}``: 2 to 10 KB of HTML whose
+    end marker proves it complete (a truncated copy is never equal to it)."""
+    filler = hashlib.blake2b(str(i).encode(), digest_size=32).hexdigest()
+    repeat = 30 + (i * 7919) % 130
+    return (
+        f"<!DOCTYPE html>\n<html><head><title>page {i}</title></head><body>\n"
+        f'<h1 id="n">{i}</h1>\n<p>{filler * repeat}</p>\n<p id="end">end of page {i}</p>\n'
+        "</body></html>\n"
+    ).encode()
+
+
+class HostileServer:
+    """A raw asyncio HTTP/1.1 server on 127.0.0.1 that misbehaves in ways aiohttp's server
+    cannot: it writes bytes on the socket itself. Use as ``async with HostileServer() as h``.
+
+    Paths (any method; the query string is ignored unless noted):
+
+    * ``/ok``: a small valid 200 response.
+    * ``/page/{i}``: :func:`hostile_page` ``(i)``, keep-alive. With ``reset_rate`` > 0 each
+      request is, at random (``seed``), reset before the headers or in the middle of the
+      body with that probability (half each).
+    * ``/long-header?size=N``: a header line of N bytes (default 100,000).
+    * ``/many-headers?n=N``: N header fields (default 5,000).
+    * ``/no-colon``: a header line without a colon.
+    * ``/bad-status/{kind}``: an invalid status line: ``word`` (``HTTP/1.1 OK``), ``code``
+      (``HTTP/1.1 2000 OK``), ``garbage`` (not HTTP at all), ``empty`` (a blank line).
+    * ``/reset-before-headers``: a TCP reset (RST) once the request is read.
+    * ``/reset-mid-body``: headers announcing 10,000 bytes, 5,000 of them, then a reset.
+    * ``/short-body``: ``Content-Length: 100``, 10 bytes, then a clean close (FIN).
+    * ``/no-length?bytes=N``: 200 with neither Content-Length nor chunking, N bytes, close.
+    * ``/silent``: reads the request and never answers.
+
+    ``hits`` counts requests by path; ``resets`` counts the resets of ``/page/``.
+    """
+
+    __test__ = False
+
+    def __init__(self, *, reset_rate: float = 0.0, seed: int = 0) -> None:
+        self.reset_rate = reset_rate
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.resets = 0
+        self._rng = random.Random(seed)
+        self._server: asyncio.Server | None = None
+        self._port: int | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._closing.set()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            # Connection handlers are tasks of asyncio's server that close() leaves running;
+            # with their sockets aborted and the closing event set, they all return.
+            tasks = list(self._tasks)
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("HostileServer is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    def url_for(self, path: str) -> str:
+        return self.url + path
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                target = lines[0].split(" ")[1] if lines[0].count(" ") >= 2 else "/"
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip() or 0)
+                if length:
+                    await reader.readexactly(length)
+                path, _, query = target.partition("?")
+                params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+                self.hits[path] += 1
+                if not await self._answer(path, params, writer):
+                    return
+        except (ConnectionError, OSError):
+            return
+        finally:
+            self._writers.discard(writer)
+            if task is not None:
+                self._tasks.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    async def _answer(self, path: str, params: dict[str, str], w: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is finished with."""
+        if path == "/ok":
+            return await self._send(w, 200, [], b"ok\n")
+        if path.startswith("/page/"):
+            i = int(path.rsplit("/", 1)[1])
+            body = hostile_page(i)
+            if self.reset_rate and self._rng.random() < self.reset_rate:
+                self.resets += 1
+                if self._rng.random() < 0.5:
+                    _reset(w)
+                    return False
+                head = _head(200, [("Content-Type", "text/html; charset=utf-8"),
+                                   ("Content-Length", str(len(body)))])
+                w.write(head + body[: len(body) // 2])
+                await w.drain()
+                await asyncio.sleep(0.005)  # let the client read the first half
+                _reset(w)
+                return False
+            return await self._send(w, 200, [("Content-Type", "text/html; charset=utf-8")], body)
+        if path == "/long-header":
+            size = int(params.get("size", 100_000))
+            return await self._send(w, 200, [("X-Long", "x" * size)], b"ok\n")
+        if path == "/many-headers":
+            n = int(params.get("n", 5000))
+            return await self._send(w, 200, [(f"X-H{k}", "v") for k in range(n)], b"ok\n")
+        if path == "/no-colon":
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nThis line has no colon\r\n\r\nok\n")
+            await w.drain()
+            return True
+        if path.startswith("/bad-status/"):
+            kind = path.rsplit("/", 1)[1]
+            line = {
+                "word": b"HTTP/1.1 OK",
+                "code": b"HTTP/1.1 2000 OK",
+                "garbage": b"\x00\x01\x02 this is not HTTP",
+                "empty": b"",
+            }.get(kind, b"HTTP/1.1 OK")
+            w.write(line + b"\r\nContent-Length: 3\r\n\r\nok\n")
+            await w.drain()
+            return False
+        if path == "/reset-before-headers":
+            _reset(w)
+            return False
+        if path == "/reset-mid-body":
+            w.write(_head(200, [("Content-Length", "10000")]) + b"x" * 5000)
+            await w.drain()
+            await asyncio.sleep(0.01)
+            _reset(w)
+            return False
+        if path == "/short-body":
+            w.write(_head(200, [("Content-Length", "100")]) + b"0123456789")
+            await w.drain()
+            w.close()
+            return False
+        if path == "/no-length":
+            n = int(params.get("bytes", 1000))
+            w.write(_head(200, [("Content-Type", "application/octet-stream"),
+                                ("Connection", "close")]))
+            block = b"x" * 65536
+            while n > 0:
+                w.write(block[: min(n, len(block))])
+                n -= len(block)
+                await w.drain()
+            w.close()
+            return False
+        if path == "/silent":
+            await self._closing.wait()  # until the server closes
+            return False
+        return await self._send(w, 404, [], b"not found\n")
+
+    @staticmethod
+    async def _send(
+        w: asyncio.StreamWriter, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> bool:
+        w.write(_head(status, [*headers, ("Content-Length", str(len(body)))]) + body)
+        await w.drain()
+        return True
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _reset(w: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0) instead of a clean FIN."""
+    sock = w.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    w.transport.abort()
 
 
 # --------------------------------------------------------------------------------------------

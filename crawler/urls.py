@@ -66,11 +66,29 @@ def parse_url(url: str | URL, base: URL | None = None) -> URL:
             raise InvalidURL(url, "empty URL")
         if not (text.isascii() and text.isprintable()) or " " in text:
             text = _clean(url, text)
+        if base is not None:
+            # A path reference ("page.html", "../x", "/x") is written onto the base and
+            # parsed once: cheaper than parsing it alone and joining, with the RFC 3986
+            # result (yarl removes dot segments while parsing), and it avoids a yarl bug:
+            # URL.join decodes the base path ("/a%20b/" joined with "c" gives "/a b/c").
+            last = _last_base  # links of one page share its base: skip even the lru lookup
+            prefixes = last[1] if last[0] is base else _remember_base(base)
+            if prefixes is not None:
+                first = text[0]
+                if first == "/":
+                    if text[1:2] != "/":
+                        text = prefixes[0] + text
+                elif first != "?" and first != "#":
+                    colon = text.find(":")
+                    if colon == -1 or -1 < text.find("/") < colon:  # no scheme
+                        text = prefixes[1] + text
         try:
             parsed = URL(text)
         except ValueError as exc:  # UnicodeError (IDNA) is a ValueError too
             raise InvalidURL(url, _yarl_reason(exc)) from exc
     elif isinstance(url, URL):
+        if base is not None and not (url.scheme and url.absolute):
+            return parse_url(str(url), base)  # joined as text, as below
         parsed = url
     elif isinstance(url, str):  # a str subclass
         return parse_url(str(url), base)
@@ -103,6 +121,27 @@ def parse_url(url: str | URL, base: URL | None = None) -> URL:
     if parsed.explicit_port == 0:
         raise InvalidURL(url, "port 0 is not usable")
     return parsed
+
+
+_last_base: tuple[URL | None, tuple[str, str] | None] = (None, None)
+
+
+def _remember_base(base: URL) -> tuple[str, str] | None:
+    global _last_base
+    prefixes = _base_prefixes(base)
+    _last_base = (base, prefixes)
+    return prefixes
+
+
+@lru_cache(maxsize=64)
+def _base_prefixes(base: URL) -> tuple[str, str] | None:
+    """``("scheme://authority", "scheme://authority/dir/")`` of an absolute http(s) base."""
+    scheme = base.scheme
+    if scheme not in _HTTP_SCHEMES or not base.raw_host:
+        return None
+    origin = f"{scheme}://{base.raw_authority}"
+    path = base.raw_path
+    return origin, origin + path[: path.rfind("/") + 1]
 
 
 def _clean(original: str, text: str) -> str:
@@ -203,6 +242,8 @@ def host_key(url: URL) -> str:
     ``https://a:8443`` share one slot (Scrapy also keys its slots by host name).
     """
     host = url.raw_host or ""
+    if host[-1:] == ".":  # "example.com." is the same server as "example.com"
+        host = host[:-1]
     return host if host.islower() or not host else host.lower()
 
 
@@ -217,7 +258,10 @@ class DomainFilter:
     with a warning; if no entry is left the filter allows nothing (not everything).
     """
 
-    __slots__ = ("_domains", "_restricted")
+    __slots__ = ("_domains", "_restricted", "_verdicts")
+
+    #: Verdicts remembered per host; the memo is cleared when it reaches this size.
+    MEMO_SIZE = 65536
 
     def __init__(self, allowed_domains: Iterable[str] | None) -> None:
         if isinstance(allowed_domains, str):
@@ -235,6 +279,7 @@ class DomainFilter:
             if domain is not None:
                 domains.add(domain)
         self._domains = frozenset(domains)
+        self._verdicts: dict[str, bool] = {}
 
     @property
     def domains(self) -> frozenset[str]:
@@ -245,11 +290,17 @@ class DomainFilter:
         """Whether ``host`` (a host name, as :func:`host_key` returns it) is onsite."""
         if not self._restricted:
             return True
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = self._check(host)
+            if len(self._verdicts) >= self.MEMO_SIZE:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
+
+    def _check(self, host: str) -> bool:
         domains = self._domains
-        if host in domains:
-            return True
-        if not host.islower():
-            host = host.lower()
+        host = host.lower()
         if host[-1:] == ".":
             host = host[:-1]
         if host in domains:

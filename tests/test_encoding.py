@@ -71,8 +71,8 @@ CORPUS: list[tuple[str, bytes, str | None, str, str]] = [
      "<meta charset=koi8-r><p>пр"),
     ("meta single quotes", b"<meta charset='iso-8859-15'>\xa4", None, "iso8859-15",
      "<meta charset='iso-8859-15'>€"),
-    ("meta http-equiv", b'<HEAD><META HTTP-EQUIV="Content-Type" '
-     b'CONTENT="text/html; charset=Shift_JIS"></HEAD>\x82\xa0', None, "cp932", "<HEAD>..."),
+    ("meta http-equiv", (b'<HEAD><META HTTP-EQUIV="Content-Type" '
+     b'CONTENT="text/html; charset=Shift_JIS"></HEAD>\x82\xa0'), None, "cp932", "<HEAD>..."),
     ("meta http-equiv unquoted content",
      b"<meta http-equiv=content-type content=text/html;charset=gb2312>\xd6\xd0", None,
      "gb18030", "<meta http-equiv=content-type content=text/html;charset=gb2312>中"),
@@ -112,7 +112,9 @@ CORPUS: list[tuple[str, bytes, str | None, str, str]] = [
     ("body", "content_type", "codec", "expected"),
     [pytest.param(*case[1:], id=case[0]) for case in CORPUS],
 )
-def test_decode_body_corpus(body: bytes, content_type: str | None, codec: str, expected: str) -> None:
+def test_decode_body_corpus(
+    body: bytes, content_type: str | None, codec: str, expected: str
+) -> None:
     text, used = decode_body(body, content_type)
     assert used == codec
     if expected.endswith("..."):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 
+from crawler import fingerprint
 from crawler.fingerprint import FINGERPRINT_SIZE, fingerprint_hex, request_fingerprint
 from crawler.urls import canonical_url, parse_url
 
@@ -31,16 +33,23 @@ def test_format_is_blake2b_of_method_url_body() -> None:
 
 
 def test_stable_across_processes() -> None:
+    # Loaded by path, so the child does not pay for importing the whole package.
     code = (
-        "from crawler.fingerprint import request_fingerprint as f;"
-        "print(f('GET', 'http://example.com/a?b=1', b'').hex())"
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('fp', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(module.request_fingerprint('GET', 'http://example.com/a?b=1', b'').hex())\n"
     )
-    # PYTHONHASHSEED differs per process by default: the digest must not depend on it.
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, fingerprint.__file__],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},  # hash() would differ; this must not
         ).stdout.strip()
-        for _ in range(2)
+        for seed in ("1", "2")
     }
     assert outputs == {request_fingerprint("GET", "http://example.com/a?b=1", b"").hex()}
 

@@ -209,6 +209,7 @@ def test_host_key_is_the_lower_case_host_without_port() -> None:
     assert host_key(parse_url("http://bücher.de/")) == "xn--bcher-kva.de"
     assert host_key(parse_url("http://[::1]:8080/")) == "::1"
     assert host_key(URL("http://EXAMPLE.com/", encoded=True)) == "example.com"
+    assert host_key(parse_url("http://example.com./")) == "example.com"
 
 
 # --- DomainFilter ---------------------------------------------------------------------------
@@ -297,3 +298,30 @@ def test_query_only_reference_drops_the_base_fragment() -> None:
     base = URL("http://a/b?q#frag")
     assert str(parse_url("?y", base)) == "http://a/b?y"
     assert str(parse_url("#s", base)) == "http://a/b?q#s"
+
+
+def test_join_keeps_escapes_of_the_base_path() -> None:
+    # yarl's URL.join decodes the base path here ("/a b/c"); parse_url does not.
+    base = URL("http://example.com/a%20b/page")
+    assert str(parse_url("c", base)) == "http://example.com/a%20b/c"
+    assert str(parse_url(URL("c d"), base)) == "http://example.com/a%20b/c%20d"
+
+
+def test_path_references_match_rfc3986_joining() -> None:
+    """parse_url writes path references onto the base instead of calling URL.join; the
+    results must be those of URL.join (on bases it handles correctly)."""
+    import random
+
+    rng = random.Random(42)
+    segments = ["a", "b", ".", "..", "%2e", "", "x y", "ü", "%41", ";p", "~", "+", "!", "A.B"]
+    bases = [URL(b) for b in ("http://a", "http://a/b/c/d;p?q#f", "https://u:p@h.com:8443/x/")]
+    for _ in range(3000):
+        ref = "/".join(rng.choice(segments) for _ in range(rng.randint(1, 5)))
+        ref = rng.choice(["", "/"]) + ref + rng.choice(["", "?q=1", "#f", "?a#b"])
+        if not ref.strip() or ref.startswith("//"):  # "//x" names a host, not a path
+            continue
+        base = rng.choice(bases)
+        expected = base.join(URL(ref.strip().replace(" ", "%20")))
+        if "#" not in ref and expected.raw_fragment:
+            expected = expected.with_fragment(None)
+        assert str(parse_url(ref, base)) == str(URL(str(expected))), (ref, base)

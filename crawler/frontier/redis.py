@@ -620,6 +620,7 @@ class RedisFrontier:
         self._merged: dict[str, float] = {}  # stats already added to the shared record
         self._started = time.time()
         self._opened = False
+        self._closed = False
 
     @classmethod
     def from_settings(
@@ -656,7 +657,10 @@ class RedisFrontier:
 
     async def close(self) -> None:
         """Stop the heartbeat and disconnect. Shared state is left as it is: leases still
-        held expire back to pending after ``lease_timeout``."""
+        held expire back to pending after ``lease_timeout``. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
             task.cancel()
@@ -1013,6 +1017,7 @@ class RedisHostGate:
         self._held: dict[str, set[str]] = {}
         self._counter = itertools.count()
         self._refresh_task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def _keys(self, host: str) -> list[str]:
         base = f"{self.prefix}gate:{host}:"
@@ -1026,7 +1031,11 @@ class RedisHostGate:
                                                      name=f"host-gate-{self.worker_id}")
 
     async def close(self) -> None:
-        """Stop renewing; held tokens expire by themselves. Closes an owned connection."""
+        """Stop renewing; held tokens expire by themselves. Closes an owned connection.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         task, self._refresh_task = self._refresh_task, None
         if task is not None:
             task.cancel()

@@ -4,38 +4,42 @@ Everything a job knows lives in one database (standard library ``sqlite3``, WAL 
 
     requests(id, state, priority, seq, ready_at, deliveries, data)
         state 0 = ready, 1 = leased (in flight), 2 = delayed (a retry waiting for ready_at);
-        a done request is deleted and only counted (meta ``done``): the seen-set below is
-        what remembers it.
-    seen(fp)        the 16-byte fingerprints of every request ever enqueued (the dedup set
-                    lives on disk, not in memory)
-    outbox(id, data)  items committed with their request's ack, not yet written to the output
+        ``data`` is the request in the versioned JSON of :mod:`.codec`. A done request is
+        deleted and only counted (meta ``done``): the seen-set remembers it.
+    seen(fp)          the 16-byte fingerprint of every request ever enqueued: the dedup set
+                      lives on disk, not in memory
+    outbox(id, data)  items committed with their request's ack but not yet in the output
     meta(key, value)  versions, spider name, done count, output offset, stats, spider state
 
-Transactions. Every change is made on one connection, from the event loop thread, inside a
-transaction that stays open for at most ``commit_interval`` seconds (or ``commit_ops``
-operations) and then commits: group commit. One ack is never split across transactions, so
-what a crash leaves is always a prefix of whole operations: the last few milliseconds of
-acks may be lost, and those requests are then simply fetched again on resume (leased rows go
-back to ready), producing their items again. Nothing of them was committed, so nothing is
-duplicated. Counts and :meth:`SqliteFrontier.is_finished` describe the open transaction,
-which is the state that commits next; the ``finished`` flag is only ever written in a
-transaction that also holds every ack before it.
+Group commit. Every change is made on one connection, from the event loop thread, inside a
+transaction that commits at most ``commit_interval`` seconds (or ``commit_ops``
+operations) after its first change. An operation is never split across transactions, so a
+crash keeps a prefix of whole operations: the acks of the last few milliseconds may be lost,
+and those requests are then fetched again on resume (leased rows go back to ready) and
+produce their items again. Nothing of them was committed, so nothing is duplicated. Counts
+and :meth:`SqliteFrontier.is_finished` describe the open transaction, the state that
+commits next; the ``finished`` flag is written in a transaction holding every ack before it.
 
-Exactly-once output. :meth:`SqliteFrontier.ack` stores a request's items in ``outbox`` in
-the same transaction that deletes the request. :meth:`SqliteFrontier.drain` appends outbox
-rows to the output file (whole lines, one OS write per batch), *then* records
-``output_offset`` (the exporter's :meth:`~crawler.exporters.Exporter.tell`) and deletes the
-rows, in the transaction. So the committed state always says: the file's first
-``output_offset`` bytes hold exactly the items no longer in the outbox. Anything in the file
-beyond that offset (a torn line, or lines whose offset record did not commit) is cut on
-resume by :meth:`SqliteFrontier.recover_output`, and the outbox rows it came from, still
-committed, are written again, once.
+Exactly-once output. The committed state always satisfies: *the output file's first
+``output_offset`` bytes hold exactly the items of the committed acks that are not in the
+outbox.* How it is kept:
 
-Durability. ``synchronous=NORMAL`` in WAL mode: a commit is safe as soon as it returns
-against a *process* crash (kill -9, an exception, OOM), which is what this frontier
-promises. An operating-system crash or power loss may lose the last commits; the output file
-is not fsynced either, so after one the file may even be shorter than the recorded offset,
-which :meth:`SqliteFrontier.recover_output` reports instead of guessing.
+- :meth:`SqliteFrontier.ack` takes the request's items (encoded as the exporter encodes
+  them) into the open transaction: into the outbox table if the transaction commits before
+  they are drained, otherwise never into a table at all.
+- :meth:`SqliteFrontier.drain` writes outbox rows and the transaction's items to the file
+  (whole lines, one OS write per batch), deletes those rows, and notes the exporter's
+  :meth:`~crawler.exporters.Exporter.tell`; the commit records it as ``output_offset``. The
+  file is always written *before* the commit that records it.
+- On resume, :meth:`SqliteFrontier.recover_output` cuts the file back to ``output_offset``:
+  whatever lies beyond (a torn line, lines whose acks did not commit) goes, and the items of
+  committed acks among it are still in the outbox and are written again, once.
+
+Durability. ``synchronous=NORMAL`` in WAL mode: a commit is safe against a *process* crash
+(kill -9, OOM, an exception) as soon as it returns, which is the guarantee here; a power
+loss or OS crash may lose the last commits (the output file is not fsynced either; a file
+left shorter than the recorded offset is reported by :meth:`~SqliteFrontier.recover_output`,
+never guessed at). WAL checkpoints, which fsync, run in a thread so the loop never waits.
 """
 
 from __future__ import annotations
@@ -73,29 +77,34 @@ StateSource = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
 
 _READY, _LEASED, _DELAYED = 0, 1, 2
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE requests (
-    id INTEGER PRIMARY KEY,
-    state INTEGER NOT NULL,
-    priority INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    ready_at REAL NOT NULL DEFAULT 0,
-    deliveries INTEGER NOT NULL DEFAULT 0,
-    data BLOB NOT NULL
-);
--- Partial indexes: leasing walks only ready rows in order, promotion only delayed ones.
-CREATE INDEX requests_ready ON requests (priority DESC, seq) WHERE state = 0;
-CREATE INDEX requests_delayed ON requests (ready_at) WHERE state = 2;
-CREATE TABLE seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
-"""
-
-_SEE = "INSERT OR IGNORE INTO seen (fp) VALUES (?)"
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    (
+        "CREATE TABLE requests ("
+        " id INTEGER PRIMARY KEY, state INTEGER NOT NULL, priority INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, ready_at REAL NOT NULL DEFAULT 0,"
+        " deliveries INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
+    ),
+    # Partial indexes: leasing walks only ready rows in order, promotion only delayed ones.
+    "CREATE INDEX requests_ready ON requests (priority DESC, seq) WHERE state = 0",
+    "CREATE INDEX requests_delayed ON requests (ready_at) WHERE state = 2",
+    "CREATE TABLE seen (fp BLOB PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+)
 _OUR_TABLES = frozenset({"meta", "requests", "seen", "outbox"})
+
+_SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+_LEASE = (
+    "UPDATE requests SET state = 1, deliveries = deliveries + 1 WHERE id IN ("
+    " SELECT id FROM requests WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?"
+    ") RETURNING id, priority, seq, deliveries, data"
+)
+_INSERT_REQUEST = "INSERT INTO requests (state, priority, seq, data) VALUES (0, ?, ?, ?)"
+_SEEN_CHUNK = 500  # fingerprints per INSERT (SQLite allows 32766 parameters)
 _DRAIN_BATCH = 512
-# orjson reads integers beyond 64 bits as floats; a line with such a long run of digits is
-# decoded by the standard library instead (exact, slower, rare).
+_WAL_LIMIT = 64 << 20  # bytes of WAL at which the writer truncates it (see _bound_wal)
+# orjson reads integers beyond 64 bits as floats; a line with such a run of digits is decoded
+# by the standard library instead (exact, slower, rare).
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 
 
@@ -105,18 +114,27 @@ def _decode_item(raw: bytes) -> Any:
     return orjson.loads(raw)
 
 
-class _Checkpointer:
-    """Folds the WAL back into the database from a thread of its own, with its own
-    connection. A checkpoint fsyncs; on the event loop thread that stalled the crawl for tens
-    of milliseconds now and then. PASSIVE checkpoints never block the writer, and SQLite
-    releases the GIL while it works."""
+def _see_sql(n: int) -> str:
+    # RETURNING lists the fingerprints actually inserted, i.e. the ones never seen before:
+    # the dedup test and the insert, for a whole batch, in one statement.
+    values = ",".join(["(?)"] * n)
+    return f"INSERT INTO seen (fp) VALUES {values} ON CONFLICT DO NOTHING RETURNING fp"
 
-    def __init__(self, path: Path, interval: float = 0.5) -> None:
+
+class _Checkpointer:
+    """Folds the WAL back into the database from a thread of its own, on its own connection.
+
+    A checkpoint fsyncs; on the event loop thread it stalled the crawl for tens of
+    milliseconds now and then. PASSIVE checkpoints never block the writer, and SQLite
+    releases the GIL while it works.
+    """
+
+    def __init__(self, path: Path, interval: float = 0.2) -> None:
         self._path = path
         self._interval = interval
         self._wake = threading.Event()
         self._stopping = False
-        self._commits = 0  # written by the loop thread, read here: a plain int is enough
+        self._commits = 0  # bumped by the loop thread only; read here
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
 
     def start(self) -> None:
@@ -124,7 +142,7 @@ class _Checkpointer:
 
     def committed(self) -> None:
         self._commits += 1
-        if self._commits % 64 == 0:  # a burst of commits: do not wait for the interval
+        if self._commits % 8 == 0:  # a burst of commits: do not wait for the interval
             self._wake.set()
 
     def stop(self) -> None:
@@ -155,17 +173,20 @@ class _Checkpointer:
 class SqliteFrontier:
     """A :class:`~crawler.frontier.base.Frontier` in one SQLite file, with an outbox.
 
-    ``path`` is the database file (created with its tables if missing). ``spider_name`` is
+    ``path`` is the database file, created with its tables when missing. ``spider_name`` is
     recorded at creation; opening a database of another spider, of another
     :data:`SCHEMA_VERSION`, or a file that is not such a database raises
     :class:`~crawler.errors.JobDirError`.
 
-    ``commit_interval``: the longest an operation waits before its transaction commits
-    (0 commits after every operation). ``commit_ops``: commit earlier once that many
-    operations are waiting.
+    ``commit_interval``: the longest a change waits for its commit (0: commit after every
+    operation). ``commit_ops``: commit earlier once that many operations wait.
 
-    Not thread-safe: use it from the event loop that opened it. Methods raise after a
-    database error (the state on disk is intact; resume the job).
+    Order: highest priority first, FIFO within a priority; a released request keeps its
+    place, a rescheduled one goes to the back. Items given to :meth:`ack` are kept only once
+    an output is attached with :meth:`open_output` (a crawl without output drops them).
+
+    Use it from the event loop that opened it. After a database or output error it refuses
+    all work (raises): the state on disk is intact, and resuming the job continues exactly.
     """
 
     outbox = True
@@ -186,9 +207,13 @@ class SqliteFrontier:
         self._checkpointer: _Checkpointer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ops = 0
+        self._commits = 0
+        self._wal_path = Path(f"{self.path}-wal")
         self._broken: BaseException | None = None
         self._state_source: StateSource | None = None
         self._snapshot_failed = False
+        self._resumed = False
+        self._meta: dict[str, Any] = {}
         # Mirrors of the database, exact for the open transaction: cheap counts and waits.
         self._ready = 0
         self._delayed = 0
@@ -196,12 +221,14 @@ class SqliteFrontier:
         self._leased: set[int] = set()
         self._done = 0
         self._seq = 0
-        self._unwritten = 0  # outbox rows not yet drained
-        self._last_written = 0
-        self._output_offset: int | None = None
+        # The output: items acked in the open transaction and not yet written (they go to
+        # the outbox table only if a commit comes first), rows in the outbox table, and the
+        # exporter's tell() after the last drain.
+        self._pending_items: list[bytes] = []
+        self._stored_items = 0
         self._output_attached = False
-        self._resumed = False
-        self._meta: dict[str, Any] = {}
+        self._output_offset: int | None = None
+        self._offset_dirty = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -211,30 +238,28 @@ class SqliteFrontier:
         spider's job of this version."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None)
+        self._conn = conn
         try:
-            self._conn = conn
-            # WAL: readers never block the writer and a commit is one append to the log.
-            # synchronous=NORMAL: no fsync per commit; safe against a process crash, which
-            # is the guarantee (see the module docstring), not against power loss.
+            # WAL: a commit is one append to the log. synchronous=NORMAL: no fsync per
+            # commit; safe against a process crash (the guarantee), not against power loss.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA cache_size=-8192")  # 8 MiB page cache, bounded
-            conn.execute("PRAGMA temp_store=MEMORY")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the _Checkpointer thread does it
+            conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, bounded
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # done by the _Checkpointer thread
             self._prepare_schema(conn)
             self._recover(conn)
-            self._checkpointer = _Checkpointer(self.path)
-            self._checkpointer.start()
         except sqlite3.DatabaseError as exc:
-            conn.close()
             self._conn = None
+            conn.close()
             raise JobDirError(
                 f"{self.path} is not a crawl job database, or is corrupt: {exc}"
             ) from exc
         except BaseException:
-            conn.close()
             self._conn = None
+            conn.close()
             raise
+        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer.start()
 
     def _prepare_schema(self, conn: sqlite3.Connection) -> None:
         tables = {
@@ -242,30 +267,23 @@ class SqliteFrontier:
         }
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", SCHEMA_VERSION),
-                    ("request_format", REQUEST_FORMAT),
-                    ("spider_name", self.spider_name),
-                    ("created", time.time()),
-                    ("done", 0),
-                    ("last_written", 0),
-                ],
-            )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.executemany(_SET_META, [
+                ("schema_version", SCHEMA_VERSION),
+                ("request_format", REQUEST_FORMAT),
+                ("spider_name", self.spider_name),
+                ("created", time.time()),
+                ("done", 0),
+            ])
             conn.execute("COMMIT")
-            self._resumed = False
         elif "meta" not in tables or not tables <= _OUR_TABLES:
             raise JobDirError(f"{self.path} is an SQLite database, but not a crawl job's")
         else:
             self._resumed = True
-        self._meta = dict(conn.execute("SELECT key, value FROM meta"))
-        meta = self._meta
-        if meta.get("schema_version") != SCHEMA_VERSION or meta.get("request_format") != (
-            REQUEST_FORMAT
+        meta = self._meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if (meta.get("schema_version"), meta.get("request_format")) != (
+            SCHEMA_VERSION, REQUEST_FORMAT
         ):
             raise JobDirError(
                 f"{self.path} was written by an incompatible version (schema "
@@ -279,10 +297,9 @@ class SqliteFrontier:
             )
 
     def _recover(self, conn: sqlite3.Connection) -> None:
-        """Load the mirrors; leased rows were in flight in a process that is gone."""
-        recovered = conn.execute(
-            "UPDATE requests SET state = ? WHERE state = ?", (_READY, _LEASED)
-        ).rowcount
+        """Load the mirrors. Leased rows were in flight in a process that is gone: they go
+        back to ready, at their old place in the order."""
+        recovered = conn.execute("UPDATE requests SET state = 0 WHERE state = 1").rowcount
         if recovered:
             logger.info("Recovered %d requests that were in flight when the last run ended",
                         recovered)
@@ -292,25 +309,19 @@ class SqliteFrontier:
         self._leased = set()
         self._seq = (conn.execute("SELECT MAX(seq) FROM requests").fetchone()[0] or 0) + 1
         self._next_delayed_at = self._min_delayed(conn)
-        meta = self._meta
-        self._done = int(meta.get("done") or 0)
-        self._last_written = int(meta.get("last_written") or 0)
-        offset = meta.get("output_offset")
+        self._done = int(self._meta.get("done") or 0)
+        offset = self._meta.get("output_offset")
         self._output_offset = int(offset) if offset is not None else None
-        self._unwritten = conn.execute(
-            "SELECT COUNT(*) FROM outbox WHERE id > ?", (self._last_written,)
-        ).fetchone()[0]
+        self._stored_items = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     @staticmethod
     def _min_delayed(conn: sqlite3.Connection) -> float | None:
-        value = conn.execute(
-            "SELECT MIN(ready_at) FROM requests WHERE state = ?", (_DELAYED,)
-        ).fetchone()[0]
+        value = conn.execute("SELECT MIN(ready_at) FROM requests WHERE state = 2").fetchone()[0]
         return float(value) if value is not None else None
 
     async def close(self) -> None:
         """Commit what is pending and close. Leased requests stay leased in the database
-        (they go back to ready when the job is opened again)."""
+        (they go back to ready when the job is opened again). Idempotent."""
         conn = self._conn
         if conn is None:
             return
@@ -322,28 +333,28 @@ class SqliteFrontier:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
                 self._checkpointer = None
+            self._conn = None
             try:
-                # Fold the WAL into the database so the job dir is one file at rest.
+                # Fold the WAL into the database: at rest the job is one file.
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 logger.warning("Final checkpoint of %s failed: %s", self.path, exc)
-            self._conn = None
             conn.close()
 
     @property
     def resumed(self) -> bool:
-        """True when :meth:`open` found an existing job (not a new database)."""
+        """True when :meth:`open` found an existing job rather than creating the database."""
         return self._resumed
 
     @property
     def finished(self) -> bool:
-        """True when an earlier run of this job ended with reason ``"finished"``."""
+        """True when a run of this job ended with reason ``"finished"`` (see :meth:`finish`)."""
         return bool(self._meta.get("finished"))
 
     @property
     def seeded(self) -> bool:
-        """True when an earlier run recorded (:meth:`mark_seeded`) that all start requests
-        were added, so a resume need not run ``start()`` again."""
+        """True once :meth:`mark_seeded` was committed: every start request was added, so a
+        resume need not run ``start()`` again."""
         return bool(self._meta.get("seeded"))
 
     # ------------------------------------------------------------ transactions
@@ -352,7 +363,7 @@ class SqliteFrontier:
         """The connection, inside a transaction."""
         if self._broken is not None:
             raise RuntimeError(
-                f"the job database {self.path} failed earlier ({self._broken}); "
+                f"the job database {self.path} failed earlier ({self._broken!r}); "
                 "stop and resume the job"
             ) from self._broken
         conn = self._conn
@@ -361,109 +372,6 @@ class SqliteFrontier:
         if not conn.in_transaction:
             conn.execute("BEGIN")
         return conn
-
-    def _changed(self) -> None:
-        """One operation is in the open transaction: commit it soon (group commit)."""
-        self._ops += 1
-        if self._ops >= self._commit_ops or self._commit_interval <= 0:
-            self._commit()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._commit_interval, self._commit_soon
-            )
-
-    def _commit_soon(self) -> None:
-        self._timer = None
-        try:
-            self._commit()
-        except Exception:
-            # Called from a timer: nobody awaits it. _broken makes the next call raise.
-            logger.exception("Commit to %s failed", self.path)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _commit(self) -> None:
-        """Commit the open transaction, with the done count and the stats snapshot.
-
-        On a database error the transaction is rolled back and the frontier refuses further
-        work: the output file may already hold items of the lost transaction, and only a
-        resume (which cuts the file back to the committed offset) keeps it exactly-once.
-        """
-        self._cancel_timer()
-        conn = self._conn
-        if conn is None or self._broken is not None:
-            return
-        self._ops = 0
-        if not conn.in_transaction:
-            return
-        rows: list[tuple[str, Any]] = [("done", self._done)]
-        if self._state_source is not None:
-            rows += self._snapshot(self._state_source)
-        try:
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
-            conn.execute("COMMIT")
-            if self._checkpointer is not None:
-                self._checkpointer.committed()
-        except BaseException as exc:
-            self._break(exc)
-            raise
-
-    def _snapshot(self, source: StateSource) -> list[tuple[str, Any]]:
-        try:
-            stats, state = source()
-            return [
-                ("stats", orjson.dumps(stats, default=str)),
-                ("spider_state", _dump_state(state)),
-            ]
-        except (TypeError, ValueError) as exc:
-            # A spider putting a set in its state must not stop the crawl's commits; it is
-            # told once, and the state of the last good snapshot is kept.
-            if not self._snapshot_failed:
-                self._snapshot_failed = True
-                logger.error("Cannot save the job's stats and spider state: %s", exc)
-            return []
-
-    async def commit(self) -> None:
-        """Commit now what is waiting for the group commit."""
-        self._commit()
-
-    # ------------------------------------------------------------------ the contract
-
-    def _encode(self, requests: Sequence[Request]) -> list[tuple[bytes | None, int, bytes]]:
-        """``(fingerprint or None for dont_filter, priority, data)`` per request. Done before
-        any change, so an :class:`~crawler.errors.UnstorableRequest` leaves the job as it was."""
-        return [
-            (None if r.dont_filter else r.fingerprint, r.priority, encode_request(r))
-            for r in requests
-        ]
-
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[bytes | None, int, bytes]]) -> int:
-        fresh: list[tuple[int, int, bytes]] = []
-        seq = self._seq
-        for fp, priority, data in rows:
-            # INSERT OR IGNORE is the dedup test and the insert in one statement.
-            if fp is not None and conn.execute(_SEE, (fp,)).rowcount != 1:
-                continue
-            fresh.append((priority, seq, data))
-            seq += 1
-        if fresh:
-            conn.executemany(
-                "INSERT INTO requests (state, priority, seq, data) VALUES (0, ?, ?, ?)", fresh
-            )
-        self._seq = seq
-        self._ready += len(fresh)
-        return len(fresh)
-
-    async def add(self, requests: Sequence[Request]) -> int:
-        if not requests:
-            return 0
-        rows = self._encode(requests)
-        added: int = self._guard(lambda conn: self._insert(conn, rows))
-        self._changed()
-        return added
 
     def _guard(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work`` in the transaction; a database error breaks the frontier."""
@@ -475,7 +383,9 @@ class SqliteFrontier:
             raise
 
     def _break(self, exc: BaseException) -> None:
-        """Give up the open transaction and refuse further work (see :meth:`_commit`)."""
+        """Drop the open transaction and refuse further work. The output file may already
+        hold items of that transaction: only a resume, which cuts the file back to the
+        committed offset, can continue exactly-once."""
         self._broken = exc
         self._cancel_timer()
         conn = self._conn
@@ -485,11 +395,150 @@ class SqliteFrontier:
             except sqlite3.Error:
                 pass
 
+    def _changed(self) -> None:
+        """One more operation is in the open transaction: commit it soon (group commit)."""
+        self._ops += 1
+        if self._ops >= self._commit_ops or self._commit_interval <= 0:
+            self._commit()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._commit_interval, self._commit_from_timer
+            )
+
+    def _commit_from_timer(self) -> None:
+        self._timer = None
+        try:
+            self._commit()
+        except Exception:
+            # Nobody awaits a timer: log it here; the frontier is broken, so the next
+            # operation raises and stops the crawl.
+            logger.exception("Commit to %s failed", self.path)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _commit(self) -> None:
+        """Commit the open transaction, with the done count, the output offset, the items not
+        drained yet (into the outbox table) and the stats snapshot."""
+        self._cancel_timer()
+        self._ops = 0
+        conn = self._conn
+        if conn is None or self._broken is not None or not conn.in_transaction:
+            return
+        rows: list[tuple[str, Any]] = [("done", self._done)]
+        if self._offset_dirty:
+            rows.append(("output_offset", self._output_offset))
+        if self._state_source is not None:
+            rows += self._snapshot(self._state_source)
+        pending = self._pending_items
+        try:
+            if pending:
+                conn.executemany("INSERT INTO outbox (data) VALUES (?)", [(p,) for p in pending])
+            conn.executemany(_SET_META, rows)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._break(exc)
+            raise
+        self._stored_items += len(pending)
+        self._pending_items = []
+        self._offset_dirty = False
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+            self._commits += 1
+            if self._commits % 16 == 0:
+                self._bound_wal(conn)
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Reset the WAL when it has grown past :data:`_WAL_LIMIT`.
+
+        The checkpointer thread copies the WAL into the database, but it never catches up
+        with a busy writer, and SQLite only starts the WAL over when a checkpoint has caught
+        up: without this the WAL grows without end. Here, between two transactions, the
+        writer finishes the checkpoint (the few frames the thread has not copied yet) and
+        truncates the WAL. If the thread is checkpointing right now SQLite says busy at once
+        (no busy timeout on this connection) and it is tried again a few commits later.
+        """
+        try:
+            size = os.stat(self._wal_path).st_size
+        except FileNotFoundError:
+            return
+        if size < _WAL_LIMIT:
+            return
+        started = time.perf_counter()
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        logger.debug("WAL of %s at %d MB: truncating checkpoint %s in %.1f ms", self.path,
+                     size >> 20, "busy" if busy else "done", (time.perf_counter() - started) * 1e3)
+
+    def _snapshot(self, source: StateSource) -> list[tuple[str, Any]]:
+        try:
+            stats, state = source()
+            return [
+                ("stats", orjson.dumps(stats, default=str)),
+                ("spider_state", _dump_state(state)),
+            ]
+        except (TypeError, ValueError) as exc:
+            # A spider putting a set in its state must not stop the crawl's commits: it is
+            # told once, and the last good snapshot stays.
+            if not self._snapshot_failed:
+                self._snapshot_failed = True
+                logger.error("Cannot save the job's stats and spider state: %s", exc)
+            return []
+
+    async def commit(self) -> None:
+        """Commit now what waits for the group commit."""
+        self._commit()
+
+    # ------------------------------------------------------------------ the contract
+
+    @staticmethod
+    def _encode(requests: Sequence[Request]) -> list[tuple[bytes | None, int, bytes]]:
+        """``(fingerprint, or None for dont_filter; priority; data)`` per request, computed
+        before any change, so an :class:`~crawler.errors.UnstorableRequest` leaves the job as
+        it was."""
+        return [
+            (None if r.dont_filter else r.fingerprint, r.priority, encode_request(r))
+            for r in requests
+        ]
+
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[bytes | None, int, bytes]]) -> int:
+        fps = [fp for fp, _, _ in rows if fp is not None]
+        new: set[bytes] = set()
+        for start in range(0, len(fps), _SEEN_CHUNK):
+            chunk = fps[start:start + _SEEN_CHUNK]
+            new.update(row[0] for row in conn.execute(_see_sql(len(chunk)), chunk))
+        fresh: list[tuple[int, int, bytes]] = []
+        seq = self._seq
+        for fp, priority, data in rows:
+            if fp is not None:
+                if fp not in new:
+                    continue
+                new.discard(fp)  # the same request twice in one batch: only the first
+            fresh.append((priority, seq, data))
+            seq += 1
+        if len(fresh) == 1:
+            conn.execute(_INSERT_REQUEST, fresh[0])
+        elif fresh:
+            conn.executemany(_INSERT_REQUEST, fresh)
+        self._seq = seq
+        self._ready += len(fresh)
+        return len(fresh)
+
+    async def add(self, requests: Sequence[Request]) -> int:
+        """Enqueue the requests not seen before (or ``dont_filter``), in one transaction.
+        Raises :class:`~crawler.errors.UnstorableRequest` naming the field (nothing added)."""
+        if not requests:
+            return 0
+        rows = self._encode(requests)
+        added: int = self._guard(lambda conn: self._insert(conn, rows))
+        self._changed()
+        return added
+
     def _promote(self, conn: sqlite3.Connection) -> None:
-        """Delayed requests whose time has come become ready."""
+        """Delayed requests whose time has come become ready (keeping their place)."""
         moved = conn.execute(
-            "UPDATE requests SET state = ? WHERE state = ? AND ready_at <= ?",
-            (_READY, _DELAYED, time.time()),
+            "UPDATE requests SET state = 0 WHERE state = 2 AND ready_at <= ?", (time.time(),)
         ).rowcount
         self._delayed -= moved
         self._ready += moved
@@ -498,27 +547,20 @@ class SqliteFrontier:
     async def lease(self, limit: int) -> list[Lease]:
         if limit <= 0:
             return []
-        if not self._ready:
-            due = self._next_delayed_at
-            if due is None or due > time.time():
-                return []
+        due = self._next_delayed_at
+        promote = due is not None and due <= time.time()
+        if not self._ready and not promote:
+            return []
 
         def work(conn: sqlite3.Connection) -> list[tuple[int, int, int, int, bytes]]:
-            if self._next_delayed_at is not None and self._next_delayed_at <= time.time():
+            if promote:
                 self._promote(conn)
-            if not self._ready:
-                return []
-            rows: list[tuple[int, int, int, int, bytes]] = conn.execute(
-                "UPDATE requests SET state = 1, deliveries = deliveries + 1 WHERE id IN ("
-                " SELECT id FROM requests WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?"
-                ") RETURNING id, priority, seq, deliveries, data",
-                (limit,),
-            ).fetchall()
+            rows: list[tuple[int, int, int, int, bytes]] = (
+                conn.execute(_LEASE, (limit,)).fetchall() if self._ready else []
+            )
             return rows
 
         rows = self._guard(work)
-        if not rows:
-            return []
         self._changed()
         rows.sort(key=lambda row: (-row[1], row[2]))  # RETURNING does not keep the order
         self._ready -= len(rows)
@@ -532,31 +574,30 @@ class SqliteFrontier:
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
     ) -> int:
-        """Delete the request, add ``children`` and commit ``items`` to the outbox, as one
+        """Delete the request, add ``children`` and take ``items`` for the output, as one
         step of one transaction. Raises ``KeyError`` for a lease not in flight (acked
-        already); :class:`~crawler.errors.UnstorableRequest` or ``TypeError`` (an item that
-        cannot be encoded) before changing anything."""
+        already), and :class:`~crawler.errors.UnstorableRequest` or ``TypeError`` (an item
+        that cannot be encoded) before changing anything."""
         key = lease.key
         if key not in self._leased:
             raise KeyError(key)
         rows = self._encode(children) if children else []
-        lines = [(encode_item(item),) for item in items] if self._output_attached else []
+        lines = [encode_item(item) for item in items] if self._output_attached else []
 
         def work(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM requests WHERE id = ?", (key,))
-            added = self._insert(conn, rows) if rows else 0
-            if lines:
-                conn.executemany("INSERT INTO outbox (data) VALUES (?)", lines)
-            return added
+            return self._insert(conn, rows) if rows else 0
 
         added: int = self._guard(work)
         self._leased.discard(key)
         self._done += 1
-        self._unwritten += len(lines)
+        self._pending_items += lines
         self._changed()
         return added
 
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
+        """Back to pending as ``request``, at the back of its priority, ready after
+        ``delay`` seconds (wall clock, so the delay survives a restart)."""
         key = lease.key
         if key not in self._leased:
             raise KeyError(key)
@@ -564,15 +605,11 @@ class SqliteFrontier:
         delayed = delay > 0
         ready_at = time.time() + delay if delayed else 0.0
         seq = self._seq
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE requests SET state = ?, priority = ?, seq = ?, ready_at = ?, data = ? "
-                "WHERE id = ?",
-                (_DELAYED if delayed else _READY, request.priority, seq, ready_at, data, key),
-            )
-
-        self._guard(work)
+        self._guard(lambda conn: conn.execute(
+            "UPDATE requests SET state = ?, priority = ?, seq = ?, ready_at = ?, data = ? "
+            "WHERE id = ?",
+            (_DELAYED if delayed else _READY, request.priority, seq, ready_at, data, key),
+        ))
         self._seq = seq + 1
         self._leased.discard(key)
         if delayed:
@@ -598,41 +635,39 @@ class SqliteFrontier:
         self._changed()
 
     async def drain(self, exporter: Any) -> int:
-        """Append the committed-or-pending outbox items to ``exporter`` in order, then record
-        its :meth:`~crawler.exporters.Exporter.tell` as the known-good offset and delete the
-        written rows, in the transaction (never the other way round: see the module
-        docstring). Returns how many items were written."""
-        if not self._unwritten:
+        """Write the items not yet written to ``exporter``, oldest first: the outbox rows
+        left by earlier commits, then the items of the open transaction. Returns how many.
+
+        The rows are deleted and ``exporter.tell()`` noted in the open transaction, which
+        commits *after* the write (see the module docstring). If the write fails, the
+        frontier refuses further work and the error propagates.
+        """
+        if not self._stored_items and not self._pending_items:
             return 0
         conn = self._db()
-        last = self._last_written
         written = 0
         try:
-            while True:
-                batch = conn.execute(
+            if self._stored_items:
+                last = 0
+                while batch := conn.execute(
                     "SELECT id, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                     (last, _DRAIN_BATCH),
-                ).fetchall()
-                if not batch:
-                    break
-                exporter.write([_decode_item(data) for _, data in batch])
-                last = batch[-1][0]
-                written += len(batch)
+                ).fetchall():
+                    exporter.write([_decode_item(data) for _, data in batch])
+                    last = batch[-1][0]
+                    written += len(batch)
+                conn.execute("DELETE FROM outbox WHERE id <= ?", (last,))
+                self._stored_items = 0
+            if self._pending_items:
+                pending, self._pending_items = self._pending_items, []
+                exporter.write([_decode_item(data) for data in pending])
+                written += len(pending)
             exporter.flush()
-            offset = exporter.tell()
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("output_offset", offset), ("last_written", last)],
-            )
-            conn.execute("DELETE FROM outbox WHERE id <= ?", (last,))
+            self._output_offset = exporter.tell()
+            self._offset_dirty = True
         except BaseException as exc:
-            # The file may now hold lines past the recorded offset; writing on would repeat
-            # them. Only a resume (which cuts the file back) can continue exactly-once.
             self._break(exc)
             raise
-        self._last_written = last
-        self._output_offset = offset
-        self._unwritten = 0
         self._changed()
         return written
 
@@ -654,13 +689,14 @@ class SqliteFrontier:
     # ------------------------------------------------------------------ the output
 
     def recover_output(self, path: str) -> bool:
-        """Before the exporter is opened for append: cut ``path`` back to the offset the job
-        recorded as known good (a torn line, or lines whose record did not commit; their
-        items are still in the outbox and :meth:`drain` writes them again).
+        """Before the exporter is opened to append: cut ``path`` back to the offset the job
+        recorded as known good. What is cut (a torn line, lines whose acks did not commit,
+        lines written whose offset did not commit) is either not committed, so it will be
+        produced again, or still in the outbox, so :meth:`drain` writes it again.
 
-        Returns False for a job that has not started its output yet (nothing to recover).
-        Raises :class:`~crawler.errors.JobDirError` when the file is missing or shorter than
-        the recorded offset (changed outside the job: it cannot be resumed exactly-once).
+        Returns False for a job whose output has not started (nothing to recover). Raises
+        :class:`~crawler.errors.JobDirError` when the file is missing or shorter than the
+        offset: it was changed outside the job, and cannot be resumed exactly-once.
         """
         offset = self._output_offset
         if offset is None:
@@ -670,29 +706,31 @@ class SqliteFrontier:
         except FileNotFoundError:
             size = -1
         if size < offset:
-            found = "missing" if size < 0 else f"{size} bytes"
+            found = "missing" if size < 0 else f"only {size} bytes"
             raise JobDirError(
-                f"output file {path} is {found}, but the job {self.path.parent} recorded "
-                f"{offset} bytes written to it: it was truncated or replaced outside the job, "
-                "so the crawl cannot resume without losing or repeating items"
+                f"output file {path} is {found}, but the job in {self.path.parent} has "
+                f"recorded {offset} bytes written to it: it was truncated or replaced outside "
+                "the job, so the crawl cannot resume without losing items; use a new job "
+                "directory"
             )
         if size > offset:
             with open(path, "r+b", buffering=0) as f:
                 f.truncate(offset)
-            logger.info("Cut %s back to %d bytes (the last committed point); %d bytes after "
-                        "it are written again from the job", path, offset, size - offset)
+            logger.info("Cut %s back to %d bytes, its last committed point (%d bytes after it "
+                        "are written again from the job)", path, offset, size - offset)
         return True
 
     async def open_output(
-        self, path: str, *, overwrite: bool, fields: Sequence[str] | None = None
+        self, path: str, *, overwrite: bool = False, fields: Sequence[str] | None = None
     ) -> Exporter:
-        """Open the exporter for this job's output and write the items committed but not
-        yet written.
+        """Open the exporter for the job's output, and write the items that were committed
+        but not written when the last run ended.
 
-        A resumed job always appends, after :meth:`recover_output` (``overwrite`` is ignored:
-        overwriting would lose the items of earlier runs). A new job opens the file as asked
-        and records its size as the start. Only formats that can be cut back and appended
-        are accepted: JSON lines and CSV, not a ``.json`` array nor standard output.
+        A job whose output has started always appends, after :meth:`recover_output`
+        (``overwrite`` is ignored: it would lose the items of earlier runs). Otherwise the
+        file is opened as asked (``overwrite`` is ``-O``) and its size recorded as the start.
+        Only outputs that can be cut back and appended are accepted: JSON lines and CSV
+        files, not a ``.json`` array nor standard output (:class:`JobDirError`).
         """
         if path == "-" or format_for(path) == "json":
             raise JobDirError(
@@ -703,11 +741,9 @@ class SqliteFrontier:
             exporter = open_exporter(path, overwrite=False, fields=fields)
         else:
             exporter = open_exporter(path, overwrite=overwrite, fields=fields)
-            offset = exporter.tell()
-            self._guard(lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('output_offset', ?)", (offset,)
-            ))
-            self._output_offset = offset
+            self._db()  # the offset commits in a transaction of its own, before any item
+            self._output_offset = exporter.tell()
+            self._offset_dirty = True
             self._commit()
         self._output_attached = True
         await self.drain(exporter)
@@ -716,19 +752,17 @@ class SqliteFrontier:
     # ------------------------------------------------------------------ job state
 
     def track_state(self, source: StateSource | None) -> None:
-        """Snapshot ``source()`` (stats, spider state) into every commit, so they are
-        always consistent with the committed acks (a kill loses neither). None stops it."""
+        """Snapshot ``source()`` (stats, spider state) into every commit, so what is saved
+        always matches the committed acks, even after a kill. None stops it."""
         self._state_source = source
 
     async def save_state(self, stats: dict[str, Any], spider_state: dict[str, Any]) -> None:
-        """Store the stats and the spider's ``state`` now (committed with what is pending).
-        Raises ``TypeError`` naming the problem if ``spider_state`` is not JSON-serialisable."""
-        state = _dump_state(spider_state)
-        rows = [("stats", orjson.dumps(stats, default=str)), ("spider_state", state)]
-        self._guard(lambda conn: conn.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows
-        ))
-        self._commit()
+        """Store the stats and the spider's ``state`` now, committed with what is pending.
+        Raises ``TypeError`` if ``spider_state`` is not JSON-serialisable."""
+        self._set_meta({
+            "stats": orjson.dumps(stats, default=str),
+            "spider_state": _dump_state(spider_state),
+        })
 
     def load_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``(stats, spider_state)`` last committed; empty dicts for a new job."""
@@ -743,22 +777,26 @@ class SqliteFrontier:
         return stats, state
 
     async def mark_seeded(self) -> None:
-        """Record that every start request has been added (see :attr:`seeded`)."""
+        """Record (and commit) that every start request has been added (:attr:`seeded`)."""
         self._set_meta({"seeded": 1})
 
     async def finish(self, reason: str) -> None:
-        """Record how this run ended and commit everything. ``"finished"`` with nothing
-        pending or in flight marks the job finished: running it again does nothing."""
+        """Record how this run ended, and commit. Reason ``"finished"`` with nothing
+        pending, in flight or unwritten marks the job :attr:`finished`: run again, it has
+        nothing to do."""
         values: dict[str, Any] = {"finish_reason": reason}
-        if reason == "finished" and await self.is_finished() and not self._unwritten:
+        if (
+            reason == "finished"
+            and await self.is_finished()
+            and not self._pending_items
+            and not self._stored_items
+        ):
             values["finished"] = 1
         self._set_meta(values)
 
     def _set_meta(self, values: dict[str, Any]) -> None:
         rows = list(values.items())
-        self._guard(lambda conn: conn.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows
-        ))
+        self._guard(lambda conn: conn.executemany(_SET_META, rows))
         self._commit()
         self._meta.update(values)
 
@@ -767,4 +805,5 @@ def _dump_state(state: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(state)
     except TypeError as exc:
-        raise TypeError(f"spider.state must be JSON-serialisable for a job to keep it: {exc}") from exc
+        raise TypeError(f"spider.state must be JSON-serialisable for a job to keep it: {exc}") \
+            from exc

@@ -1,0 +1,984 @@
+"""Run every benchmark, print a table with the goal beside each figure, write BENCHMARKS.md.
+
+    make bench                      # = .venv/bin/python bench/run.py
+    .venv/bin/python bench/run.py --quick
+    .venv/bin/python bench/run.py --rounds 7 --products 20000 --only throughput
+
+Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
+
+1. Throughput: the static shop of ``crawler.testsite.write_static_shop`` served by nginx
+   (installed with apt-get when missing and allowed; else the bundled test site in its own
+   process, which is said in the output), crawled in alternating rounds by the hand-written
+   loop (``bench/raw_loop.py``) and by ``crawl shop``. Goal: median ratio framework/raw ≥ 0.85.
+2. Seed scenario: 100 URLs answering after 1 s at concurrency 100. Goal ≤ 1.15 s.
+3. 10,000 URLs at 100 ms over 10 loopback host names, ``concurrency_per_host = 10``.
+   Goal ≤ 1.10 × the ideal 10 s, per-host in-flight (counted by the server) ≤ 10.
+4. Memory: peak RSS with 1,000,000 requests pending in the in-memory frontier (≤ 300 MB) and,
+   when ``bench/memory_sqlite.py`` exists, in the SQLite frontier (≤ 150 MB).
+5. Start-up: ``crawl shop`` from exec to its first request at a local server, and
+   ``crawler list`` from exec to exit, median of several runs. Goal ≤ 300 ms each.
+
+Crawl times are the crawl's own (``elapsed`` of ``--stats``, the raw loop's own clock), not
+the interpreter's start-up. Every server runs in another process than the crawl it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PROJECT = BENCH / "project"
+if str(ROOT) not in sys.path:  # run as a script: make `bench` and `crawler` importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.profile_shop import Profile, profile_both, render  # noqa: E402
+
+LOOPS = ("uvloop", "asyncio")
+GOAL_RATIO = 0.85
+GOAL_SEED_S = 1.15
+GOAL_HOSTS_FACTOR = 1.10
+GOAL_MEMORY_MB = 300.0
+GOAL_SQLITE_MB = 150.0
+GOAL_STARTUP_MS = 300.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+def loop_env(loop: str) -> dict[str, str]:
+    """The environment of a crawl on ``loop`` ("uvloop" or "asyncio")."""
+    env = dict(os.environ)
+    env.pop("CRAWLER_NO_UVLOOP", None)
+    if loop == "asyncio":
+        env["CRAWLER_NO_UVLOOP"] = "1"
+    return env
+
+
+def _script(name: str) -> list[str]:
+    """The console script ``name`` of this venv, else the module behind it."""
+    path = Path(sys.executable).with_name(name)
+    if path.exists():
+        return [str(path)]
+    return [sys.executable, "-m", "crawler.cli"] + (["crawl"] if name == "crawl" else [])
+
+
+def crawl_command(*args: str) -> list[str]:
+    return _script("crawl") + list(args)
+
+
+def crawler_command(*args: str) -> list[str]:
+    return _script("crawler") + list(args)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run_logged(cmd: list[str], logfile: Path, **kwargs: Any) -> float:
+    """Run ``cmd`` with its output in ``logfile``; returns the wall seconds. Raises with the
+    log's tail when it fails."""
+    t0 = time.perf_counter()
+    with open(logfile, "wb") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False, **kwargs)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{_tail(logfile)}")
+    return wall
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    """Wait until ``url`` answers (any status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+# --------------------------------------------------------------------------------------------
+# Machine
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, Python, versions and date, for the record."""
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("aiohttp", "parsel", "lxml", "yarl", "uvloop"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:  # noqa: BLE001 - not installed
+            versions[name] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "uvloop": versions["uvloop"],
+        "libraries": ", ".join(f"{k} {v}" for k, v in versions.items() if k != "uvloop"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The static shop server
+
+
+def ensure_nginx() -> str | None:
+    """The nginx binary; installed from Debian's packages when missing and we are root."""
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    log("nginx not found: installing it with apt-get (nginx-light, else nginx) ...")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    policy = Path("/usr/sbin/policy-rc.d")
+    made_policy = False
+    if not policy.exists():  # never start the system's nginx service while installing it
+        with contextlib.suppress(OSError):
+            policy.write_text("#!/bin/sh\nexit 101\n")
+            policy.chmod(0o755)
+            made_policy = True
+
+    def install() -> bool:
+        for package in ("nginx-light", "nginx"):
+            done = subprocess.run(
+                ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            )
+            if done.returncode == 0 and shutil.which("nginx"):
+                return True
+        return False
+
+    try:
+        if not install():
+            subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+            install()
+    finally:
+        if made_policy:
+            policy.unlink(missing_ok=True)
+    return shutil.which("nginx")
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 120s;
+    keepalive_requests 1000000;
+    open_file_cache max=100000 inactive=300s;
+    types {{ text/html html; text/plain txt; }}
+    default_type application/octet-stream;
+    charset utf-8;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        server_name localhost;
+        root {root};
+        index index.html;
+    }}
+}}
+"""
+
+
+@dataclass(slots=True)
+class ShopServer:
+    url: str  #: the shop's index, ``http://127.0.0.1:PORT/shop/``
+    kind: str  #: what serves it, for the report
+    pages: int  #: pages a full crawl fetches
+
+
+@contextlib.contextmanager
+def serve_shop(workdir: Path, products: int, prefer: str = "nginx") -> Iterator[ShopServer]:
+    """Serve a shop of ``products`` products from another process: nginx over static files,
+    or (``prefer="testsite"``, or nginx unavailable) ``python -m crawler.testsite``."""
+    nginx = ensure_nginx() if prefer == "nginx" else None
+    if nginx is None:
+        if prefer == "nginx":
+            log("nginx unavailable: serving the shop with crawler.testsite in its own process"
+                " (an aiohttp server; it may be the bottleneck)")
+        with _serve_testsite(products) as server:
+            yield server
+        return
+    from crawler.testsite import write_static_shop
+
+    docroot = workdir / "www"
+    log(f"writing the static shop ({products:,} products) ...")
+    pages = write_static_shop(docroot, products)
+    for path in (workdir, docroot):
+        path.chmod(0o755)  # nginx's worker may run as another user
+    nginx_dir = workdir / "nginx"
+    nginx_dir.mkdir()
+    version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    kind = (version.stderr.strip().replace("nginx version: ", "") or "nginx") + \
+        " (1 worker, access log off, static files)"
+    for _attempt in range(5):
+        port = free_port()
+        conf = nginx_dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=nginx_dir, port=port, root=docroot))
+        proc = subprocess.Popen(
+            [nginx, "-p", str(nginx_dir), "-c", str(conf), "-e", str(nginx_dir / "error.log"),
+             "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/shop/", timeout=5)
+        except RuntimeError:
+            proc.terminate()
+            proc.wait()
+            continue
+        try:
+            yield ShopServer(f"http://127.0.0.1:{port}/shop/", kind, pages)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return
+    raise RuntimeError(f"nginx did not start: {_tail(nginx_dir / 'error.log')}")
+
+
+@contextlib.contextmanager
+def _serve_testsite(products: int) -> Iterator[ShopServer]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler.testsite", "--port", "0", "--shop", str(products)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip()
+        if not base.startswith("http://"):
+            raise RuntimeError(f"crawler.testsite did not start (printed {base!r})")
+        listings = -(-products // 20)
+        yield ShopServer(f"{base}/shop/", "crawler.testsite in its own process (aiohttp)",
+                         1 + listings + products)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Throughput
+
+
+@dataclass(slots=True)
+class CrawlRun:
+    who: str  #: "raw" or "framework"
+    pages: int  #: 200 responses
+    items: int
+    elapsed: float  #: the crawl's own seconds
+    wall: float  #: the process, start-up included
+
+    @property
+    def pages_per_s(self) -> float:
+        return self.pages / self.elapsed if self.elapsed else 0.0
+
+
+def _check_items(path: Path, products: int) -> int:
+    ids = set()
+    count = 0
+    with open(path, "rb") as f:
+        for line in f:
+            ids.add(json.loads(line)["id"])
+            count += 1
+    if count != products or ids != set(range(1, products + 1)):
+        raise AssertionError(f"{path}: {count} items, {len(ids)} distinct ids, expected "
+                             f"the {products} products once each")
+    return count
+
+
+def run_raw(server: ShopServer, workdir: Path, concurrency: int, loop: str) -> CrawlRun:
+    """One crawl of the shop by the hand-written loop."""
+    out = workdir / "raw.jsonl"
+    cmd = [sys.executable, str(BENCH / "raw_loop.py"), server.url, str(out),
+           "--concurrency", str(concurrency)]
+    if loop == "asyncio":
+        cmd.append("--no-uvloop")
+    logfile = workdir / "raw.log"
+    wall = run_logged(cmd, logfile)
+    result = json.loads(logfile.read_text().strip().splitlines()[-1])
+    items = _check_items(out, result["items"])
+    return CrawlRun("raw", int(result["pages"]), items, float(result["elapsed"]), wall)
+
+
+def run_framework(server: ShopServer, workdir: Path, concurrency: int, loop: str) -> CrawlRun:
+    """One crawl of the shop by ``crawl shop`` (the bench project, robots.txt obeyed)."""
+    out = workdir / "framework.jsonl"
+    stats_path = workdir / "framework-stats.json"
+    cmd = crawl_command(
+        "shop", "-O", str(out), "-a", f"start_url={server.url}", "--stats", str(stats_path),
+        "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
+    )
+    wall = run_logged(cmd, workdir / "framework.log", cwd=PROJECT, env=loop_env(loop))
+    stats = json.loads(stats_path.read_text())
+    items = _check_items(out, int(stats.get("items_scraped", 0)))
+    return CrawlRun("framework", int(stats.get("status/200", 0)), items,
+                    float(stats["elapsed"]), wall)
+
+
+@dataclass(slots=True)
+class Throughput:
+    loop: str
+    server: str
+    pages: int
+    concurrency: int
+    rounds: list[tuple[CrawlRun, CrawlRun]] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [fw.pages_per_s / raw.pages_per_s for raw, fw in self.rounds]
+
+    def median(self, who: str) -> float:
+        return statistics.median(
+            (raw if who == "raw" else fw).pages_per_s for raw, fw in self.rounds
+        )
+
+
+def throughput(server: ShopServer, workdir: Path, *, rounds: int, concurrency: int,
+               loop: str, products: int) -> Throughput:
+    """``rounds`` alternating rounds (raw then framework, framework then raw, ...); every
+    crawl must fetch exactly the shop's pages and write every product once."""
+    result = Throughput(loop, server.kind, server.pages, concurrency)
+    for n in range(rounds):
+        order: list[Callable[..., CrawlRun]] = [run_raw, run_framework]
+        if n % 2:
+            order.reverse()
+        runs = {}
+        for fn in order:
+            run = fn(server, workdir, concurrency, loop)
+            if run.pages != server.pages or run.items != products:
+                raise AssertionError(
+                    f"{run.who} crawl fetched {run.pages} pages and wrote {run.items} items;"
+                    f" the shop has {server.pages} pages and {products} products"
+                )
+            runs[run.who] = run
+        raw, fw = runs["raw"], runs["framework"]
+        result.rounds.append((raw, fw))
+        log(f"  [{loop}] round {n + 1}/{rounds}: raw {raw.pages_per_s:,.0f} pages/s, "
+            f"framework {fw.pages_per_s:,.0f} pages/s, ratio "
+            f"{fw.pages_per_s / raw.pages_per_s:.2f} ({raw.pages} pages each)")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# 2-3. Latency scenarios
+
+
+@contextlib.contextmanager
+def latency_server(hosts: list[str]) -> Iterator[int]:
+    """``bench/latency_server.py`` on every host of ``hosts`` (one port); yields the port."""
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH / "latency_server.py"), "--hosts", ",".join(hosts)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError(f"latency server did not start (printed {line!r})")
+        port = int(line)
+        wait_http(f"http://{hosts[0]}:{port}/stats")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@dataclass(slots=True)
+class LatencyRun:
+    loop: str
+    urls: int
+    hosts: int
+    delay: float
+    concurrency: int
+    per_host: int
+    elapsed: float  #: the crawl's own seconds (stats ``elapsed``)
+    wall: float  #: the process, start-up included
+    responses: int
+    hits: int  #: /delay/ requests the server saw
+    max_inflight: int
+    max_inflight_by_host: dict[str, int]
+
+    @property
+    def ideal(self) -> float:
+        """Seconds with every slot always busy: rounds of (hosts × per-host) requests."""
+        parallel = min(self.concurrency, self.hosts * self.per_host, self.urls)
+        return -(-self.urls // parallel) * self.delay
+
+
+def latency_crawl(workdir: Path, *, loop: str, urls: int, delay: float, hosts: list[str],
+                  concurrency: int, per_host: int) -> LatencyRun:
+    """``crawl latency`` over ``urls`` URLs of ``hosts`` against the slow server."""
+    with latency_server(hosts) as port:
+        stats_path = workdir / "latency-stats.json"
+        cmd = crawl_command(
+            "latency", "-a", f"port={port}", "-a", f"n={urls}", "-a", f"delay={delay:g}",
+            "-a", f"hosts={','.join(hosts)}", "--stats", str(stats_path),
+            "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={per_host}",
+        )
+        wall = run_logged(cmd, workdir / "latency.log", cwd=PROJECT, env=loop_env(loop))
+        server = get_json(f"http://{hosts[0]}:{port}/stats")
+    stats = json.loads(stats_path.read_text())
+    run = LatencyRun(
+        loop, urls, len(hosts), delay, concurrency, per_host, float(stats["elapsed"]), wall,
+        int(stats.get("status/200", 0)), int(server["hits"]), int(server["max_inflight"]),
+        {h: int(n) for h, n in server["max_inflight_by_host"].items()},
+    )
+    if run.responses != urls or run.hits != urls:
+        raise AssertionError(f"latency crawl: {run.responses} responses, server saw {run.hits}"
+                             f" requests; expected {urls}")
+    return run
+
+
+def seed_scenario(workdir: Path, loop: str, urls: int = 100, delay: float = 1.0) -> LatencyRun:
+    """The article's scenario: ``urls`` URLs that each take ``delay`` s, all at once."""
+    return latency_crawl(workdir, loop=loop, urls=urls, delay=delay, hosts=["127.0.0.1"],
+                         concurrency=urls, per_host=urls)
+
+
+def hosts_scenario(workdir: Path, loop: str, urls: int = 10_000, delay: float = 0.1,
+                   hosts: int = 10, per_host: int = 10) -> LatencyRun:
+    """``urls`` URLs at ``delay`` s spread over ``hosts`` loopback addresses."""
+    names = [f"127.0.0.{i}" for i in range(1, hosts + 1)]
+    return latency_crawl(workdir, loop=loop, urls=urls, delay=delay, hosts=names,
+                         concurrency=hosts * per_host, per_host=per_host)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Memory
+
+
+def memory_script(script: Path, requests: int, loop: str) -> dict[str, Any]:
+    """Run ``bench/memory_frontier.py``-like script (``--requests N [--no-uvloop]``) whose last
+    line is JSON with ``peak_rss_mb``."""
+    cmd = [sys.executable, str(script), "--requests", str(requests)]
+    if loop == "asyncio":
+        cmd.append("--no-uvloop")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT,
+                          env=loop_env(loop))
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} exited {done.returncode}: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+_PEAK = re.compile(r"peak RSS ([0-9.]+) MB")
+
+
+def memory_sqlite(requests: int) -> dict[str, Any] | None:
+    """``bench/memory_sqlite.py N`` (written with the SQLite frontier): its last line says
+    ``peak RSS <MB> MB``. None when the script does not exist or says nothing readable."""
+    script = BENCH / "memory_sqlite.py"
+    if not script.exists():
+        return None
+    done = subprocess.run([sys.executable, str(script), str(requests)], capture_output=True,
+                          text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} exited {done.returncode}: {done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    found = _PEAK.search(lines[-1]) if lines else None
+    if found is None:
+        return None
+    return {"requests": requests, "peak_rss_mb": float(found.group(1)), "output": lines}
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Start-up
+
+
+class FirstRequestServer:
+    """A plain socket server in a thread: notes when the first request of a run arrives and
+    answers every request with an immediate ``404`` (robots.txt included)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = int(self._sock.getsockname()[1])
+        self.first: float | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def arm(self) -> None:
+        with self._lock:
+            self.first = None
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                now = time.monotonic()
+                with self._lock:
+                    if self.first is None and data:
+                        self.first = now
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def startup_crawl(workdir: Path, loop: str, runs: int) -> list[float]:
+    """Milliseconds from exec of ``crawl shop`` to its first request at a local server."""
+    server = FirstRequestServer()
+    out: list[float] = []
+    try:
+        for _ in range(runs):
+            server.arm()
+            cmd = crawl_command("shop", "-a", f"start_url=http://127.0.0.1:{server.port}/shop/")
+            t0 = time.monotonic()
+            run_logged(cmd, workdir / "startup.log", cwd=PROJECT, env=loop_env(loop))
+            if server.first is None:
+                raise RuntimeError("crawl shop made no request")
+            out.append((server.first - t0) * 1000)
+    finally:
+        server.close()
+    return out
+
+
+def startup_list(workdir: Path, loop: str, runs: int) -> list[float]:
+    """Milliseconds from exec to exit of ``crawler list`` in the bench project."""
+    out = []
+    for _ in range(runs):
+        wall = run_logged(crawler_command("list"), workdir / "list.log", cwd=PROJECT,
+                          env=loop_env(loop))
+        out.append(wall * 1000)
+    return out
+
+
+def startup_floor(runs: int) -> float:
+    """Milliseconds of ``python -c pass``: the interpreter's own start-up."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass(slots=True)
+class Results:
+    machine: dict[str, str]
+    options: dict[str, Any]
+    throughput: dict[str, Throughput] = field(default_factory=dict)
+    seed: dict[str, LatencyRun] = field(default_factory=dict)
+    hosts: dict[str, LatencyRun] = field(default_factory=dict)
+    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sqlite: dict[str, Any] | None = None
+    sqlite_checked: bool = False
+    start_crawl: dict[str, list[float]] = field(default_factory=dict)
+    start_list: dict[str, list[float]] = field(default_factory=dict)
+    python_floor_ms: float | None = None
+    profile: list[Profile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Row:
+    figure: str
+    goal: str
+    cells: dict[str, str]
+    ok: dict[str, bool | None]
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else ("yes" if ok else "NO")
+
+
+def rows(res: Results) -> list[Row]:
+    """The table: one row per figure, a cell per loop."""
+    out: list[Row] = []
+
+    def add(figure: str, goal: str, fn: Callable[[str], tuple[str, bool | None] | None]) -> None:
+        cells: dict[str, str] = {}
+        oks: dict[str, bool | None] = {}
+        for loop in LOOPS:
+            got = fn(loop)
+            if got is not None:
+                cells[loop], oks[loop] = got
+        if cells:
+            out.append(Row(figure, goal, cells, oks))
+
+    def tp(loop: str, who: str) -> tuple[str, bool | None] | None:
+        t = res.throughput.get(loop)
+        return None if t is None else (f"{t.median(who):,.0f}", None)
+
+    def ratio(loop: str) -> tuple[str, bool | None] | None:
+        t = res.throughput.get(loop)
+        if t is None:
+            return None
+        r = t.ratios
+        med = statistics.median(r)
+        return f"{min(r):.2f} / {med:.2f} / {max(r):.2f}", med >= GOAL_RATIO
+
+    add("Throughput, hand-written loop (pages/s, median)", "", lambda lp: tp(lp, "raw"))
+    add("Throughput, framework (pages/s, median)", "", lambda lp: tp(lp, "framework"))
+    add("Ratio framework/raw (min / median / max)", f"median ≥ {GOAL_RATIO}", ratio)
+
+    def seed(loop: str) -> tuple[str, bool | None] | None:
+        s = res.seed.get(loop)
+        return None if s is None else (f"{s.elapsed:.3f} s", s.elapsed <= GOAL_SEED_S)
+
+    add("100 URLs × 1 s at concurrency 100 (crawl wall)", f"≤ {GOAL_SEED_S} s", seed)
+
+    def hosts(loop: str) -> tuple[str, bool | None] | None:
+        h = res.hosts.get(loop)
+        if h is None:
+            return None
+        ok = h.elapsed <= GOAL_HOSTS_FACTOR * h.ideal
+        return f"{h.elapsed:.2f} s ({h.elapsed / h.ideal:.3f} × ideal)", ok
+
+    def per_host(loop: str) -> tuple[str, bool | None] | None:
+        h = res.hosts.get(loop)
+        if h is None:
+            return None
+        top = max(h.max_inflight_by_host.values(), default=0)
+        return f"{top} (over {len(h.max_inflight_by_host)} hosts)", top <= h.per_host
+
+    any_hosts = next(iter(res.hosts.values()), None)
+    if any_hosts is not None:
+        label = (f"{any_hosts.urls:,} URLs × {any_hosts.delay:g} s over {any_hosts.hosts} hosts,"
+                 f" {any_hosts.per_host}/host (crawl wall)")
+        add(label, f"≤ {GOAL_HOSTS_FACTOR} × {any_hosts.ideal:g} s", hosts)
+        add("  max in flight per host, counted by the server", f"≤ {any_hosts.per_host}",
+            per_host)
+
+    def memory(loop: str) -> tuple[str, bool | None] | None:
+        m = res.memory.get(loop)
+        if m is None:
+            return None
+        return (f"{m['peak_rss_mb']:.0f} MB ({m['bytes_per_request']} B/request)",
+                m["peak_rss_mb"] <= GOAL_MEMORY_MB)
+
+    any_mem = next(iter(res.memory.values()), None)
+    if any_mem is not None:
+        add(f"Peak RSS, {any_mem['requests']:,} pending, memory frontier",
+            f"≤ {GOAL_MEMORY_MB:.0f} MB", memory)
+
+    def sqlite(loop: str) -> tuple[str, bool | None] | None:
+        if not res.sqlite_checked:
+            return None
+        m = res.sqlite
+        if m is None:
+            return "not available", None
+        if loop == "uvloop":
+            return "— (runs on asyncio)", None
+        return f"{m['peak_rss_mb']:.0f} MB", m["peak_rss_mb"] <= GOAL_SQLITE_MB
+
+    add("Peak RSS, pending requests, SQLite frontier", f"≤ {GOAL_SQLITE_MB:.0f} MB", sqlite)
+
+    def start(which: dict[str, list[float]]) -> Callable[[str], tuple[str, bool | None] | None]:
+        def cell(loop: str) -> tuple[str, bool | None] | None:
+            t = which.get(loop)
+            if not t:
+                return None
+            med = statistics.median(t)
+            return f"{med:.0f} ms", med <= GOAL_STARTUP_MS
+
+        return cell
+
+    add("Start-up: `crawl shop` exec → first request (median)", f"≤ {GOAL_STARTUP_MS:.0f} ms",
+        start(res.start_crawl))
+    add("Start-up: `crawler list` exec → exit (median)", f"≤ {GOAL_STARTUP_MS:.0f} ms",
+        start(res.start_list))
+    return out
+
+
+def text_table(table: list[Row]) -> str:
+    header = ["Figure", "Goal", "uvloop", "ok", "asyncio", "ok"]
+    lines = [[r.figure, r.goal, r.cells.get("uvloop", "—"), _mark(r.ok.get("uvloop")),
+              r.cells.get("asyncio", "—"), _mark(r.ok.get("asyncio"))] for r in table]
+    widths = [max(len(x) for x in col) for col in zip(header, *lines, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt.format(*header), sep] + [fmt.format(*line) for line in lines])
+
+
+def markdown(res: Results) -> str:
+    """BENCHMARKS.md: the machine, the table, the details of every figure, the profile."""
+    m = res.machine
+    o = res.options
+    md: list[str] = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`.venv/bin/python bench/run.py`"
+        + (f" {o['argv']}" if o.get("argv") else "") + "); every figure below comes from the"
+        " run recorded here. How each figure is measured: the docstring of `bench/run.py`.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores",
+        f"- Python {m['python']} on {m['os']}",
+        f"- uvloop: {m['uvloop']}; {m['libraries']}",
+        f"- Date: {m['date']}",
+        "",
+        "## Results",
+        "",
+        "| Figure | Goal | uvloop | | asyncio | |",
+        "|---|---|---:|---|---:|---|",
+    ]
+    for r in rows(res):
+        md.append(f"| {r.figure.strip()} | {r.goal} | {r.cells.get('uvloop', '—')} | "
+                  f"{_mark(r.ok.get('uvloop'))} | {r.cells.get('asyncio', '—')} | "
+                  f"{_mark(r.ok.get('asyncio'))} |")
+    if res.throughput:
+        t0 = next(iter(res.throughput.values()))
+        md += [
+            "",
+            "## Throughput rounds",
+            "",
+            f"Server: {t0.server}. {t0.pages:,} pages ({o.get('products', 0):,} products), "
+            f"concurrency {t0.concurrency} for both (per host {t0.concurrency}: one host). Both"
+            " crawls fetch exactly these pages (checked every round) and write every product"
+            " once as a JSON line. pages/s = 200 responses / the crawl's own elapsed time."
+            " The framework obeys robots.txt (nginx answers a fast 404, so one extra request);"
+            " its items are plain dicts (no item model), as the raw loop's.",
+            "",
+            "| loop | round | raw pages/s | framework pages/s | ratio | raw process s |"
+            " framework process s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for loop, t in res.throughput.items():
+            for i, (raw, fw) in enumerate(t.rounds, 1):
+                md.append(f"| {loop} | {i} | {raw.pages_per_s:,.0f} | {fw.pages_per_s:,.0f} |"
+                          f" {fw.pages_per_s / raw.pages_per_s:.3f} | {raw.wall:.2f} |"
+                          f" {fw.wall:.2f} |")
+    if res.seed or res.hosts:
+        md += ["", "## Latency scenarios", "",
+               "Server: `bench/latency_server.py` (aiohttp on uvloop) in its own process;"
+               " crawl wall = stats `elapsed` of `crawl latency --stats`.", "",
+               "| scenario | loop | crawl s | ideal s | process s | server max in flight |"
+               " max per host |", "|---|---|---:|---:|---:|---:|---:|"]
+        for name, runs in (("seed", res.seed), ("10 hosts", res.hosts)):
+            for loop, r in runs.items():
+                md.append(f"| {name}: {r.urls:,} × {r.delay:g} s | {loop} | {r.elapsed:.3f} |"
+                          f" {r.ideal:g} | {r.wall:.2f} | {r.max_inflight} |"
+                          f" {max(r.max_inflight_by_host.values(), default=0)} |")
+    if res.memory:
+        md += ["", "## Memory", "", "`bench/memory_frontier.py`: realistic requests (80-character"
+               " URLs over 1,000 hosts, a bound-method callback) added in batches of 1,000 to"
+               " `MemoryFrontier` and kept pending; peak RSS of the whole process.", ""]
+        for loop, mem in res.memory.items():
+            md.append(f"- {loop}: {mem['requests']:,} requests, peak RSS {mem['peak_rss_mb']} MB"
+                      f" (baseline after imports {mem['baseline_rss_mb']} MB,"
+                      f" {mem['bytes_per_request']} B per request), filled in {mem['seconds']} s")
+        if res.sqlite_checked:
+            sq = res.sqlite
+            md.append("- SQLite frontier (`bench/memory_sqlite.py`, on asyncio): " + (
+                "not available" if sq is None
+                else f"{sq['requests']:,} pending requests, peak RSS {sq['peak_rss_mb']} MB"))
+            if sq is not None:
+                md += ["", "```"] + [str(x) for x in sq["output"]] + ["```"]
+    if res.start_crawl or res.start_list:
+        md += ["", "## Start-up", ""]
+        if res.python_floor_ms is not None:
+            md.append(f"- `python -c pass` alone: {res.python_floor_ms:.0f} ms (median)")
+        for loop, times in res.start_crawl.items():
+            md.append(f"- `crawl shop` → first request, {loop}: "
+                      + ", ".join(f"{t:.0f}" for t in times) + " ms")
+        for loop, times in res.start_list.items():
+            md.append(f"- `crawler list`, {loop}: " + ", ".join(f"{t:.0f}" for t in times) + " ms")
+    if res.profile:
+        md += ["", "## Profile of the throughput crawl", "",
+               "`bench/profile_shop.py`: one crawl of each under cProfile, on asyncio's loop;"
+               " shares are of the busy time (the loop's `epoll.poll` sleep removed). cProfile"
+               " inflates many small Python calls, so read the shares as a guide.", "",
+               render(res.profile)]
+    if res.notes:
+        md += ["", "## Notes", ""] + [f"- {n}" for n in res.notes]
+    return "\n".join(md) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Run the benchmarks and write BENCHMARKS.md.")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller and fewer runs (2,000 products, 2 rounds, 1,000 latency URLs,"
+                        " 100,000 pending requests); goals are still shown")
+    p.add_argument("--rounds", type=int, help="throughput rounds per loop (default 5)")
+    p.add_argument("--products", type=int, help="products in the shop (default 20,000)")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--hosts-urls", type=int, help="URLs of the 10-host scenario (10,000)")
+    p.add_argument("--seed-urls", type=int, default=100)
+    p.add_argument("--memory-requests", type=int, help="pending requests (1,000,000)")
+    p.add_argument("--startup-runs", type=int, help="runs per start-up figure (7)")
+    p.add_argument("--loops", default="uvloop,asyncio", help="comma-separated: uvloop,asyncio")
+    p.add_argument("--only", default="throughput,latency,memory,startup,profile",
+                   help="comma-separated sections to run")
+    p.add_argument("--server", choices=("nginx", "testsite"), default="nginx",
+                   help="what serves the shop (default nginx, installed when missing)")
+    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"),
+                   help="where to write the report ('-' = do not write)")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.rounds = args.rounds or (2 if q else 5)
+    args.products = args.products or (2_000 if q else 20_000)
+    args.hosts_urls = args.hosts_urls or (1_000 if q else 10_000)
+    args.memory_requests = args.memory_requests or (100_000 if q else 1_000_000)
+    args.startup_runs = args.startup_runs or (3 if q else 7)
+    args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
+    args.only = {x.strip() for x in args.only.split(",") if x.strip()}
+    for loop in args.loops:
+        if loop not in LOOPS:
+            p.error(f"unknown loop {loop!r} (uvloop or asyncio)")
+    if "uvloop" in args.loops:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            log("uvloop is not installed (pip install '.[speed]'): measuring asyncio only")
+            args.loops = [x for x in args.loops if x != "uvloop"]
+    return args
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
+    """Run the sections ``args.only`` asks for, on every loop of ``args.loops``."""
+    res = Results(machine_info(), {"products": args.products,
+                                   "argv": " ".join(argv if argv is not None else sys.argv[1:])})
+    with tempfile.TemporaryDirectory(prefix="crawler-bench-") as tmp:
+        work = Path(tmp)
+        if "throughput" in args.only or "profile" in args.only:
+            with serve_shop(work, args.products, prefer=args.server) as server:
+                log(f"shop: {server.url} served by {server.kind}, {server.pages:,} pages")
+                if "throughput" in args.only:
+                    log("warm-up crawl (not counted) ...")
+                    run_raw(server, work, args.concurrency, args.loops[0])
+                    for loop in args.loops:
+                        log(f"throughput, {loop}: {args.rounds} rounds ...")
+                        res.throughput[loop] = throughput(
+                            server, work, rounds=args.rounds, concurrency=args.concurrency,
+                            loop=loop, products=args.products,
+                        )
+                if "profile" in args.only:
+                    log("profiling both crawls under cProfile ...")
+                    prof_dir = work / "profile"
+                    prof_dir.mkdir()
+                    res.profile = profile_both(server.url, prof_dir, args.concurrency,
+                                               server.pages)
+        if "latency" in args.only:
+            for loop in args.loops:
+                log(f"seed scenario, {loop} ...")
+                res.seed[loop] = seed_scenario(work, loop, urls=args.seed_urls)
+                log(f"  {res.seed[loop].elapsed:.3f} s")
+                log(f"10-host scenario, {loop} ({args.hosts_urls:,} URLs) ...")
+                res.hosts[loop] = hosts_scenario(work, loop, urls=args.hosts_urls)
+                log(f"  {res.hosts[loop].elapsed:.2f} s")
+        if "memory" in args.only:
+            for loop in args.loops:
+                log(f"memory, {loop} ({args.memory_requests:,} pending requests) ...")
+                mem = memory_script(BENCH / "memory_frontier.py", args.memory_requests, loop)
+                res.memory[loop] = mem
+                log(f"  peak RSS {mem['peak_rss_mb']} MB")
+            # The SQLite script runs on asyncio.run whatever the loop setting: measured once.
+            log(f"memory, SQLite frontier ({args.memory_requests:,} pending requests) ...")
+            res.sqlite = memory_sqlite(args.memory_requests)
+            res.sqlite_checked = True
+        if "startup" in args.only:
+            res.python_floor_ms = startup_floor(args.startup_runs)
+            for loop in args.loops:
+                log(f"start-up, {loop} ...")
+                res.start_crawl[loop] = startup_crawl(work, loop, args.startup_runs)
+                res.start_list[loop] = startup_list(work, loop, args.startup_runs)
+    if args.quick:
+        res.notes.append("--quick run: smaller figures than the goals are stated for.")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    res = run(args, argv)
+    print(text_table(rows(res)))
+    if res.throughput:
+        for loop, t in res.throughput.items():
+            print(f"\n{loop}: {t.pages:,} pages per crawl, both crawls the same; server: "
+                  f"{t.server}")
+    if args.markdown != "-":
+        Path(args.markdown).write_text(markdown(res))
+        print(f"\nWrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

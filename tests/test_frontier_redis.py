@@ -1,0 +1,550 @@
+"""The Redis frontier against a real Redis: the frontier contract across workers, atomic dedup,
+lease expiry and dead letters, Redis restarts, cluster-wide host limits, item dedup."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from crawler.dedup import ItemKeyDedup, item_key, merge_outputs
+from crawler.errors import ConfigError, DropItem
+from crawler.frontier.base import Lease
+from crawler.frontier.redis import (
+    RedisFrontier,
+    crawl_prefix,
+    frontier_crawls,
+    frontier_purge,
+    frontier_status,
+)
+from crawler.http import Request
+
+from .redis_util import PROJECT_ROOT, RedisCrawl, RedisServer, free_port, require_redis_server
+
+pytest_plugins = ["tests.redis_util"]  # the redis_url and redis_crawl fixtures
+pytestmark = pytest.mark.redis
+
+
+def urls(leases: list[Lease]) -> list[str]:
+    return [lease.request.url for lease in leases]
+
+
+async def drain(frontier: RedisFrontier, limit: int = 100) -> list[Lease]:
+    """Lease everything that is ready now."""
+    out: list[Lease] = []
+    while batch := await frontier.lease(limit):
+        out += batch
+    return out
+
+
+# ------------------------------------------------------------------------------ contract
+
+
+async def test_priority_then_fifo_across_workers(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request("http://h/a0"), Request("http://h/b5", priority=5)])
+    await b.add([Request("http://h/c0"), Request("http://h/d5", priority=5)])
+    await a.add([Request("http://h/e1", priority=1), Request("http://h/f-3", priority=-3)])
+    leased = await b.lease(2) + await a.lease(10)
+    assert urls(leased) == [
+        "http://h/b5", "http://h/d5", "http://h/e1", "http://h/a0", "http://h/c0", "http://h/f-3"
+    ]
+    assert all(lease.deliveries == 1 for lease in leased)
+
+
+async def test_request_round_trips(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+    sent = Request("http://h/p?q=1", "parse_item", method="POST", body=b"x=1",
+                   headers={"X-A": "b"}, meta={"k": [1, 2]}, cb_kwargs={"n": 3}, priority=2,
+                   depth=4, errback="on_error")
+    await f.add([sent])
+    (lease,) = await f.lease(5)
+    got = lease.request
+    assert (got.url, got.method, got.body, got.headers["X-A"], got.meta, got.cb_kwargs) == (
+        sent.url, "POST", b"x=1", "b", {"k": [1, 2]}, {"n": 3})
+    assert (got.callback, got.errback, got.priority, got.depth) == ("parse_item", "on_error", 2, 4)
+    assert got.fingerprint == sent.fingerprint
+
+
+async def test_dedup_and_dont_filter(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    assert await a.add([Request("http://h/1"), Request("http://h/1"), Request("http://h/2")]) == 2
+    assert await b.add([Request("http://h/1"), Request("http://h/2#frag")]) == 0
+    assert await b.add([Request("http://h/1", dont_filter=True)] * 2) == 2
+    # dont_filter does not mark the URL seen: a first normal add of a new URL still counts.
+    assert await a.add([Request("http://h/3", dont_filter=True), Request("http://h/3")]) == 2
+    assert (await a.counts()).pending == 6
+
+
+async def test_ack_adds_children_deduplicated(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request("http://h/root"), Request("http://h/known")])
+    (root,) = await a.lease(1)
+    added = await a.ack(root, [Request("http://h/known"), Request("http://h/c1"),
+                               Request("http://h/c1"), Request("http://h/root")])
+    assert added == 1
+    counts = await b.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (2, 0, 1)
+    assert urls(await drain(b)) == ["http://h/known", "http://h/c1"]
+
+
+async def test_reschedule_with_delay(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+    await f.add([Request("http://h/r")])
+    (lease,) = await f.lease(1)
+    retry = lease.request.replace(meta={"retry": 1})
+    await f.reschedule(lease, retry, 0.4)
+    assert await f.lease(5) == []
+    wait = f.next_ready_in()
+    assert wait is not None and 0 < wait <= 0.4
+    assert not await f.is_finished()  # delayed counts as pending
+    assert (await f.counts()).pending == 1
+    await asyncio.sleep(wait + 0.05)
+    (again,) = await f.lease(5)
+    assert again.request.meta == {"retry": 1}
+    assert again.deliveries == 1  # a retry is an outcome, not a lost delivery
+    await f.reschedule(again, again.request, 0)  # no delay: ready at once
+    assert f.next_ready_in() == 0
+    assert urls(await f.lease(5)) == ["http://h/r"]
+
+
+async def test_release_puts_back_in_order(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+    await f.add([Request(f"http://h/{i}") for i in range(4)])
+    first = await f.lease(3)
+    await f.release(first)
+    again = await f.lease(10)
+    assert urls(again) == ["http://h/0", "http://h/1", "http://h/2", "http://h/3"]
+    assert [lease.deliveries for lease in again] == [1, 1, 1, 1]
+
+
+async def test_finished_only_when_no_worker_holds_anything(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request("http://h/only")])
+    (lease,) = await a.lease(5)
+    # B sees an empty queue while A holds a lease: it must wait (poll), not finish.
+    assert await b.lease(5) == []
+    assert not await b.is_finished()
+    wait = b.next_ready_in()
+    assert wait is not None and wait > 0
+    counts = await b.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (0, 1, 0)
+    await a.ack(lease, [Request("http://h/child")])
+    (child,) = await b.lease(5)
+    assert not await a.is_finished()
+    await b.ack(child)
+    assert await a.is_finished() and await b.is_finished()
+    assert b.next_ready_in() is None
+    assert (await a.counts()).done == 2
+
+
+async def test_late_ack_after_expiry_counts_once(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier(lease_timeout=0.3)
+    b = await redis_crawl.frontier(lease_timeout=0.3)
+    await a.add([Request("http://h/slow")])
+    (lease_a,) = await a.lease(1)
+    await a.close()  # A stops heartbeating while still processing
+    await asyncio.sleep(0.4)
+    (lease_b,) = await b.lease(1)
+    assert lease_b.deliveries == 2
+    await a.connection.client.ping()  # A's client reconnects on use
+    assert await a.ack(lease_a, [Request("http://h/from-a")]) == 1
+    assert await b.ack(lease_b, [Request("http://h/from-a")]) == 0
+    counts = await b.counts()
+    assert (counts.done, counts.in_flight, counts.pending) == (1, 0, 1)
+    await a.connection.aclose()
+
+
+async def test_heartbeat_keeps_leases(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier(lease_timeout=0.6)
+    b = await redis_crawl.frontier(lease_timeout=0.6)
+    await a.add([Request("http://h/long")])
+    (lease,) = await a.lease(1)
+    await asyncio.sleep(1.5)  # 2.5 lease timeouts, renewed every 0.2 s
+    assert await b.lease(5) == []
+    await a.ack(lease)
+    assert await b.is_finished()
+
+
+async def test_shared_stats(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.merge_stats({"requests": 5, "status/200": 4, "bytes": 10.5, "max_depth": 3,
+                         "elapsed": 2.0, "finish_reason": "finished", "pages_per_second": 2.5})
+    await a.merge_stats({"requests": 8, "status/200": 4, "bytes": 11.0, "max_depth": 2})
+    await b.merge_stats({"requests": 2, "max_depth": 5})
+    stats = await b.shared_stats()
+    assert stats == {"requests": 10, "status/200": 4, "bytes": 11.0, "max_depth": 5}
+
+
+async def test_status_and_purge_touch_only_their_crawl(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    await a.add([Request(f"http://h/{i}") for i in range(5)])
+    leased = await a.lease(2)
+    await a.ack(leased[0])
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    assert {k: status[k] for k in ("pending", "delayed", "leased", "done", "dead_lettered",
+                                   "seen", "workers_alive", "finished")} == {
+        "pending": 3, "delayed": 0, "leased": 1, "done": 1, "dead_lettered": 0, "seen": 5,
+        "workers_alive": 1, "finished": False}
+    (worker,) = status["workers"]
+    assert worker["id"] == a.worker_id and worker["state"] == "alive" and worker["leases"] == 1
+    assert worker["last_heartbeat_age"] < 5
+    assert (redis_crawl.spider, redis_crawl.crawl_id) in await frontier_crawls(redis_crawl.url)
+
+    # Neighbours: a crawl whose id extends this one's, the same id of another spider, and
+    # keys outside the crawler's prefix. Purge must leave them all.
+    client = redis_crawl.client()
+    others = [crawl_prefix(redis_crawl.spider, redis_crawl.crawl_id + "x") + "pending",
+              crawl_prefix(redis_crawl.spider + "x", redis_crawl.crawl_id) + "pending",
+              f"other:{redis_crawl.crawl_id}:pending"]
+    try:
+        for key in others:
+            client.set(key, "1")
+        deleted = await frontier_purge(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+        assert deleted >= 8
+        assert client.keys(redis_crawl.key("*")) == []
+        assert all(client.exists(key) for key in others)
+    finally:
+        client.delete(*others)
+        client.close()
+    await a.close()  # after purge: a stopping worker writes only its own worker entry
+
+
+async def test_names_that_could_collide_are_refused(redis_url: str) -> None:
+    with pytest.raises(ConfigError, match="crawl_id"):
+        RedisFrontier(redis_url, spider_name="s", crawl_id="a:b")
+    with pytest.raises(ConfigError, match="spider name"):
+        RedisFrontier(redis_url, spider_name="s*")
+    assert crawl_prefix("books") == "crawler:books::"
+
+
+# ------------------------------------------------------------------ atomic dedup at scale
+
+
+async def test_two_workers_add_same_10000_urls_concurrently(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    requests = [Request(f"http://site{i % 7}.test/page/{i}") for i in range(10_000)]
+
+    async def add_all(frontier: RedisFrontier, seed: int) -> int:
+        # Each worker in its own random order, in small batches: the two interleave all along
+        # and keep colliding on URLs the other one is adding at the same moment.
+        mine = list(requests)
+        random.Random(seed).shuffle(mine)
+        total = 0
+        for start in range(0, len(mine), 100):
+            total += await frontier.add(mine[start:start + 100])
+        return total
+
+    added_a, added_b = await asyncio.gather(add_all(a, 1), add_all(b, 2))
+    assert added_a + added_b == 10_000
+    assert added_a > 0 and added_b > 0  # both took part
+    client = redis_crawl.client()
+    try:
+        assert client.zcard(redis_crawl.key("pending")) == 10_000
+        assert client.scard(redis_crawl.key("seen")) == 10_000
+        assert client.hlen(redis_crawl.key("data")) == 10_000
+    finally:
+        client.close()
+    leased = await drain(a, 1000)
+    assert sorted(urls(leased)) == sorted(r.url for r in requests)
+
+
+# --------------------------------------------------------------------- expiry, dead letters
+
+
+_CHILD = """
+import asyncio, sys
+from crawler.frontier.redis import RedisFrontier
+async def main():
+    f = RedisFrontier(sys.argv[1], spider_name=sys.argv[2], crawl_id=sys.argv[3],
+                      lease_timeout=1.0, worker_id="doomed")
+    await f.open()
+    leases = await f.lease(3)
+    print(" ".join(l.request.url for l in leases), flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+async def test_killed_worker_leases_go_to_another_worker(redis_crawl: RedisCrawl) -> None:
+    b = await redis_crawl.frontier(lease_timeout=1.0)
+    await b.add([Request(f"http://h/{i}") for i in range(5)])
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id],
+        stdout=subprocess.PIPE, cwd=PROJECT_ROOT,
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.to_thread(child.stdout.readline)
+        held = line.decode().split()
+        assert held == ["http://h/0", "http://h/1", "http://h/2"]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    rest = await b.lease(10)
+    assert urls(rest) == ["http://h/3", "http://h/4"]
+    assert not await b.is_finished()  # the dead worker's leases still count
+    deadline = time.monotonic() + 10
+    reclaimed: list[Lease] = []
+    while not reclaimed and time.monotonic() < deadline:
+        await asyncio.sleep(b.next_ready_in() or 0.05)
+        reclaimed = await b.lease(10)
+    assert urls(reclaimed) == held
+    assert [lease.deliveries for lease in reclaimed] == [2, 2, 2]
+    for lease in rest + reclaimed:
+        await b.ack(lease)
+    assert await b.is_finished()
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    states = {w["id"]: w["state"] for w in status["workers"]}
+    assert states == {"doomed": "lost", b.worker_id: "alive"}
+    assert status["stats"]["frontier/reclaimed"] == 3
+
+
+async def test_poison_request_is_dead_lettered_and_crawl_goes_on(redis_crawl: RedisCrawl) -> None:
+    timeout = 0.3
+    seed = await redis_crawl.frontier(lease_timeout=timeout, max_deliveries=2)
+    await seed.add([Request("http://h/poison", priority=1), Request("http://h/fine")])
+    # Two workers in a row lease the poison request and die (stop heartbeating) with it.
+    for _ in range(2):
+        victim = await redis_crawl.frontier(lease_timeout=timeout, max_deliveries=2)
+        assert urls(await victim.lease(1)) == ["http://h/poison"]
+        await victim.close()
+        await asyncio.sleep(timeout + 0.1)
+    # The third lease would be its third delivery: dead-lettered, and the crawl goes on.
+    survivor = await redis_crawl.frontier(lease_timeout=timeout, max_deliveries=2)
+    leased = await survivor.lease(10)
+    assert urls(leased) == ["http://h/fine"]
+    await survivor.ack(leased[0])
+    assert await survivor.is_finished()
+    counts = await survivor.counts()
+    assert (counts.done, counts.dead) == (1, 1)
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    (dead,) = status["dead_letters"]
+    assert dead["url"] == "http://h/poison"
+    assert "2 times without being acknowledged" in dead["reason"]
+    assert status["dead_lettered"] == 1
+
+
+# ----------------------------------------------------------------------------- outage
+
+
+async def _crawl_graph(frontier: RedisFrontier, seen: list[str], n: int) -> None:
+    """A worker loop like the engine's: page i links to 2i+1 and 2i+2 below n."""
+    while True:
+        leases = await frontier.lease(8)
+        if not leases:
+            if await frontier.is_finished():
+                return
+            await asyncio.sleep(frontier.next_ready_in() or 0.05)
+            continue
+        for lease in leases:
+            i = int(lease.request.url.rsplit("/", 1)[1])
+            await asyncio.sleep(random.uniform(0, 0.004))
+            seen.append(lease.request.url)
+            kids = [Request(f"http://h/{j}") for j in (2 * i + 1, 2 * i + 2) if j < n]
+            await frontier.ack(lease, kids)
+
+
+async def test_redis_restart_mid_crawl_completes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_redis_server()
+    caplog.set_level(logging.WARNING, logger="crawler.frontier.redis")
+    server = RedisServer(appendonly=True, dir=tmp_path)
+    server.start()
+    n = 400
+    try:
+        url = server.url(0)
+        workers = [RedisFrontier(url, spider_name="restart", lease_timeout=1.5) for _ in range(2)]
+        for w in workers:
+            await w.open()
+        await workers[0].add([Request("http://h/0")])
+        seen: list[str] = []
+        tasks = [asyncio.create_task(_crawl_graph(w, seen, n)) for w in workers]
+        while len(seen) < n // 3:
+            await asyncio.sleep(0.01)
+        server.kill()
+        at_kill = len(seen)
+        await asyncio.sleep(1.0)
+        assert len(seen) <= at_kill + 16  # paused: at most what was already leased went on
+        server.start()
+        async with asyncio.timeout(60):
+            await asyncio.gather(*tasks)
+        assert set(seen) == {f"http://h/{i}" for i in range(n)}
+        counts = await workers[0].counts()
+        assert (counts.done, counts.pending, counts.in_flight) == (n, 0, 0)
+        for w in workers:
+            await w.close()
+    finally:
+        server.kill()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("unreachable" in m for m in messages)
+    assert any("is back" in m for m in messages)
+    # One warning per outage and connection, not one per retry.
+    assert sum("unreachable" in m for m in messages) <= 2
+
+
+async def test_open_waits_for_redis_to_come_up(tmp_path: Path) -> None:
+    require_redis_server()
+    server = RedisServer(port=free_port())
+    f = RedisFrontier(server.url(), spider_name="late")
+    opening = asyncio.create_task(f.open())
+    await asyncio.sleep(0.5)
+    assert not opening.done()  # waiting, not crashed
+    try:
+        await asyncio.to_thread(server.start)
+        async with asyncio.timeout(20):
+            await opening
+        assert await f.add([Request("http://h/x")]) == 1
+        await f.close()
+    finally:
+        server.kill()
+
+
+# ----------------------------------------------------------------------------- host gate
+
+
+async def test_host_gate_concurrency_holds_across_workers(redis_crawl: RedisCrawl) -> None:
+    gates = [await redis_crawl.gate() for _ in range(3)]
+    in_flight = 0
+    peak = 0
+    done = 0
+
+    async def hammer(gate_index: int) -> None:
+        nonlocal in_flight, peak, done
+        gate = gates[gate_index]
+        for _ in range(15):
+            async with gate.slot("busy.example", 2, 0.0):
+                in_flight += 1
+                peak = max(peak, in_flight)
+                await asyncio.sleep(random.uniform(0.001, 0.01))
+                in_flight -= 1
+                done += 1
+
+    # 3 workers x 3 tasks each: 9 contenders for 2 places.
+    async with asyncio.timeout(30):
+        await asyncio.gather(*(hammer(i % 3) for i in range(9)))
+    assert done == 135
+    assert peak == 2
+
+
+async def test_host_gate_delay_between_starts(redis_crawl: RedisCrawl) -> None:
+    gates = [await redis_crawl.gate() for _ in range(3)]
+    starts: list[float] = []
+
+    async def one(gate_index: int) -> None:
+        async with gates[gate_index].slot("slow.example", 3, 0.1):
+            starts.append(time.monotonic())
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(*(one(i % 3) for i in range(9)))
+    starts.sort()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) == 8
+    assert min(gaps) > 0.07  # 0.1 s at the server; measured here after the reply
+
+
+async def test_host_gate_tokens_of_a_dead_worker_expire(redis_crawl: RedisCrawl) -> None:
+    dead = await redis_crawl.gate(ttl=0.5)
+    alive = await redis_crawl.gate(ttl=0.5)
+    late = await redis_crawl.gate(ttl=0.5)
+    await dead.acquire("h.example", 1, 0.0)
+    await dead.close()  # dies holding the only place: no release, no renewal
+    t0 = time.monotonic()
+    async with asyncio.timeout(10):
+        token = await alive.acquire("h.example", 1, 0.0)
+    assert time.monotonic() - t0 > 0.2  # got it only when the dead token expired
+    # A live holder's token is renewed (every ttl/3): two ttls later nobody else gets in.
+    await asyncio.sleep(1.0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await late.acquire("h.example", 1, 0.0)
+    await alive.release("h.example", token)
+    async with asyncio.timeout(5):
+        await late.acquire("h.example", 1, 0.0)
+
+
+async def test_frontier_host_gate_shares_connection(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+    gate = f.host_gate()
+    async with gate.slot("x.example", 1, 0.0) as token:
+        assert token.startswith(f.worker_id)
+    await f.close()
+
+
+# ----------------------------------------------------------------------------- item dedup
+
+
+async def test_item_dedup_in_process() -> None:
+    dedup = ItemKeyDedup()
+    assert await dedup.process_item({"url": "http://h/1", "n": 1}, None)
+    with pytest.raises(DropItem):
+        await dedup.process_item({"url": "http://h/1", "n": 2}, None)
+    # No url field: the whole item is the key.
+    await dedup.process_item({"name": "a", "n": 1}, None)
+    await dedup.process_item({"n": 1, "name": "b"}, None)
+    with pytest.raises(DropItem):
+        await dedup.process_item({"n": 1, "name": "a"}, None)
+    assert dedup.dropped == 2
+
+
+async def test_item_dedup_shared_across_live_workers(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier(lease_timeout=0.5)
+    b = await redis_crawl.frontier(lease_timeout=0.5)
+    da, db = ItemKeyDedup().attach(a), ItemKeyDedup().attach(b)
+    item = {"url": "http://h/item", "title": "t"}
+    await da.process_item(item, None)
+    with pytest.raises(DropItem):
+        await db.process_item(dict(item), None)  # A is alive: it writes the first copy
+    with pytest.raises(DropItem):
+        await da.process_item(dict(item), None)
+    # A dies (no more heartbeats): it may have died before writing the item, so B keeps it.
+    await a.close()
+    assert await db.process_item(dict(item), None) == item
+    with pytest.raises(DropItem):
+        await db.process_item(dict(item), None)  # now B owns the key
+
+
+def test_item_key_matches_between_live_and_written_items(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from crawler.exporters import encode_item
+
+    live = {"price": Decimal("1.50"), "at": datetime(2024, 1, 2, tzinfo=UTC), "tags": ["x"]}
+    assert item_key(live) == item_key(orjson.loads(encode_item(live)))
+    assert item_key({"url": "u", "a": 1}) == item_key({"a": 2, "url": "u"})
+    assert item_key({"url": "u"}, fields=("url", "id")) != item_key({"url": "u", "id": 1},
+                                                                     fields=("url", "id"))
+
+
+def test_merge_outputs(tmp_path: Path) -> None:
+    w1 = tmp_path / "w1.jsonl"
+    w2 = tmp_path / "w2.jsonl"
+    w1.write_bytes(b'{"url":"u1","v":1}\n{"url":"u2","v":1}\n{"url":"u3"')  # torn tail
+    w2.write_bytes(b'{"url":"u2","v":2}\n{"url":"u3","v":1}\n\n{"name":"x"}\n{"name":"x"}\n')
+    out = tmp_path / "all.jsonl"
+    result = merge_outputs([w1, w2], out)
+    assert (result.read, result.written, result.duplicates, result.invalid) == (6, 4, 2, 1)
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert lines == [{"url": "u1", "v": 1}, {"url": "u2", "v": 1}, {"url": "u3", "v": 1},
+                     {"name": "x"}]
+    with pytest.raises(ConfigError, match="exists"):
+        merge_outputs([w1], out)
+    assert merge_outputs([w1, w2], out, key=(), overwrite=True).written == 5
+

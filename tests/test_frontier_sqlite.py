@@ -1,0 +1,534 @@
+"""The SQLite frontier: the frontier contract, recovery on reopen, and exactly-once output
+(outbox drain, torn tails, uncommitted acks), on real database files; plus a kill -9 soak."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from crawler.errors import JobDirError, UnstorableRequest
+from crawler.frontier.sqlite import SqliteFrontier
+from crawler.http import Request
+
+HERE = Path(__file__).resolve().parent
+
+
+def req(path: str, **kwargs: Any) -> Request:
+    return Request(f"http://example.com/{path}", **kwargs)
+
+
+def paths(leases: list[Any]) -> list[str]:
+    return [lease.request.url.rsplit("/", 1)[1] for lease in leases]
+
+
+async def opened(path: Path, spider: str = "s", **kwargs: Any) -> SqliteFrontier:
+    frontier = SqliteFrontier(path, spider_name=spider, **kwargs)
+    await frontier.open()
+    return frontier
+
+
+def crash(frontier: SqliteFrontier) -> None:
+    """What a kill -9 leaves behind: the open transaction never commits (closing a
+    connection inside a transaction rolls it back, as SQLite does for a dead process)."""
+    frontier._cancel_timer()
+    if frontier._checkpointer is not None:
+        frontier._checkpointer.stop()
+    conn = frontier._conn
+    assert conn is not None
+    frontier._conn = None
+    conn.close()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+@pytest.fixture
+async def frontier(tmp_path: Path) -> Any:
+    f = await opened(tmp_path / "job.sqlite3")
+    yield f
+    await f.close()
+
+
+# ------------------------------------------------------------------------- the contract
+
+
+async def test_priority_then_fifo(frontier: SqliteFrontier) -> None:
+    await frontier.add([req("a"), req("b", priority=5), req("c"), req("d", priority=5)])
+    await frontier.add([req("e", priority=-1), req("f")])
+    first = await frontier.lease(3)
+    rest = await frontier.lease(10)
+    assert paths(first) + paths(rest) == ["b", "d", "a", "c", "f", "e"]
+    assert all(lease.deliveries == 1 for lease in first + rest)
+
+
+async def test_dedup_by_fingerprint_and_dont_filter(frontier: SqliteFrontier) -> None:
+    assert await frontier.add([req("a"), req("a"), req("b")]) == 2
+    assert await frontier.add([req("a"), Request("http://EXAMPLE.com:80/b")]) == 0
+    assert await frontier.add([req("a", dont_filter=True), req("a", dont_filter=True)]) == 2
+    [lease] = await frontier.lease(1)
+    # Children are deduplicated against everything seen, including done requests.
+    assert await frontier.ack(lease, [req("a"), req("c"), req("c")]) == 1
+    counts = await frontier.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (4, 0, 1)
+
+
+async def test_request_round_trips(frontier: SqliteFrontier) -> None:
+    original = Request(
+        "http://example.com/p?q=1", "parse_item", method="POST", body=b"x=1",
+        headers={"X-A": "1"}, meta={"k": [1, 2]}, cb_kwargs={"n": 3}, priority=2, depth=4,
+        handle_status=[404],
+    )
+    await frontier.add([original])
+    [lease] = await frontier.lease(1)
+    got = lease.request
+    assert (got.url, got.callback, got.method, got.body) == (
+        "http://example.com/p?q=1", "parse_item", "POST", b"x=1")
+    assert (dict(got.headers), got.meta, got.cb_kwargs) == ({"X-A": "1"}, {"k": [1, 2]}, {"n": 3})
+    assert (got.priority, got.depth, got.handle_status) == (2, 4, frozenset({404}))
+    assert got.fingerprint == original.fingerprint
+
+
+async def test_unstorable_request_fails_naming_the_field_and_changes_nothing(
+    frontier: SqliteFrontier,
+) -> None:
+    with pytest.raises(UnstorableRequest, match="'meta'"):
+        await frontier.add([req("a"), req("b", meta={"x": object()})])
+    assert (await frontier.counts()).pending == 0
+    await frontier.add([req("a")])
+    [lease] = await frontier.lease(1)
+    with pytest.raises(UnstorableRequest, match="'callback'"):
+        await frontier.ack(lease, [req("c", callback=lambda r: None)])
+    # Still in flight: nothing of the failed ack happened.
+    counts = await frontier.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (0, 1, 0)
+    assert await frontier.ack(lease, [req("c")]) == 1
+
+
+async def test_ack_twice_is_a_key_error(frontier: SqliteFrontier) -> None:
+    await frontier.add([req("a")])
+    [lease] = await frontier.lease(1)
+    await frontier.ack(lease)
+    with pytest.raises(KeyError):
+        await frontier.ack(lease)
+
+
+async def test_delayed_reschedule(frontier: SqliteFrontier) -> None:
+    await frontier.add([req("a"), req("b")])
+    a, b = await frontier.lease(2)
+    await frontier.reschedule(a, a.request.replace(meta={"retry_times": 1}), 0.3)
+    await frontier.ack(b)
+    assert await frontier.lease(5) == []
+    wait = frontier.next_ready_in()
+    assert wait is not None and 0 < wait <= 0.3
+    counts = await frontier.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (1, 0, 1)
+    assert not await frontier.is_finished()
+    await asyncio.sleep(wait + 0.01)
+    assert frontier.next_ready_in() == 0.0
+    [again] = await frontier.lease(5)
+    assert again.request.meta == {"retry_times": 1}
+    assert again.deliveries == 2
+    await frontier.ack(again)
+    assert await frontier.is_finished()
+    assert frontier.next_ready_in() is None
+
+
+async def test_reschedule_without_delay_goes_to_the_back(frontier: SqliteFrontier) -> None:
+    await frontier.add([req("a"), req("b")])
+    [a] = await frontier.lease(1)
+    await frontier.reschedule(a, a.request, 0)
+    assert paths(await frontier.lease(5)) == ["b", "a"]
+
+
+async def test_release_keeps_the_place(frontier: SqliteFrontier) -> None:
+    await frontier.add([req(x) for x in "abcd"])
+    leased = await frontier.lease(3)
+    await frontier.release(leased[1:])
+    again = await frontier.lease(5)
+    assert paths(again) == ["b", "c", "d"]
+    assert [lease.deliveries for lease in again] == [2, 2, 1]
+
+
+async def test_counts_and_is_finished(frontier: SqliteFrontier) -> None:
+    assert await frontier.is_finished()
+    assert frontier.next_ready_in() is None
+    await frontier.add([req("a"), req("b")])
+    assert not await frontier.is_finished()
+    leases = await frontier.lease(2)
+    assert not await frontier.is_finished()  # in flight is not finished
+    counts = await frontier.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (0, 2, 0)
+    for lease in leases:
+        await frontier.ack(lease)
+    assert await frontier.is_finished()
+    assert (await frontier.counts()).done == 2
+
+
+# --------------------------------------------------------------------- reopen and crash
+
+
+async def test_leased_requests_come_back_on_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db)
+    await f.add([req(x) for x in "abcde"])
+    a, b, c = await f.lease(3)
+    await f.ack(a, [req("f")])
+    await f.close()  # b and c stay leased, as when a process dies with them in flight
+
+    f = await opened(db)
+    assert f.resumed
+    counts = await f.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (5, 0, 1)
+    again = await f.lease(10)
+    assert paths(again) == ["b", "c", "d", "e", "f"]  # recovered ones keep their place
+    assert [lease.deliveries for lease in again] == [2, 2, 1, 1, 1]
+    assert await f.add([req("a"), req("f")]) == 0  # the seen-set survived too
+    await f.close()
+
+
+async def test_uncommitted_acks_are_lost_whole(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db, commit_interval=60)
+    await f.add([req("a"), req("b")])
+    await f.commit()
+    a, b = await f.lease(2)
+    await f.ack(a, [req("c")])
+    await f.commit()
+    await f.ack(b, [req("d")])
+    crash(f)  # the ack of b never committed
+
+    f = await opened(db)
+    counts = await f.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (2, 0, 1)
+    assert sorted(paths(await f.lease(10))) == ["b", "c"]  # b again; its child d unknown
+    assert await f.add([req("d")]) == 1
+    await f.close()
+
+
+async def test_delay_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db)
+    await f.add([req("a")])
+    [a] = await f.lease(1)
+    await f.reschedule(a, a.request, 30)
+    await f.close()
+    f = await opened(db)
+    assert await f.lease(1) == []
+    wait = f.next_ready_in()
+    assert wait is not None and 25 < wait <= 30
+    await f.close()
+
+
+async def test_refuses_another_spider_and_foreign_files(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db, spider="quotes")
+    await f.close()
+    with pytest.raises(JobDirError, match="belongs to spider 'quotes', not 'books'"):
+        await opened(db, spider="books")
+
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JobDirError, match="not a crawl job database"):
+        await opened(junk)
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(JobDirError, match="not a crawl job's"):
+        await opened(other)
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
+    with pytest.raises(JobDirError, match="incompatible version"):
+        await opened(db, spider="quotes")
+
+
+# ---------------------------------------------------------------------------- output
+
+
+async def test_items_are_drained_exactly_once_with_the_exporters_encoding(
+    tmp_path: Path,
+) -> None:
+    f = await opened(tmp_path / "job.sqlite3")
+    out = tmp_path / "items.jsonl"
+    exporter = await f.open_output(str(out), overwrite=True)
+    await f.add([req("a"), req("b")])
+    a, b = await f.lease(2)
+    when = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    await f.ack(a, [], [{"n": 1, "price": Decimal("1.50"), "at": when}])
+    await f.ack(b, [], [{"n": 2, "big": 2**70}, {"n": 3}])
+    assert await f.drain(exporter) == 3
+    assert await f.drain(exporter) == 0
+    await f.close()
+    exporter.close()
+    # json, not orjson: orjson would read the 70-bit integer as a float.
+    assert [json.loads(line) for line in out.read_bytes().splitlines()] == [
+        {"n": 1, "price": "1.50", "at": "2024-05-01T12:00:00Z"},
+        {"n": 2, "big": 2**70},
+        {"n": 3},
+    ]
+
+
+async def test_items_committed_before_their_drain_are_written_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    db, out = tmp_path / "job.sqlite3", tmp_path / "items.jsonl"
+    f = await opened(db, commit_interval=60)
+    exporter = await f.open_output(str(out), overwrite=True)
+    await f.add([req("a"), req("b")])
+    a, b = await f.lease(2)
+    await f.ack(a, [], [{"n": 1}])
+    await f.drain(exporter)
+    await f.ack(b, [], [{"n": 2}])
+    await f.commit()  # the ack of b commits with its item in the outbox...
+    crash(f)  # ...and the process dies before writing it
+    exporter.close()
+    assert read_jsonl(out) == [{"n": 1}]
+
+    f = await opened(db)
+    exporter = await f.open_output(str(out))
+    assert read_jsonl(out) == [{"n": 1}, {"n": 2}]
+    assert await f.is_finished()
+    await f.close()
+    exporter.close()
+
+
+async def test_lines_written_for_uncommitted_acks_are_cut_on_resume(tmp_path: Path) -> None:
+    db, out = tmp_path / "job.sqlite3", tmp_path / "items.jsonl"
+    f = await opened(db, commit_interval=60)
+    exporter = await f.open_output(str(out), overwrite=True)
+    await f.add([req("a"), req("b")])
+    a, b = await f.lease(2)
+    await f.ack(a, [], [{"n": 1}])
+    await f.drain(exporter)
+    await f.commit()
+    await f.ack(b, [], [{"n": 2}])
+    await f.drain(exporter)  # {"n": 2} is in the file, but its ack never commits
+    exporter.write([{"n": 2, "torn": "x" * 50}])
+    exporter.close()
+    with open(out, "r+b") as fh:  # a kill in the middle of a write: a torn last line
+        fh.truncate(out.stat().st_size - 20)
+    crash(f)
+
+    f = await opened(db)
+    exporter = await f.open_output(str(out))
+    assert read_jsonl(out) == [{"n": 1}]
+    [again] = await f.lease(1)
+    assert paths([again]) == ["b"]
+    await f.ack(again, [], [{"n": 2}])
+    await f.drain(exporter)
+    await f.close()
+    exporter.close()
+    assert read_jsonl(out) == [{"n": 1}, {"n": 2}]
+
+
+async def test_csv_resume_keeps_one_header(tmp_path: Path) -> None:
+    db, out = tmp_path / "job.sqlite3", tmp_path / "items.csv"
+    f = await opened(db, commit_interval=60)
+    exporter = await f.open_output(str(out), overwrite=True)
+    await f.add([req("a"), req("b")])
+    a, b = await f.lease(2)
+    await f.ack(a, [], [{"n": 1, "title": "one, with a comma"}])
+    await f.drain(exporter)
+    await f.commit()
+    await f.ack(b, [], [{"n": 2, "title": 'two "quoted"\nlines'}])
+    await f.drain(exporter)
+    exporter.close()
+    crash(f)
+
+    f = await opened(db)
+    exporter = await f.open_output(str(out))
+    [again] = await f.lease(1)
+    await f.ack(again, [], [{"n": 2, "title": 'two "quoted"\nlines'}])
+    await f.drain(exporter)
+    await f.close()
+    exporter.close()
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows == [["n", "title"], ["1", "one, with a comma"], ["2", 'two "quoted"\nlines']]
+
+
+async def test_fresh_job_appends_after_existing_content(tmp_path: Path) -> None:
+    out = tmp_path / "items.jsonl"
+    out.write_bytes(b'{"old":1}\n')
+    f = await opened(tmp_path / "job.sqlite3")
+    exporter = await f.open_output(str(out), overwrite=False)
+    await f.add([req("a")])
+    [a] = await f.lease(1)
+    await f.ack(a, [], [{"n": 1}])
+    await f.drain(exporter)
+    await f.close()
+    exporter.close()
+    # Reopened, the job cuts back to its own offset, never into the earlier content.
+    f = await opened(tmp_path / "job.sqlite3")
+    exporter = await f.open_output(str(out), overwrite=True)  # ignored on a resume
+    await f.close()
+    exporter.close()
+    assert read_jsonl(out) == [{"old": 1}, {"n": 1}]
+
+
+async def test_output_shorter_than_recorded_is_refused(tmp_path: Path) -> None:
+    db, out = tmp_path / "job.sqlite3", tmp_path / "items.jsonl"
+    f = await opened(db)
+    exporter = await f.open_output(str(out), overwrite=True)
+    await f.add([req("a")])
+    [a] = await f.lease(1)
+    await f.ack(a, [], [{"n": 1}])
+    await f.drain(exporter)
+    await f.close()
+    exporter.close()
+    out.write_bytes(b"")
+    f = await opened(db)
+    with pytest.raises(JobDirError, match="truncated or replaced"):
+        await f.open_output(str(out))
+    out.unlink()
+    with pytest.raises(JobDirError, match="missing"):
+        await f.open_output(str(out))
+    await f.close()
+
+
+async def test_unappendable_outputs_are_refused(frontier: SqliteFrontier, tmp_path: Path) -> None:
+    for path in ("-", str(tmp_path / "items.json")):
+        with pytest.raises(JobDirError, match=r"\.jsonl or \.csv"):
+            await frontier.open_output(path, overwrite=True)
+
+
+async def test_items_without_an_output_are_dropped(frontier: SqliteFrontier) -> None:
+    await frontier.add([req("a")])
+    [a] = await frontier.lease(1)
+    await frontier.ack(a, [], [{"n": 1}])
+    await frontier.commit()
+    assert frontier._stored_items == 0
+
+
+# ---------------------------------------------------------------------- job state
+
+
+async def test_state_and_finish_persist(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db)
+    assert f.load_state() == ({}, {})
+    await f.save_state({"items_scraped": 3}, {"page": 7})
+    assert f.load_state() == ({"items_scraped": 3}, {"page": 7})
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        await f.save_state({}, {"bad": {1, 2}})
+    state: dict[str, Any] = {"seen_pages": 0}
+    f.track_state(lambda: ({"requests": 5}, state))
+    await f.add([req("a")])
+    state["seen_pages"] = 1
+    await f.commit()  # every commit carries the snapshot
+    await f.mark_seeded()
+    [a] = await f.lease(1)
+    await f.finish("signal_SIGINT")  # a pause is not the end
+    assert not f.finished
+    await f.close()
+
+    f = await opened(db)
+    assert f.load_state() == ({"requests": 5}, {"seen_pages": 1})
+    assert f.seeded and not f.finished
+    [a] = await f.lease(1)
+    await f.ack(a)
+    await f.finish("finished")
+    assert f.finished
+    await f.close()
+    f = await opened(db)
+    assert f.finished
+    await f.close()
+
+
+async def test_done_count_persists(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db)
+    await f.add([req(x) for x in "abc"])
+    for lease in await f.lease(2):
+        await f.ack(lease)
+    await f.close()
+    f = await opened(db)
+    counts = await f.counts()
+    assert (counts.pending, counts.done) == (1, 2)
+    await f.close()
+
+
+async def test_group_commit_happens_without_an_explicit_commit(tmp_path: Path) -> None:
+    db = tmp_path / "job.sqlite3"
+    f = await opened(db, commit_interval=0.01)
+    await f.add([req("a")])
+    await asyncio.sleep(0.2)
+    with sqlite3.connect(db) as conn:  # another connection sees only committed data
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+    crash(f)
+
+
+# ------------------------------------------------------------------------- kill soak
+
+
+@pytest.mark.slow
+def test_kill_soak_exactly_once(tmp_path: Path) -> None:
+    """A child crawls a synthetic 3,000-request graph through the frontier and a JSON lines
+    exporter; it is SIGKILLed at random moments at least 10 times and restarted until it
+    finishes. Every expected item must be in the output exactly once."""
+    nodes = 3000
+    jobdir, out = tmp_path / "job", tmp_path / "items.jsonl"
+    cmd = [sys.executable, str(HERE / "durable_child.py"), str(jobdir), str(out), str(nodes),
+           "--pace", "0.004"]
+    rng = random.Random(4)
+    kills = runs = 0
+    deadline = time.monotonic() + 240
+    while True:
+        runs += 1
+        assert time.monotonic() < deadline, f"no finish after {runs} runs"
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert child.stdout is not None
+        ready = child.stdout.readline()
+        assert ready.startswith(b"ready"), (ready, child.stderr and child.stderr.read())
+        if kills < 12:
+            time.sleep(rng.uniform(0.0, 0.25))
+            os.kill(child.pid, signal.SIGKILL)
+            code = child.wait()
+            _, err = child.communicate()
+            if code == -signal.SIGKILL:
+                kills += 1
+                continue
+        else:
+            _, err = child.communicate(timeout=120)
+            code = child.returncode
+        assert code == 0, err.decode()
+        break
+    assert kills >= 10
+
+    lines = out.read_bytes().splitlines()
+    items = [orjson.loads(line) for line in lines]  # every line parses
+    counts = Counter(item["node"] for item in items)
+    assert sorted(counts) == list(range(nodes))
+    assert [n for n, c in counts.items() if c != 1] == []
+    assert all(item["price"] == "1.10" for item in items)  # the Decimal, encoded once
+    with sqlite3.connect(jobdir / "frontier.sqlite3") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        state = orjson.loads(conn.execute(
+            "SELECT value FROM meta WHERE key = 'spider_state'").fetchone()[0])
+    assert state["items"] == nodes  # spider state committed with the acks, across kills
+
+    # A finished job run again does nothing.
+    size = out.stat().st_size
+    again = subprocess.run(cmd, capture_output=True, timeout=60, check=True)
+    assert b"already finished" in again.stdout
+    assert out.stat().st_size == size
