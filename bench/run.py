@@ -225,7 +225,6 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    open_file_cache max=100000 inactive=300s;
     types {{ text/html html; text/plain txt; }}
     default_type application/octet-stream;
     charset utf-8;

@@ -39,6 +39,7 @@ from .errors import (
     IgnoreRequest,
     InvalidURL,
     RedirectError,
+    ResponseTooLarge,
 )
 from .exporters import Exporter
 from .frontier.base import Frontier, Lease
@@ -276,9 +277,11 @@ class Engine:
 
     def _new_slot(self, key: str) -> Slot:
         s = self.settings
-        floor = s.download_delay
-        delay = self.throttle.initial_delay(floor) if self.throttle is not None else floor
-        slot = self._slots[key] = Slot(key, s.concurrency_per_host, delay, floor)
+        slot = self._slots[key] = Slot(
+            key, s.concurrency_per_host, s.download_delay, min_delay=s.download_delay
+        )
+        if self.throttle is not None:
+            self.throttle.start(slot)
         return slot
 
     def _requeue(self, lease: Lease, slot: Slot) -> None:
@@ -314,10 +317,13 @@ class Engine:
         slot.active -= 1
         if slot.queue:
             self._dispatch(slot)
-        elif not slot.active and slot.timer is None and not slot.delay:
-            # Idle: a crawl over a million hosts must not keep them all.
-            if self._slots.get(slot.key) is slot:
-                del self._slots[slot.key]
+        elif (
+            not slot.active
+            and slot.timer is None
+            and not slot.delay
+            and self._slots.get(slot.key) is slot
+        ):
+            del self._slots[slot.key]  # idle: a crawl over a million hosts must not keep them all
 
     def _stop_workers(self) -> None:
         for waiter in self._ready_waiters:
@@ -371,7 +377,8 @@ class Engine:
         request = lease.request
         stats = self.stats
         try:
-            if self.robots is not None and not await self._robots_allow(lease, slot):
+            robots = self.robots
+            if robots is not None and not await self._robots_allow(robots, lease, slot):
                 return
             if self._max_pages and not self._page_budget(request, slot):
                 stats.inc("dropped/max_pages_per_host")
@@ -407,12 +414,10 @@ class Engine:
             self._count_error(exc, request)
             await self._ack_quietly(lease)
 
-    async def _robots_allow(self, lease: Lease, slot: Slot) -> bool:
+    async def _robots_allow(self, robots: RobotsCache, lease: Lease, slot: Slot) -> bool:
         """robots.txt. True to go on; False when the request was dealt with here: dropped
         (disallowed), held back (robots.txt unreachable for now), or queued again (a
         Crawl-delay just learnt must apply from the first page on)."""
-        robots = self.robots
-        assert robots is not None  # typing: the caller checked
         request = lease.request
         rules = robots.known(request.url)  # the common case: one dict lookup
         if rules is None:
@@ -426,7 +431,10 @@ class Engine:
             if rules.crawl_delay:
                 # This request was dispatched before the delay was known: back in the queue.
                 self._raise_min_delay(slot, rules.crawl_delay)
-                self._requeue(lease, slot)
+                if self._stopping is not None:
+                    await self.frontier.release([lease])  # the slots were emptied already
+                else:
+                    self._requeue(lease, slot)
                 return False
         if rules.allows(request.url):
             return True
@@ -492,9 +500,12 @@ class Engine:
         if status in _REDIRECT_CODES and not handled and "Location" in response.headers:
             await self._redirect(lease, response)
             return
-        if status in self._retry_codes and not handled:
-            if await self._retry(lease, f"status/{status}", retry_after(response)):
-                return
+        if (
+            status in self._retry_codes
+            and not handled
+            and await self._retry(lease, f"status/{status}", retry_after(response))
+        ):
+            return
         if self._close_pages and stats.get("responses") >= self._close_pages:
             self.stop("close_on_pages")
         if not (200 <= status < 300) and not handled:
@@ -512,8 +523,9 @@ class Engine:
         try:
             target = parse_url(response.headers["Location"].strip(), response.yurl)
         except InvalidURL as exc:
-            await self._fail(lease, RedirectError(request.url, f"bad redirect target: {exc.reason}"),
-                             response)
+            await self._fail(
+                lease, RedirectError(request.url, f"bad redirect target: {exc.reason}"), response
+            )
             return
         chain: list[str] = [*request.meta.get("redirect_urls", ()), request.url]
         target_s = str(target)
@@ -524,13 +536,15 @@ class Engine:
         if len(chain) > self.settings.max_redirects:
             await self._fail(
                 lease,
-                RedirectError(request.url, f"more than max_redirects={self.settings.max_redirects}"),
+                RedirectError(
+                    request.url, f"more than max_redirects={self.settings.max_redirects}"
+                ),
                 response,
             )
             return
         self.stats.inc("redirects")
         method, body = request.method, request.body
-        if response.status == 303 and method != "HEAD" or (
+        if (response.status == 303 and method != "HEAD") or (
             response.status in (301, 302) and method == "POST"
         ):
             method, body = "GET", b""  # what browsers do; 307/308 keep method and body
@@ -585,9 +599,14 @@ class Engine:
             slot.delay = 1e-9
 
     async def _download_failed(self, lease: Lease, exc: DownloadError | InvalidURL) -> None:
-        if isinstance(exc, DownloadError) and exc.retryable:
-            if await self._retry(lease, type(exc).__name__, None):
-                return
+        if isinstance(exc, ResponseTooLarge):
+            self.stats.inc("response_too_large")  # besides errors/ResponseTooLarge
+        elif (
+            isinstance(exc, DownloadError)
+            and exc.retryable
+            and await self._retry(lease, type(exc).__name__, None)
+        ):
+            return
         await self._fail(lease, exc, None)
 
     async def _fail(
@@ -701,9 +720,10 @@ class Engine:
         self.stats.inc("items_invalid")
         if self.invalid_exporter is not None:
             try:
-                record = {"url": request.url, "errors": invalid.errors, "item": to_dict(invalid.item)}
+                item: Any = to_dict(invalid.item)
             except TypeError:
-                record = {"url": request.url, "errors": invalid.errors, "item": repr(invalid.item)}
+                item = repr(invalid.item)
+            record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:

@@ -148,6 +148,7 @@ _KNOWN_SUFFIXES = frozenset({
     "kyoto.jp", "tokyo.jp", "osaka.jp", "nyc.ny.us", "k12.ca.us",
 })  # fmt: skip
 
+_NO_URL = URL()
 _DOMAIN_ATTR = re.compile(r";\s*domain\s*=\s*([^;]*)", re.IGNORECASE)
 
 
@@ -175,9 +176,7 @@ def is_public_suffix(domain: str) -> bool:
         return True
     if name in _KNOWN_SUFFIXES:
         return True
-    if len(labels) == 2 and len(labels[1]) == 2 and labels[0] in _REGISTRY_LABELS:
-        return True
-    return False
+    return len(labels) == 2 and len(labels[1]) == 2 and labels[0] in _REGISTRY_LABELS
 
 
 class SafeCookieJar(aiohttp.CookieJar):
@@ -202,7 +201,7 @@ class SafeCookieJar(aiohttp.CookieJar):
         if kept:
             super().update_cookies_from_headers(kept, response_url)
 
-    def update_cookies(self, cookies: Any, response_url: URL = URL()) -> None:
+    def update_cookies(self, cookies: Any, response_url: URL = _NO_URL) -> None:
         host = (response_url.raw_host or "").lower()
         items = cookies.items() if hasattr(cookies, "items") else cookies
         kept: list[tuple[str, Any]] = []
@@ -222,8 +221,6 @@ class SafeCookieJar(aiohttp.CookieJar):
     def _check_header(self, header: str, host: str) -> str | None:
         """The Set-Cookie field to store: as it is, without its Domain (a public suffix that
         is the host itself), or None to refuse it (a public suffix above the host)."""
-        if "omain" not in header and "OMAIN" not in header:
-            return header  # the common case, without a regex
         domains = [m.strip().strip(".").lower() for m in _DOMAIN_ATTR.findall(header)]
         suffixes = [d for d in domains if d and is_public_suffix(d)]
         if not suffixes:

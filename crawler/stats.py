@@ -42,6 +42,8 @@ _DERIVED = frozenset(
 )
 #: Keys that describe the present moment; a resumed crawl does not add the old values.
 _GAUGES = frozenset({"pending", "in_flight", "finish_reason"})
+#: Key families that are gauges too (a current value, not a count): never summed on resume.
+_GAUGE_PREFIXES = ("throttle/delay/",)
 
 
 def _now_iso() -> str:
@@ -159,7 +161,7 @@ class Stats:
         """
         values = self._values
         for key, value in data.items():
-            if key in _GAUGES:
+            if key in _GAUGES or key.startswith(_GAUGE_PREFIXES):
                 continue
             if key == "elapsed":
                 if _is_number(value):

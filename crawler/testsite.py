@@ -57,6 +57,7 @@ from typing import Any, NamedTuple, NoReturn, Self
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 __all__ = [
     "BAD_LINKS",
@@ -1141,6 +1142,7 @@ class TestSite:
       concatenated members (64 KiB each), see :func:`bomb_body`.
     * ``/bad-links``: a page whose links are every kind of bad link in :data:`BAD_LINKS`,
       plus the valid ones in ``BAD_LINKS_VALID`` (IDN hosts included).
+    * ``/trap/...``: a spider trap: any path, linking relatively to ``loop/`` below itself.
     * ``/robots.txt``: 404 unless canned.
 
     Canned responses: ``site.canned[path] = Canned(status, body, headers, delay)`` answers
@@ -1354,6 +1356,7 @@ class TestSite:
         r.add_get(r"/gzip-bomb/{n:\d+}", self._gzip_bomb)
         r.add_get(r"/bomb/{coding}/{n:\d+}", self._bomb)
         r.add_get("/bad-links", self._bad_links)
+        r.add_get("/trap/{tail:.*}", self._trap)
         return app
 
     def _canned(self, path: str) -> Canned | None:
@@ -1602,6 +1605,12 @@ class TestSite:
             headers={"Content-Type": "application/octet-stream", "Content-Encoding": header},
         )
 
+    async def _trap(self, request: web.Request) -> web.Response:
+        return _html(
+            "<!DOCTYPE html>\n<html><head><title>trap</title></head>\n"
+            f'<body><h1>{_esc(request.path)}</h1><a href="loop/">deeper</a></body></html>\n'
+        )
+
     async def _bad_links(self, request: web.Request) -> web.Response:
         links = [*BAD_LINKS, *BAD_LINKS_VALID]
         items = "".join(f'<li><a href="{_esc(href, quote=True)}">link</a></li>\n'
@@ -1615,18 +1624,19 @@ class TestSite:
 @dataclass(slots=True)
 class Canned:
     """A fixed response for :attr:`TestSite.canned`: ``body`` (str is sent as UTF-8),
-    ``headers`` as given (no Content-Type added), after ``delay`` seconds."""
+    ``headers`` as given (no Content-Type added; a list of pairs may repeat a name, as
+    Set-Cookie does), after ``delay`` seconds."""
 
     status: int = 200
     body: bytes | str = b""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] | list[tuple[str, str]] = field(default_factory=dict)
     delay: float = 0.0
 
     async def respond(self) -> web.Response:
         if self.delay:
             await asyncio.sleep(self.delay)
         body = self.body.encode("utf-8") if isinstance(self.body, str) else self.body
-        return web.Response(status=self.status, body=body, headers=self.headers)
+        return web.Response(status=self.status, body=body, headers=CIMultiDict(self.headers))
 
 
 #: Links that cannot be crawled, one per kind: ``/bad-links`` serves them all.
@@ -1645,7 +1655,8 @@ BAD_LINKS: tuple[str, ...] = (
     "http://" + "a" * 64 + ".com/",  # a label over 63 characters
     "http://example.com:99999/",  # port out of range
     "http://example.com:0/",
-    "http://ex\x00ample.com/",  # a control character
+    "http://ex\x01ample.com/",  # a control character (HTML parsers drop a NUL)
+    "http://ex%00ample.com/",  # an escaped NUL in a host
     "http://999.1.1.1/",  # a numeric host that is not an IPv4 address
     "http://[::1/",  # an unclosed IPv6 literal
 )  # fmt: skip
@@ -1767,6 +1778,7 @@ class HostileServer:
     * ``/reset-before-headers``: a TCP reset (RST) once the request is read.
     * ``/reset-mid-body``: headers announcing 10,000 bytes, 5,000 of them, then a reset.
     * ``/short-body``: ``Content-Length: 100``, 10 bytes, then a clean close (FIN).
+    * ``/chunked-cut``: a chunked body closed (FIN) before its last chunk.
     * ``/no-length?bytes=N``: 200 with neither Content-Length nor chunking, N bytes, close.
     * ``/silent``: reads the request and never answers.
 
@@ -1900,6 +1912,11 @@ class HostileServer:
             return False
         if path == "/short-body":
             w.write(_head(200, [("Content-Length", "100")]) + b"0123456789")
+            await w.drain()
+            w.close()
+            return False
+        if path == "/chunked-cut":
+            w.write(_head(200, [("Transfer-Encoding", "chunked")]) + b"5\r\nhello\r\n")
             await w.drain()
             w.close()
             return False

@@ -80,6 +80,11 @@ class AutoThrottle:
         """The delay a new host's slot starts with."""
         return max(min(self.start_delay, self.max_delay), min_delay)
 
+    def start(self, slot: ThrottledSlot) -> None:
+        """Set a new slot's delay to :meth:`initial_delay` and show it in the stats."""
+        slot.delay = self.initial_delay(slot.min_delay)
+        self._publish(slot)
+
     def on_response(self, slot: ThrottledSlot, latency: float, response: Response) -> None:
         """Adapt ``slot``'s delay to one response that took ``latency`` seconds."""
         status = response.status
@@ -103,13 +108,16 @@ class AutoThrottle:
         if delay == slot.delay:
             return
         slot.delay = delay
+        self._publish(slot)
+
+    def _publish(self, slot: ThrottledSlot) -> None:
         stats = self._stats
         if stats is None:
             return
         key = slot.key
         if key in self._gauged or len(self._gauged) < MAX_GAUGES:
             self._gauged.add(key)
-            stats.set(f"throttle/delay/{key}", round(delay, 3))
+            stats.set(f"throttle/delay/{key}", round(slot.delay, 3))
 
 
 def retry_after(response: Response) -> float | None:

@@ -55,9 +55,10 @@ async def process(
         return
     children = [Request(f"{BASE}{j}", "parse") for j in links(i, nodes)]
     item = {"node": i, "url": request.url, "price": Decimal("1.10"), "title": f"page {i}"}
-    # Counted in the same synchronous step as the ack: the commit's snapshot matches it.
-    state["items"] = state.get("items", 0) + 1
     await frontier.ack(lease, children, [item])
+    # Counted right after the ack returns, with no await in between: every commit's state
+    # snapshot matches the acks it commits.
+    state["items"] = state.get("items", 0) + 1
     await frontier.drain(exporter)
 
 

@@ -47,6 +47,8 @@ def crash(frontier: SqliteFrontier) -> None:
     """What a kill -9 leaves behind: the open transaction never commits (closing a
     connection inside a transaction rolls it back, as SQLite does for a dead process)."""
     frontier._cancel_timer()
+    if frontier._executor is not None:
+        frontier._executor.shutdown(wait=True)  # a commit already under way may land
     if frontier._checkpointer is not None:
         frontier._checkpointer.stop()
     conn = frontier._conn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,7 @@ async def test_only_the_first_500_kib_are_parsed(site: TestSite, tmp_path: Path)
         200, "User-agent: *\nDisallow: /page/early\n" + filler + "Disallow: /page/late\n"
     )
     urls = pages(site, "/page/early", "/page/late", "/page/other")
-    result, fetched, engine = await run(tmp_path, urls)
+    _, fetched, engine = await run(tmp_path, urls)
     assert fetched == set(pages(site, "/page/late", "/page/other"))
     assert engine.robots is not None
     rules = engine.robots.known(urls[0])
@@ -225,10 +226,10 @@ async def test_crawl_delay_spaces_every_page_including_the_first(
 ) -> None:
     site.canned["/robots.txt"] = Canned(200, "User-agent: *\nCrawl-delay: 0.25\n")
     urls = pages(site, *[f"/page/{i}" for i in range(5)])
-    result, fetched, _ = await run(tmp_path, urls, concurrency_per_host=8)
+    _, fetched, _ = await run(tmp_path, urls, concurrency_per_host=8)
     assert fetched == set(urls)
     times = [t for t, path, _ in site.stats.log]  # robots.txt first, then the pages
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 5
     assert min(gaps) >= 0.24, gaps
 

@@ -45,14 +45,15 @@ never guessed at). WAL checkpoints, which fsync, run in a thread so the loop nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -121,55 +122,6 @@ def _see_sql(n: int) -> str:
     return f"INSERT INTO seen (fp) VALUES {values} ON CONFLICT DO NOTHING RETURNING fp"
 
 
-class _Checkpointer:
-    """Folds the WAL back into the database from a thread of its own, on its own connection.
-
-    A checkpoint fsyncs; on the event loop thread it stalled the crawl for tens of
-    milliseconds now and then. PASSIVE checkpoints never block the writer, and SQLite
-    releases the GIL while it works.
-    """
-
-    def __init__(self, path: Path, interval: float = 0.2) -> None:
-        self._path = path
-        self._interval = interval
-        self._wake = threading.Event()
-        self._stopping = False
-        self._commits = 0  # bumped by the loop thread only; read here
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def committed(self) -> None:
-        self._commits += 1
-        if self._commits % 8 == 0:  # a burst of commits: do not wait for the interval
-            self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=1000")
-            done = 0
-            while not self._stopping:
-                self._wake.wait(self._interval)
-                self._wake.clear()
-                commits = self._commits
-                if commits == done or self._stopping:
-                    continue
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    done = commits
-                except sqlite3.Error as exc:
-                    logger.warning("Checkpoint of %s failed (retried later): %s", self._path, exc)
-        finally:
-            conn.close()
-
-
 class SqliteFrontier:
     """A :class:`~crawler.frontier.base.Frontier` in one SQLite file, with an outbox.
 
@@ -196,7 +148,7 @@ class SqliteFrontier:
         path: Path | str,
         *,
         spider_name: str,
-        commit_interval: float = 0.02,
+        commit_interval: float = 0.1,
         commit_ops: int = 1000,
     ) -> None:
         self.path = Path(path)
@@ -204,10 +156,10 @@ class SqliteFrontier:
         self._commit_interval = commit_interval
         self._commit_ops = commit_ops
         self._conn: sqlite3.Connection | None = None
-        self._checkpointer: _Checkpointer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._committing: asyncio.Future[BaseException | None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ops = 0
-        self._commits = 0
         self._wal_path = Path(f"{self.path}-wal")
         self._broken: BaseException | None = None
         self._state_source: StateSource | None = None
@@ -237,7 +189,9 @@ class SqliteFrontier:
         ready. Raises :class:`~crawler.errors.JobDirError` for a database that is not this
         spider's job of this version."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        # check_same_thread=False: COMMIT runs in the commit thread; the two threads never use
+        # the connection at the same time (see _idle).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn = conn
         try:
             # WAL: a commit is one append to the log. synchronous=NORMAL: no fsync per
@@ -245,7 +199,7 @@ class SqliteFrontier:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, bounded
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # done by the _Checkpointer thread
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # done in the commit thread instead
             self._prepare_schema(conn)
             self._recover(conn)
         except sqlite3.DatabaseError as exc:
@@ -258,8 +212,7 @@ class SqliteFrontier:
             self._conn = None
             conn.close()
             raise
-        self._checkpointer = _Checkpointer(self.path)
-        self._checkpointer.start()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
 
     def _prepare_schema(self, conn: sqlite3.Connection) -> None:
         tables = {
@@ -327,12 +280,12 @@ class SqliteFrontier:
             return
         try:
             if self._broken is None:
-                self._commit()
+                await self.commit()
         finally:
             self._cancel_timer()
-            if self._checkpointer is not None:
-                self._checkpointer.stop()
-                self._checkpointer = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)  # a commit still running finishes first
+                self._executor = None
             self._conn = None
             try:
                 # Fold the WAL into the database: at rest the job is one file.
@@ -358,9 +311,20 @@ class SqliteFrontier:
         return bool(self._meta.get("seeded"))
 
     # ------------------------------------------------------------ transactions
+    #
+    # Operations run on the loop thread: each is short (pages in the cache) and runs whole,
+    # without awaiting in the middle, so it is never split across transactions. COMMIT is
+    # what takes time (it writes the dirty pages to the WAL, and now and then a checkpoint
+    # truncates the WAL), so it runs in a thread of its own; until it is done the
+    # connection is that thread's, and operations wait for it in _idle().
+
+    async def _idle(self) -> None:
+        """Wait until no commit is running: then the connection is the loop thread's."""
+        while (running := self._committing) is not None:
+            await asyncio.shield(running)
 
     def _db(self) -> sqlite3.Connection:
-        """The connection, inside a transaction."""
+        """The connection, inside a transaction (call only after :meth:`_idle`)."""
         if self._broken is not None:
             raise RuntimeError(
                 f"the job database {self.path} failed earlier ({self._broken!r}); "
@@ -389,7 +353,7 @@ class SqliteFrontier:
         self._broken = exc
         self._cancel_timer()
         conn = self._conn
-        if conn is not None and conn.in_transaction:
+        if conn is not None and self._committing is None and conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -399,7 +363,7 @@ class SqliteFrontier:
         """One more operation is in the open transaction: commit it soon (group commit)."""
         self._ops += 1
         if self._ops >= self._commit_ops or self._commit_interval <= 0:
-            self._commit()
+            self._start_commit()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(
                 self._commit_interval, self._commit_from_timer
@@ -407,58 +371,82 @@ class SqliteFrontier:
 
     def _commit_from_timer(self) -> None:
         self._timer = None
-        try:
-            self._commit()
-        except Exception:
-            # Nobody awaits a timer: log it here; the frontier is broken, so the next
-            # operation raises and stops the crawl.
-            logger.exception("Commit to %s failed", self.path)
+        if self._committing is None:
+            self._start_commit()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _commit(self) -> None:
-        """Commit the open transaction, with the done count, the output offset, the items not
-        drained yet (into the outbox table) and the stats snapshot."""
+    def _start_commit(self) -> asyncio.Future[BaseException | None] | None:
+        """Start committing the open transaction in the commit thread, with the done count,
+        the output offset, the stats snapshot, and the items not drained yet (into the
+        outbox table). Returns the running commit, None when there is nothing to commit."""
         self._cancel_timer()
         self._ops = 0
         conn = self._conn
-        if conn is None or self._broken is not None or not conn.in_transaction:
-            return
+        executor = self._executor
+        if (
+            conn is None or executor is None or self._broken is not None
+            or self._committing is not None or not conn.in_transaction
+        ):
+            return self._committing
         rows: list[tuple[str, Any]] = [("done", self._done)]
         if self._offset_dirty:
             rows.append(("output_offset", self._output_offset))
+            self._offset_dirty = False
         if self._state_source is not None:
             rows += self._snapshot(self._state_source)
-        pending = self._pending_items
+        pending, self._pending_items = self._pending_items, []
+        running = asyncio.get_running_loop().run_in_executor(
+            executor, self._commit_work, conn, pending, rows
+        )
+        self._committing = running
+        running.add_done_callback(functools.partial(self._commit_done, len(pending)))
+        return running
+
+    def _commit_work(
+        self, conn: sqlite3.Connection, pending: list[bytes], rows: list[tuple[str, Any]]
+    ) -> BaseException | None:
+        """In the commit thread. Returns the error instead of raising it: the loop thread
+        handles it in :meth:`_commit_done`."""
         try:
             if pending:
                 conn.executemany("INSERT INTO outbox (data) VALUES (?)", [(p,) for p in pending])
             conn.executemany(_SET_META, rows)
             conn.execute("COMMIT")
         except BaseException as exc:
-            self._break(exc)
-            raise
-        self._stored_items += len(pending)
-        self._pending_items = []
-        self._offset_dirty = False
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
-            self._commits += 1
-            if self._commits % 16 == 0:
-                self._bound_wal(conn)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            return exc
+        self._bound_wal(conn)
+        return None
+
+    def _commit_done(self, stored: int, running: asyncio.Future[BaseException | None]) -> None:
+        """On the loop thread, before anyone waiting for the commit resumes."""
+        self._committing = None
+        if running.cancelled():
+            exc: BaseException | None = RuntimeError("the commit was cancelled")
+        else:
+            exc = running.exception() or running.result()
+        if exc is not None:
+            self._broken = exc
+            self._cancel_timer()
+            logger.error("Commit to %s failed, the crawl must stop (resuming it continues "
+                         "exactly where the last commit left off): %r", self.path, exc)
+            return
+        self._stored_items += stored
 
     def _bound_wal(self, conn: sqlite3.Connection) -> None:
-        """Reset the WAL when it has grown past :data:`_WAL_LIMIT`.
+        """In the commit thread, after a commit: once the WAL has grown past
+        :data:`_WAL_LIMIT`, copy it into the database and truncate it.
 
-        The checkpointer thread copies the WAL into the database, but it never catches up
-        with a busy writer, and SQLite only starts the WAL over when a checkpoint has caught
-        up: without this the WAL grows without end. Here, between two transactions, the
-        writer finishes the checkpoint (the few frames the thread has not copied yet) and
-        truncates the WAL. If the thread is checkpointing right now SQLite says busy at once
-        (no busy timeout on this connection) and it is tried again a few commits later.
+        SQLite's own automatic checkpoint would do this on the loop thread (it fsyncs:
+        tens of milliseconds), and a checkpoint never starts the WAL over while a writer
+        keeps appending to it, so it must run between two transactions: here.
         """
         try:
             size = os.stat(self._wal_path).st_size
@@ -467,9 +455,13 @@ class SqliteFrontier:
         if size < _WAL_LIMIT:
             return
         started = time.perf_counter()
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        logger.debug("WAL of %s at %d MB: truncating checkpoint %s in %.1f ms", self.path,
-                     size >> 20, "busy" if busy else "done", (time.perf_counter() - started) * 1e3)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            logger.warning("Checkpoint of %s failed (tried again later): %s", self.path, exc)
+            return
+        logger.debug("Checkpointed %d MB of WAL of %s in %.1f ms", size >> 20, self.path,
+                     (time.perf_counter() - started) * 1e3)
 
     def _snapshot(self, source: StateSource) -> list[tuple[str, Any]]:
         try:
@@ -487,8 +479,14 @@ class SqliteFrontier:
             return []
 
     async def commit(self) -> None:
-        """Commit now what waits for the group commit."""
-        self._commit()
+        """Commit now what waits for the group commit, and wait until it is committed.
+        Raises ``RuntimeError`` if the commit failed."""
+        await self._idle()
+        running = self._start_commit()
+        if running is not None:
+            await asyncio.shield(running)
+        if self._broken is not None:
+            self._db()  # raises, naming the failure
 
     # ------------------------------------------------------------------ the contract
 
@@ -531,6 +529,7 @@ class SqliteFrontier:
         if not requests:
             return 0
         rows = self._encode(requests)
+        await self._idle()
         added: int = self._guard(lambda conn: self._insert(conn, rows))
         self._changed()
         return added
@@ -548,9 +547,11 @@ class SqliteFrontier:
         if limit <= 0:
             return []
         due = self._next_delayed_at
-        promote = due is not None and due <= time.time()
-        if not self._ready and not promote:
+        if not self._ready and (due is None or due > time.time()):
             return []
+        await self._idle()
+        due = self._next_delayed_at
+        promote = due is not None and due <= time.time()
 
         def work(conn: sqlite3.Connection) -> list[tuple[int, int, int, int, bytes]]:
             if promote:
@@ -583,6 +584,9 @@ class SqliteFrontier:
             raise KeyError(key)
         rows = self._encode(children) if children else []
         lines = [encode_item(item) for item in items] if self._output_attached else []
+        await self._idle()
+        if key not in self._leased:  # acked by another caller while this one waited
+            raise KeyError(key)
 
         def work(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM requests WHERE id = ?", (key,))
@@ -603,6 +607,9 @@ class SqliteFrontier:
             raise KeyError(key)
         data = encode_request(request)
         delayed = delay > 0
+        await self._idle()
+        if key not in self._leased:
+            raise KeyError(key)
         ready_at = time.time() + delay if delayed else 0.0
         seq = self._seq
         self._guard(lambda conn: conn.execute(
@@ -623,6 +630,7 @@ class SqliteFrontier:
     async def release(self, leases: Sequence[Lease]) -> None:
         """Back to ready unchanged, at their old place in the order (they were leased first,
         so they are fetched first again)."""
+        await self._idle()
         keys = [(lease.key,) for lease in leases if lease.key in self._leased]
         if not keys:
             return
@@ -644,6 +652,7 @@ class SqliteFrontier:
         """
         if not self._stored_items and not self._pending_items:
             return 0
+        await self._idle()
         conn = self._db()
         written = 0
         try:
@@ -741,10 +750,11 @@ class SqliteFrontier:
             exporter = open_exporter(path, overwrite=False, fields=fields)
         else:
             exporter = open_exporter(path, overwrite=overwrite, fields=fields)
+            await self._idle()
             self._db()  # the offset commits in a transaction of its own, before any item
             self._output_offset = exporter.tell()
             self._offset_dirty = True
-            self._commit()
+            await self.commit()
         self._output_attached = True
         await self.drain(exporter)
         return exporter
@@ -759,32 +769,29 @@ class SqliteFrontier:
     async def save_state(self, stats: dict[str, Any], spider_state: dict[str, Any]) -> None:
         """Store the stats and the spider's ``state`` now, committed with what is pending.
         Raises ``TypeError`` if ``spider_state`` is not JSON-serialisable."""
-        self._set_meta({
+        await self._set_meta({
             "stats": orjson.dumps(stats, default=str),
             "spider_state": _dump_state(spider_state),
         })
 
     def load_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The ``(stats, spider_state)`` last committed; empty dicts for a new job."""
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("SqliteFrontier.load_state() before open()")
-        meta = dict(conn.execute(
-            "SELECT key, value FROM meta WHERE key IN ('stats', 'spider_state')"
-        ))
+        """The ``(stats, spider_state)`` the job had when it was opened (or last given to
+        :meth:`save_state`); empty dicts for a new job."""
+        meta = self._meta
         stats = orjson.loads(meta["stats"]) if meta.get("stats") else {}
         state = orjson.loads(meta["spider_state"]) if meta.get("spider_state") else {}
         return stats, state
 
     async def mark_seeded(self) -> None:
         """Record (and commit) that every start request has been added (:attr:`seeded`)."""
-        self._set_meta({"seeded": 1})
+        await self._set_meta({"seeded": 1})
 
     async def finish(self, reason: str) -> None:
         """Record how this run ended, and commit. Reason ``"finished"`` with nothing
         pending, in flight or unwritten marks the job :attr:`finished`: run again, it has
         nothing to do."""
         values: dict[str, Any] = {"finish_reason": reason}
+        await self._idle()  # a running commit may still be moving items to the outbox
         if (
             reason == "finished"
             and await self.is_finished()
@@ -792,12 +799,13 @@ class SqliteFrontier:
             and not self._stored_items
         ):
             values["finished"] = 1
-        self._set_meta(values)
+        await self._set_meta(values)
 
-    def _set_meta(self, values: dict[str, Any]) -> None:
+    async def _set_meta(self, values: dict[str, Any]) -> None:
         rows = list(values.items())
+        await self._idle()
         self._guard(lambda conn: conn.executemany(_SET_META, rows))
-        self._commit()
+        await self.commit()
         self._meta.update(values)
 
 
