@@ -18,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -109,7 +110,10 @@ def _short(filename: str, line: int, func: str) -> str:
 
 def summarise(path: str, label: str, pages: int, top: int = 15) -> Profile:
     """Read a cProfile dump into a :class:`Profile`."""
-    raw = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    # Stats.stats (undocumented in typeshed): {(file, line, func): (cc, nc, tt, ct, callers)}
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = vars(
+        pstats.Stats(path)
+    )["stats"]
     idle = sum(tt for (f, _, fn), (_, _, tt, _, _) in raw.items() if f == "~" and fn == _IDLE)
     total = sum(tt for (_, _, tt, _, _) in raw.values())
     busy = max(1e-9, total - idle)

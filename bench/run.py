@@ -12,7 +12,7 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    loop (``bench/raw_loop.py``) and by ``crawl shop``. Goal: median ratio framework/raw ≥ 0.85.
 2. Seed scenario: 100 URLs answering after 1 s at concurrency 100. Goal ≤ 1.15 s.
 3. 10,000 URLs at 100 ms over 10 loopback host names, ``concurrency_per_host = 10``.
-   Goal ≤ 1.10 × the ideal 10 s, per-host in-flight (counted by the server) ≤ 10.
+   Goal ≤ 1.10 x the ideal 10 s, per-host in-flight (counted by the server) ≤ 10.
 4. Memory: peak RSS with 1,000,000 requests pending in the in-memory frontier (≤ 300 MB) and,
    when ``bench/memory_sqlite.py`` exists, in the SQLite frontier (≤ 150 MB).
 5. Start-up: ``crawl shop`` from exec to its first request at a local server, and
@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -54,6 +55,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and `crawler` imp
 from bench.profile_shop import Profile, profile_both, render  # noqa: E402
 
 LOOPS = ("uvloop", "asyncio")
+SECTIONS = ("throughput", "profile", "latency", "memory", "sqlite", "startup")
 GOAL_RATIO = 0.85
 GOAL_SEED_S = 1.15
 GOAL_HOSTS_FACTOR = 1.10
@@ -102,16 +104,25 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def run_logged(cmd: list[str], logfile: Path, **kwargs: Any) -> float:
-    """Run ``cmd`` with its output in ``logfile``; returns the wall seconds. Raises with the
-    log's tail when it fails."""
+@dataclass(slots=True)
+class ProcessTime:
+    wall: float  #: seconds from exec to exit
+    cpu: float  #: user + system CPU seconds of the process (and any child it waited for)
+
+
+def run_logged(cmd: list[str], logfile: Path, **kwargs: Any) -> ProcessTime:
+    """Run ``cmd`` with its output in ``logfile``; returns its wall and CPU seconds. Raises
+    with the log's tail when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(logfile, "wb") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False, **kwargs)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{_tail(logfile)}")
-    return wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return ProcessTime(wall, cpu)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -144,6 +155,10 @@ def get_json(url: str) -> Any:
 # Machine
 
 
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def machine_info() -> dict[str, str]:
     """CPU model, cores, Python, versions and date, for the record."""
     cpu = platform.processor() or "unknown"
@@ -158,7 +173,7 @@ def machine_info() -> dict[str, str]:
             from importlib.metadata import version
 
             versions[name] = version(name)
-        except Exception:  # noqa: BLE001 - not installed
+        except Exception:  # not installed
             versions[name] = "not installed"
     return {
         "cpu": cpu,
@@ -166,6 +181,7 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "os": platform.platform(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": _loadavg(),
         "uvloop": versions["uvloop"],
         "libraries": ", ".join(f"{k} {v}" for k, v in versions.items() if k != "uvloop"),
     }
@@ -332,6 +348,7 @@ class CrawlRun:
     items: int
     elapsed: float  #: the crawl's own seconds
     wall: float  #: the process, start-up included
+    cpu: float  #: CPU seconds of the process, start-up included
 
     @property
     def pages_per_s(self) -> float:
@@ -359,10 +376,11 @@ def run_raw(server: ShopServer, workdir: Path, concurrency: int, loop: str) -> C
     if loop == "asyncio":
         cmd.append("--no-uvloop")
     logfile = workdir / "raw.log"
-    wall = run_logged(cmd, logfile)
+    proc = run_logged(cmd, logfile)
     result = json.loads(logfile.read_text().strip().splitlines()[-1])
     items = _check_items(out, result["items"])
-    return CrawlRun("raw", int(result["pages"]), items, float(result["elapsed"]), wall)
+    return CrawlRun("raw", int(result["pages"]), items, float(result["elapsed"]), proc.wall,
+                    proc.cpu)
 
 
 def run_framework(server: ShopServer, workdir: Path, concurrency: int, loop: str) -> CrawlRun:
@@ -373,11 +391,11 @@ def run_framework(server: ShopServer, workdir: Path, concurrency: int, loop: str
         "shop", "-O", str(out), "-a", f"start_url={server.url}", "--stats", str(stats_path),
         "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
     )
-    wall = run_logged(cmd, workdir / "framework.log", cwd=PROJECT, env=loop_env(loop))
+    proc = run_logged(cmd, workdir / "framework.log", cwd=PROJECT, env=loop_env(loop))
     stats = json.loads(stats_path.read_text())
     items = _check_items(out, int(stats.get("items_scraped", 0)))
     return CrawlRun("framework", int(stats.get("status/200", 0)), items,
-                    float(stats["elapsed"]), wall)
+                    float(stats["elapsed"]), proc.wall, proc.cpu)
 
 
 @dataclass(slots=True)
@@ -395,6 +413,13 @@ class Throughput:
     def median(self, who: str) -> float:
         return statistics.median(
             (raw if who == "raw" else fw).pages_per_s for raw, fw in self.rounds
+        )
+
+    def cpu_per_page(self, who: str) -> float:
+        """Median CPU µs per page of the process (start-up included): less sensitive than
+        pages/s to other work on the machine."""
+        return statistics.median(
+            (raw if who == "raw" else fw).cpu / self.pages * 1e6 for raw, fw in self.rounds
         )
 
 
@@ -458,6 +483,7 @@ class LatencyRun:
     per_host: int
     elapsed: float  #: the crawl's own seconds (stats ``elapsed``)
     wall: float  #: the process, start-up included
+    cpu: float  #: CPU seconds of the crawl process
     responses: int
     hits: int  #: /delay/ requests the server saw
     max_inflight: int
@@ -465,7 +491,7 @@ class LatencyRun:
 
     @property
     def ideal(self) -> float:
-        """Seconds with every slot always busy: rounds of (hosts × per-host) requests."""
+        """Seconds with every slot always busy: rounds of (hosts x per-host) requests."""
         parallel = min(self.concurrency, self.hosts * self.per_host, self.urls)
         return -(-self.urls // parallel) * self.delay
 
@@ -480,11 +506,12 @@ def latency_crawl(workdir: Path, *, loop: str, urls: int, delay: float, hosts: l
             "-a", f"hosts={','.join(hosts)}", "--stats", str(stats_path),
             "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={per_host}",
         )
-        wall = run_logged(cmd, workdir / "latency.log", cwd=PROJECT, env=loop_env(loop))
+        proc = run_logged(cmd, workdir / "latency.log", cwd=PROJECT, env=loop_env(loop))
         server = get_json(f"http://{hosts[0]}:{port}/stats")
     stats = json.loads(stats_path.read_text())
     run = LatencyRun(
-        loop, urls, len(hosts), delay, concurrency, per_host, float(stats["elapsed"]), wall,
+        loop, urls, len(hosts), delay, concurrency, per_host, float(stats["elapsed"]),
+        proc.wall, proc.cpu,
         int(stats.get("status/200", 0)), int(server["hits"]), int(server["max_inflight"]),
         {h: int(n) for h, n in server["max_inflight_by_host"].items()},
     )
@@ -615,9 +642,9 @@ def startup_list(workdir: Path, loop: str, runs: int) -> list[float]:
     """Milliseconds from exec to exit of ``crawler list`` in the bench project."""
     out = []
     for _ in range(runs):
-        wall = run_logged(crawler_command("list"), workdir / "list.log", cwd=PROJECT,
+        proc = run_logged(crawler_command("list"), workdir / "list.log", cwd=PROJECT,
                           env=loop_env(loop))
-        out.append(wall * 1000)
+        out.append(proc.wall * 1000)
     return out
 
 
@@ -694,18 +721,32 @@ def rows(res: Results) -> list[Row]:
     add("Throughput, framework (pages/s, median)", "", lambda lp: tp(lp, "framework"))
     add("Ratio framework/raw (min / median / max)", f"median ≥ {GOAL_RATIO}", ratio)
 
+    def cpu(loop: str) -> tuple[str, bool | None] | None:
+        t = res.throughput.get(loop)
+        if t is None:
+            return None
+        raw, fw = t.cpu_per_page("raw"), t.cpu_per_page("framework")
+        return f"{raw:,.0f} / {fw:,.0f} µs (ratio {raw / fw:.2f})", None
+
+    add("  CPU per page, raw / framework (median, process)", "", cpu)
+
     def seed(loop: str) -> tuple[str, bool | None] | None:
         s = res.seed.get(loop)
-        return None if s is None else (f"{s.elapsed:.3f} s", s.elapsed <= GOAL_SEED_S)
+        if s is None:
+            return None
+        return f"{s.elapsed:.3f} s", s.elapsed <= GOAL_SEED_S * s.delay
 
-    add("100 URLs × 1 s at concurrency 100 (crawl wall)", f"≤ {GOAL_SEED_S} s", seed)
+    any_seed = next(iter(res.seed.values()), None)
+    if any_seed is not None:
+        add(f"{any_seed.urls} URLs x {any_seed.delay:g} s at concurrency {any_seed.concurrency}"
+            " (crawl wall)", f"≤ {GOAL_SEED_S * any_seed.delay:g} s", seed)
 
     def hosts(loop: str) -> tuple[str, bool | None] | None:
         h = res.hosts.get(loop)
         if h is None:
             return None
         ok = h.elapsed <= GOAL_HOSTS_FACTOR * h.ideal
-        return f"{h.elapsed:.2f} s ({h.elapsed / h.ideal:.3f} × ideal)", ok
+        return f"{h.elapsed:.2f} s ({h.elapsed / h.ideal:.3f} x ideal)", ok
 
     def per_host(loop: str) -> tuple[str, bool | None] | None:
         h = res.hosts.get(loop)
@@ -716,9 +757,9 @@ def rows(res: Results) -> list[Row]:
 
     any_hosts = next(iter(res.hosts.values()), None)
     if any_hosts is not None:
-        label = (f"{any_hosts.urls:,} URLs × {any_hosts.delay:g} s over {any_hosts.hosts} hosts,"
+        label = (f"{any_hosts.urls:,} URLs x {any_hosts.delay:g} s over {any_hosts.hosts} hosts,"
                  f" {any_hosts.per_host}/host (crawl wall)")
-        add(label, f"≤ {GOAL_HOSTS_FACTOR} × {any_hosts.ideal:g} s", hosts)
+        add(label, f"≤ {GOAL_HOSTS_FACTOR} x {any_hosts.ideal:g} s", hosts)
         add("  max in flight per host, counted by the server", f"≤ {any_hosts.per_host}",
             per_host)
 
@@ -790,6 +831,8 @@ def markdown(res: Results) -> str:
         f"- Python {m['python']} on {m['os']}",
         f"- uvloop: {m['uvloop']}; {m['libraries']}",
         f"- Date: {m['date']}",
+        f"- Load average (1, 5, 15 min) when the run started: {m['load']}; at its end:"
+        f" {m.get('load_end', '?')}. Other work on the machine shows up as noise between rounds.",
         "",
         "## Results",
         "",
@@ -813,26 +856,27 @@ def markdown(res: Results) -> str:
             " The framework obeys robots.txt (nginx answers a fast 404, so one extra request);"
             " its items are plain dicts (no item model), as the raw loop's.",
             "",
-            "| loop | round | raw pages/s | framework pages/s | ratio | raw process s |"
-            " framework process s |",
+            "| loop | round | raw pages/s | framework pages/s | ratio | raw process s (CPU s) |"
+            " framework process s (CPU s) |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for loop, t in res.throughput.items():
             for i, (raw, fw) in enumerate(t.rounds, 1):
                 md.append(f"| {loop} | {i} | {raw.pages_per_s:,.0f} | {fw.pages_per_s:,.0f} |"
-                          f" {fw.pages_per_s / raw.pages_per_s:.3f} | {raw.wall:.2f} |"
-                          f" {fw.wall:.2f} |")
+                          f" {fw.pages_per_s / raw.pages_per_s:.3f} | {raw.wall:.2f}"
+                          f" ({raw.cpu:.2f}) | {fw.wall:.2f} ({fw.cpu:.2f}) |")
     if res.seed or res.hosts:
         md += ["", "## Latency scenarios", "",
                "Server: `bench/latency_server.py` (aiohttp on uvloop) in its own process;"
                " crawl wall = stats `elapsed` of `crawl latency --stats`.", "",
-               "| scenario | loop | crawl s | ideal s | process s | server max in flight |"
+               "| scenario | loop | crawl s | ideal s | process s (CPU s) | server max in flight |"
                " max per host |", "|---|---|---:|---:|---:|---:|---:|"]
-        for name, runs in (("seed", res.seed), ("10 hosts", res.hosts)):
-            for loop, r in runs.items():
-                md.append(f"| {name}: {r.urls:,} × {r.delay:g} s | {loop} | {r.elapsed:.3f} |"
-                          f" {r.ideal:g} | {r.wall:.2f} | {r.max_inflight} |"
-                          f" {max(r.max_inflight_by_host.values(), default=0)} |")
+        for runs in (res.seed, res.hosts):
+            for loop, lr in runs.items():
+                md.append(f"| {lr.urls:,} x {lr.delay:g} s, {lr.hosts} host(s) | {loop} |"
+                          f" {lr.elapsed:.3f} | {lr.ideal:g} | {lr.wall:.2f} ({lr.cpu:.2f}) |"
+                          f" {lr.max_inflight} |"
+                          f" {max(lr.max_inflight_by_host.values(), default=0)} |")
     if res.memory:
         md += ["", "## Memory", "", "`bench/memory_frontier.py`: realistic requests (80-character"
                " URLs over 1,000 hosts, a bound-method callback) added in batches of 1,000 to"
@@ -881,14 +925,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--products", type=int, help="products in the shop (default 20,000)")
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--hosts-urls", type=int, help="URLs of the 10-host scenario (10,000)")
-    p.add_argument("--seed-urls", type=int, default=100)
+    p.add_argument("--hosts-delay", type=float, default=0.1, help="seconds per URL (0.1)")
+    p.add_argument("--hosts-count", type=int, default=10, help="loopback host names (10)")
+    p.add_argument("--per-host", type=int, default=10, help="concurrency_per_host (10)")
+    p.add_argument("--seed-urls", type=int, default=100, help="URLs of the seed scenario (100)")
+    p.add_argument("--seed-delay", type=float, default=1.0, help="seconds per URL (1.0)")
     p.add_argument("--memory-requests", type=int, help="pending requests (1,000,000)")
     p.add_argument("--startup-runs", type=int, help="runs per start-up figure (7)")
     p.add_argument("--loops", default="uvloop,asyncio", help="comma-separated: uvloop,asyncio")
-    p.add_argument("--only", default="throughput,latency,memory,startup,profile",
-                   help="comma-separated sections to run")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated sections to run (default: all)")
     p.add_argument("--server", choices=("nginx", "testsite"), default="nginx",
                    help="what serves the shop (default nginx, installed when missing)")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="skip the uncounted crawl that warms the server and the page cache")
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"),
                    help="where to write the report ('-' = do not write)")
     args = p.parse_args(argv)
@@ -900,6 +950,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.startup_runs = args.startup_runs or (3 if q else 7)
     args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = args.only - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
     for loop in args.loops:
         if loop not in LOOPS:
             p.error(f"unknown loop {loop!r} (uvloop or asyncio)")
@@ -922,8 +975,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
             with serve_shop(work, args.products, prefer=args.server) as server:
                 log(f"shop: {server.url} served by {server.kind}, {server.pages:,} pages")
                 if "throughput" in args.only:
-                    log("warm-up crawl (not counted) ...")
-                    run_raw(server, work, args.concurrency, args.loops[0])
+                    if args.warmup:
+                        log("warm-up crawl (not counted) ...")
+                        run_raw(server, work, args.concurrency, args.loops[0])
                     for loop in args.loops:
                         log(f"throughput, {loop}: {args.rounds} rounds ...")
                         res.throughput[loop] = throughput(
@@ -938,11 +992,15 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                                                server.pages)
         if "latency" in args.only:
             for loop in args.loops:
-                log(f"seed scenario, {loop} ...")
-                res.seed[loop] = seed_scenario(work, loop, urls=args.seed_urls)
+                log(f"seed scenario, {loop}: {args.seed_urls} URLs x {args.seed_delay:g} s ...")
+                res.seed[loop] = seed_scenario(work, loop, urls=args.seed_urls,
+                                               delay=args.seed_delay)
                 log(f"  {res.seed[loop].elapsed:.3f} s")
-                log(f"10-host scenario, {loop} ({args.hosts_urls:,} URLs) ...")
-                res.hosts[loop] = hosts_scenario(work, loop, urls=args.hosts_urls)
+                log(f"{args.hosts_count}-host scenario, {loop}: {args.hosts_urls:,} URLs"
+                    f" x {args.hosts_delay:g} s ...")
+                res.hosts[loop] = hosts_scenario(work, loop, urls=args.hosts_urls,
+                                                 delay=args.hosts_delay,
+                                                 hosts=args.hosts_count, per_host=args.per_host)
                 log(f"  {res.hosts[loop].elapsed:.2f} s")
         if "memory" in args.only:
             for loop in args.loops:
@@ -950,6 +1008,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                 mem = memory_script(BENCH / "memory_frontier.py", args.memory_requests, loop)
                 res.memory[loop] = mem
                 log(f"  peak RSS {mem['peak_rss_mb']} MB")
+        if "sqlite" in args.only:
             # The SQLite script runs on asyncio.run whatever the loop setting: measured once.
             log(f"memory, SQLite frontier ({args.memory_requests:,} pending requests) ...")
             res.sqlite = memory_sqlite(args.memory_requests)
@@ -960,6 +1019,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                 log(f"start-up, {loop} ...")
                 res.start_crawl[loop] = startup_crawl(work, loop, args.startup_runs)
                 res.start_list[loop] = startup_list(work, loop, args.startup_runs)
+    res.machine["load_end"] = _loadavg()
     if args.quick:
         res.notes.append("--quick run: smaller figures than the goals are stated for.")
     return res

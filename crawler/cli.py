@@ -85,6 +85,14 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
     """``crawl <spider> [-o FILE | -O FILE] [-a k=v]... [-s k=v]... [--stats FILE]``."""
+    try:
+        return _crawl(argv, prog)
+    except KeyboardInterrupt:  # Ctrl-C before the crawl installed its own handlers
+        print(f"{prog}: interrupted before the crawl started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _crawl(argv: Sequence[str] | None, prog: str) -> int:
     args = _crawl_parser(prog).parse_args(argv)
     project = (args.project or Path.cwd()).resolve()
     cli_settings = list(args.settings)

@@ -73,7 +73,10 @@ def _key_of_plain(plain: Any, fields: Sequence[str]) -> bytes:
 # KEYS: items workers workerinfo; ARGV: key worker lease_timeout
 # 1: new key, now claimed by this worker; 0: claimed by this worker or a live one (a repeat);
 # 2: claimed by a worker that stopped or died (it may not have written the item): taken over.
-_CLAIM_LUA = """
+def _claim_lua() -> str:
+    from .frontier.redis import LUA_WORKER_ALIVE
+
+    return LUA_WORKER_ALIVE + """
 local owner = redis.call('HGET', KEYS[1], ARGV[1])
 if not owner then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -82,16 +85,7 @@ end
 if owner == ARGV[2] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local beat = tonumber(redis.call('ZSCORE', KEYS[2], owner))
-local timeout = tonumber(ARGV[3])
-local info = redis.call('HGET', KEYS[3], owner)
-if info then
-  local ok, d = pcall(cjson.decode, info)
-  if ok and type(d) == 'table' then
-    if d.stopped then beat = nil elseif d.lease_timeout then timeout = tonumber(d.lease_timeout) end
-  end
-end
-if beat and now - beat <= timeout then return 0 end
+if worker_alive(KEYS[2], KEYS[3], owner, now, tonumber(ARGV[3])) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 2
 """
@@ -129,7 +123,7 @@ class ItemKeyDedup:
         same worker id and heartbeat). Call before the crawl starts; returns ``self``."""
         prefix = frontier.prefix
         self._conn = frontier.connection
-        self._claim = frontier.connection.script(_CLAIM_LUA)
+        self._claim = frontier.connection.script(_claim_lua())
         self._keys = [prefix + "items", prefix + "workers", prefix + "workerinfo"]
         self._worker = frontier.worker_id
         self._lease_timeout = frontier.lease_timeout

@@ -34,6 +34,7 @@ from typing import Any
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
+    UnstorableRequest,
     DownloadError,
     HttpError,
     IgnoreRequest,
@@ -43,6 +44,7 @@ from .errors import (
 )
 from .exporters import Exporter
 from .frontier.base import Frontier, Lease
+from .frontier.codec import encode_request
 from .http import Failure, Request, Response
 from .items import InvalidItem, ItemProcessor, is_item, to_dict
 from .middleware import MiddlewareChain, aiter_outputs
@@ -140,6 +142,7 @@ class Engine:
         self._done_feeding = False
         self._errors = 0
         self._outbox = frontier.outbox
+        self._stores_requests = frontier.stores_requests
 
     # ------------------------------------------------------------------ run loop
 
@@ -223,8 +226,15 @@ class Engine:
                     pass
 
     async def _seed(self) -> None:
-        """Add the spider's start requests in batches, without blocking the crawl."""
+        """Add the spider's start requests in batches, without blocking the crawl. A frontier
+        that was already seeded (a resumed job, a worker joining a shared crawl) is not
+        seeded again."""
         batch: list[Request] = []
+        if self.frontier.seeded:
+            logger.info("Frontier already seeded: start requests skipped")
+            self._seeding = False
+            self._wake.set()
+            return
         try:
             async for request in _aiter(self.spider.start()):
                 if self._stopping is not None:
@@ -240,6 +250,8 @@ class Engine:
                     await asyncio.sleep(0)
             if batch:
                 await self._add(batch)
+            if self._stopping is None:
+                await self.frontier.mark_seeded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -673,7 +685,7 @@ class Engine:
             depth = parent.depth + 1
             if output.depth < depth:
                 output._adopt(depth, output.priority + self._depth_priority * depth)
-            if self._allowed(output):
+            if self._allowed(output) and self._storable(output):
                 children.append(output)
             return
         if is_item(output):
@@ -716,6 +728,20 @@ class Engine:
         self.stats.max("max_depth", depth)
         return True
 
+    def _storable(self, request: Request) -> bool:
+        """Frontiers that keep requests outside the process need them in plain JSON: a
+        request that cannot be stored fails here, where the spider yielded it, naming the
+        field, instead of failing the whole page's ack later."""
+        if not self._stores_requests:
+            return True
+        try:
+            encode_request(request)
+        except UnstorableRequest as exc:
+            self.stats.inc("errors/UnstorableRequest")
+            logger.error("Dropped %s", exc)
+            return False
+        return True
+
     def _invalid(self, invalid: InvalidItem, request: Request) -> None:
         self.stats.inc("items_invalid")
         if self.invalid_exporter is not None:
@@ -728,20 +754,22 @@ class Engine:
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
+        if items and not self._outbox and self.exporter is not None:
+            # Written before the ack: a crash in between repeats this request's items rather
+            # than losing them. Outbox frontiers commit them with the ack instead.
+            self.exporter.write(items)
+        added = await frontier.ack(lease, children, items if self._outbox else ())
+        if added < len(children):
+            self.stats.inc("duplicates_filtered", len(children) - added)
         if items:
+            # Counted after the ack, so a durable job's saved stats never count an item whose
+            # ack was not committed with them.
             stats = self.stats
             stats.inc("items_scraped", len(items))
             if self._close_items and stats.get("items_scraped") >= self._close_items:
                 self.stop("close_on_items")
-            if not self._outbox and self.exporter is not None:
-                # Written before the ack: a crash in between repeats this request's items
-                # rather than losing them. Outbox frontiers commit them with the ack instead.
-                self.exporter.write(items)
-        added = await frontier.ack(lease, children, items if self._outbox else ())
-        if added < len(children):
-            self.stats.inc("duplicates_filtered", len(children) - added)
-        if self._outbox and items and self.exporter is not None:
-            await frontier.drain(self.exporter)
+            if self._outbox and self.exporter is not None:
+                await frontier.drain(self.exporter)
 
     async def _ack_quietly(self, lease: Lease) -> None:
         try:

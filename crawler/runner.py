@@ -16,6 +16,8 @@ from .engine import Engine
 from .exporters import Exporter, invalid_path_for, open_exporter
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
+from .frontier.sqlite import SqliteFrontier
+from .jobdir import JobDir
 from .items import ItemProcessor
 from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
@@ -92,20 +94,50 @@ async def run_spider(
     middlewares = [instantiate(m) for m in spider.middlewares]
     middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
     items = ItemProcessor(spider, spider.item_model, pipelines)
-    frontier = frontier if frontier is not None else build_frontier(settings)
     reason = "error"
     async with AsyncExitStack() as stack:
-        exporter = open_exporter(output, overwrite=overwrite) if output else None
+        job: JobDir | None = None
+        if settings.jobdir:
+            job = stack.enter_context(JobDir(settings.jobdir, spider.name, output))
+            if job.finished:
+                logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
+                            job.finish_reason)
+                return CrawlResult("finished", job.last_stats)
+            frontier = job.frontier()
+        elif frontier is None:
+            frontier = build_frontier(settings)
+        await frontier.open()
+        stack.push_async_callback(frontier.close)
+        exporter: Exporter | None = None
+        if isinstance(frontier, SqliteFrontier):
+            # A durable job: cut the output back to what is committed, write what the outbox
+            # holds, carry the stats and the spider's state over.
+            if job is not None and job.resumed:
+                logger.info("Resuming job %s", settings.jobdir)
+            saved_stats, spider.state = frontier.load_state()
+            stats.load(saved_stats)
+            frontier.track_state(lambda: (stats.to_dict(), spider.state))
+            if output:
+                exporter = await frontier.open_output(output, overwrite=overwrite)
+        elif output:
+            exporter = open_exporter(output, overwrite=overwrite)
         if exporter is not None:
             stack.callback(exporter.close)
         invalid = _LazyExporter(invalid_path_for(output)) if output else None
         if invalid is not None:
             stack.callback(invalid.close)
         downloader = await stack.enter_async_context(Downloader(settings, stats))
-        await frontier.open()
-        stack.push_async_callback(frontier.close)
         await items.open()
         stack.push_async_callback(items.close)
+        robots = (
+            RobotsCache.from_settings(settings, downloader.fetch, stats)
+            if settings.obey_robots else None
+        )
+        if robots is not None and isinstance(frontier, SqliteFrontier):
+            saved_robots = frontier.load_extra("robots")
+            if saved_robots:
+                robots.load(saved_robots)
+            frontier.track_extra("robots", robots.dump)
         engine = Engine(
             spider=spider,
             settings=settings,
@@ -116,10 +148,7 @@ async def run_spider(
             exporter=exporter,
             invalid_exporter=invalid,
             stats=stats,
-            robots=(
-                RobotsCache.from_settings(settings, downloader.fetch, stats)
-                if settings.obey_robots else None
-            ),
+            robots=robots,
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
         )
         if on_engine is not None:
@@ -131,6 +160,8 @@ async def run_spider(
         )
         try:
             reason = await engine.run()
+            if isinstance(frontier, SqliteFrontier):
+                await frontier.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"
             raise

@@ -50,9 +50,12 @@ class Spider:
 
     async def start(self) -> AsyncIterator[Request]:
         """The first requests of the crawl: by default a GET per ``start_urls`` entry, with
-        :meth:`parse` as callback. Override (as an async generator) for anything else."""
+        :meth:`parse` as callback. Override (as an async generator) for anything else.
+
+        Start requests go through the duplicate filter like any other, so a resumed job or a
+        second worker of a shared crawl never fetches them twice."""
         for url in self.start_urls:
-            yield Request(url, dont_filter=True)
+            yield Request(url)
 
     def parse(self, response: Response) -> Any:
         """The default callback. Yield items (dicts, pydantic models, dataclasses) and

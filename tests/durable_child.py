@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tests/durable_child.py JOBDIR OUTPUT NODES [--pace SECONDS]
+    python tests/durable_child.py JOBDIR OUTPUT NODES [--pace SECONDS] [--commit-interval S]
 
 Crawls a synthetic graph of NODES pages through a job directory, the SQLite frontier and a
 JSON lines exporter, the way the engine does: lease a batch, "process" each request, ack it
@@ -62,12 +62,12 @@ async def process(
     await frontier.drain(exporter)
 
 
-async def crawl(jobdir: str, output: str, nodes: int, pace: float) -> int:
+async def crawl(jobdir: str, output: str, nodes: int, pace: float, commit_interval: float) -> int:
     with JobDir(jobdir, "soak", output, "jsonl") as job:
         if job.finished:
             print("already finished", flush=True)
             return 0
-        frontier = job.frontier()
+        frontier = job.frontier(commit_interval=commit_interval)
         await frontier.open()
         try:
             exporter = await frontier.open_output(output, overwrite=True)
@@ -100,8 +100,11 @@ def main() -> int:
     parser.add_argument("output")
     parser.add_argument("nodes", type=int)
     parser.add_argument("--pace", type=float, default=0.0)
+    parser.add_argument("--commit-interval", type=float, default=0.1)
     args = parser.parse_args()
-    return asyncio.run(crawl(args.jobdir, args.output, args.nodes, args.pace))
+    return asyncio.run(
+        crawl(args.jobdir, args.output, args.nodes, args.pace, args.commit_interval)
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ How a test gets Redis (fixture :func:`redis_url`, once per session):
 Each test that uses :func:`redis_crawl` gets a fresh crawl (``crawl_id`` = a uuid) whose keys are
 purged at the end, and frontiers it made through it are closed.
 
-Import the fixtures into a test module: ``from .redis_util import redis_crawl, redis_url``.
+Fixtures: ``redis_url``, ``redis_crawl``, ``redis_server``. Use them from a test module with
+``pytest_plugins = ["tests.redis_util"]`` (or from ``conftest.py``), importing names from this
+module only under ``TYPE_CHECKING`` so that pytest can rewrite its asserts.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,12 +146,15 @@ class RedisCrawl:
     crawl_id: str
     _opened: list[Any] = field(default_factory=list)
 
-    async def frontier(self, *, open: bool = True, **kwargs: Any) -> RedisFrontier:
-        """A new worker's frontier on this crawl (opened unless ``open=False``)."""
+    async def frontier(self, *, seeded: bool = True, **kwargs: Any) -> RedisFrontier:
+        """A new worker's frontier on this crawl, opened. ``seeded``: mark the crawl seeded
+        (as the engine does once start() is done), so that is_finished() does not wait for
+        the first worker's start requests."""
         f = RedisFrontier(self.url, spider_name=self.spider, crawl_id=self.crawl_id, **kwargs)
-        if open:
-            await f.open()
         self._opened.append(f)
+        await f.open()
+        if seeded:
+            await f.mark_seeded()
         return f
 
     async def gate(self, ttl: float = 60.0) -> RedisHostGate:
@@ -165,6 +170,26 @@ class RedisCrawl:
 
     def key(self, name: str) -> str:
         return f"crawler:{self.spider}:{self.crawl_id}:{name}"
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Callable[..., RedisServer]]:
+    """A factory of redis-server processes of the test's own (``RedisServer(**kwargs)``, not
+    started yet); every one is killed when the test ends. Skips (fails under
+    CRAWLER_REQUIRE_REDIS=1) when the redis-server binary is missing."""
+    require_redis_server()
+    servers: list[RedisServer] = []
+
+    def make(**kwargs: Any) -> RedisServer:
+        server = RedisServer(**kwargs)
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.kill()
 
 
 @pytest.fixture

@@ -61,6 +61,17 @@ class Frontier(Protocol):
     """
 
     outbox: bool
+    #: True when requests are kept outside the process (encoded by :mod:`.codec`), so each
+    #: request must be storable; the engine checks it where a spider yields the request.
+    stores_requests: bool
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the start requests were all added already (a resumed job, or a worker
+        joining a shared crawl): the engine then does not seed again."""
+
+    async def mark_seeded(self) -> None:
+        """Record that every start request has been added."""
 
     async def open(self) -> None:
         """Prepare the backend (create tables, connect). Called once before anything else."""

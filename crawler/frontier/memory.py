@@ -24,6 +24,8 @@ class MemoryFrontier:
     """
 
     outbox = False
+    stores_requests = False
+    seeded = False
 
     def __init__(self) -> None:
         self._ready: list[tuple[int, int, Request]] = []
@@ -96,6 +98,9 @@ class MemoryFrontier:
 
     async def drain(self, exporter: Any) -> int:
         return 0
+
+    async def mark_seeded(self) -> None:
+        return None
 
     def next_ready_in(self) -> float | None:
         if self._ready:

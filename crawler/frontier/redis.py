@@ -22,7 +22,8 @@ Keys (``P`` is the prefix)::
     P:stats        HASH of shared crawl counters (:meth:`RedisFrontier.merge_stats`)
     P:workers      ZSET worker id -> last heartbeat (server clock)
     P:workerinfo   HASH worker id -> JSON {host, pid, lease_timeout, started, stopped}
-    P:items        SET of item keys (:class:`crawler.dedup.ItemKeyDedup`)
+    P:seeder       worker id that adds the start requests; P:seeded: set once they all are
+    P:items        HASH item key -> worker (:class:`crawler.dedup.ItemKeyDedup`)
     P:gate:<host>:tokens / :last   per-host politeness (:class:`RedisHostGate`)
 
 Why not Streams with consumer groups and XAUTOCLAIM: a stream is one FIFO, so priorities would
@@ -45,6 +46,11 @@ change is one Lua script over a handful of keys, so it is atomic on the server:
   lease; the delivery count is given back (a retry or a graceful stop is an outcome, not a
   crash).
 
+Seeding: the first worker to open claims ``P:seeder`` and runs the spider's ``start()``; the
+others see :attr:`RedisFrontier.seeded` True and skip it, and do not finish while the seeder is
+alive and has not called ``mark_seeded``. If the seeder stops or dies first, the next worker
+to open takes the claim over and seeds again (dedup drops what was already added).
+
 Every time is the Redis server's ``TIME``, so workers on machines whose clocks disagree still
 agree on expiries and delays. Scripts are redis-py ``Script`` objects: after a Redis restart
 (empty script cache) the NOSCRIPT reply makes them load again.
@@ -61,12 +67,15 @@ Guarantees
 - Redis unreachable: every call goes through :meth:`RedisConnection.call`, which logs one
   warning per outage, retries with exponential backoff (0.1 s doubling to 5 s) and continues
   when Redis answers again. A call retried after a lost reply is harmless: ``add`` and ``ack``
-  are idempotent through the seen set and the lease state; a lost ``lease`` reply leaves
-  requests leased to this worker, which expire back to pending (one extra delivery counted).
+  are idempotent through the seen set and the lease state (a ``dont_filter`` request added
+  twice is the exception); a lost ``lease`` reply leaves requests leased to this worker, which
+  expire back to pending (one extra delivery counted).
 - Without persistence (``appendonly``/RDB), a Redis restart loses the crawl state: configure
   Redis with ``--appendonly yes`` for crawls that must survive one.
 
-Limits: the seen set costs about 70 bytes per URL in Redis memory (10 million URLs ~ 700 MB).
+Limits: Redis memory is about 72 bytes per URL ever seen (the seen set: 10 million URLs take
+~700 MB) plus about 270 bytes per pending request (its JSON with a 60-character URL and its
+zset entry).
 Keys of one crawl are not hash-tagged, so this runs against one Redis server (or a primary
 with replicas), not Redis Cluster.
 """
@@ -83,9 +92,9 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -124,7 +133,7 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
     rexc.TimeoutError,
     rexc.TryAgainError,
     rexc.ReadOnlyError,  # a failover in progress: the old primary is now a replica
-    OSError,
+    OSError,  # includes TimeoutError: a call that outlived RedisConnection.timeout
 )
 #: Subclasses of ConnectionError that no amount of waiting fixes.
 _FATAL: tuple[type[BaseException], ...] = (
@@ -132,6 +141,8 @@ _FATAL: tuple[type[BaseException], ...] = (
     rexc.AuthorizationError,
 )
 _BACKOFF_START = 0.1
+#: Seconds one Redis call may take before it counts as an outage (scripts take milliseconds).
+_CALL_TIMEOUT = 10.0
 _BACKOFF_MAX = 5.0
 #: Most requests one script call moves (reclaims, promotions, adds): keeps each call short,
 #: since Redis runs one script at a time for every worker.
@@ -173,7 +184,8 @@ end
 _ADD_LUA = _ENQUEUE + """
 local added = 0
 for i = 1, #ARGV, 3 do
-  added = added + enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[i], ARGV[i+1], ARGV[i+2])
+  added = added
+    + enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[i], ARGV[i+1], ARGV[i+2])
 end
 return added
 """
@@ -267,7 +279,8 @@ if found > 0 then
 end
 local added = 0
 for i = 2, #ARGV, 3 do
-  added = added + enqueue(KEYS[10], KEYS[11], KEYS[2], KEYS[4], KEYS[5], ARGV[i], ARGV[i+1], ARGV[i+2])
+  added = added
+    + enqueue(KEYS[10], KEYS[11], KEYS[2], KEYS[4], KEYS[5], ARGV[i], ARGV[i+1], ARGV[i+2])
 end
 return {added, found}
 """
@@ -339,6 +352,59 @@ redis.call('HDEL', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('HDEL', KEYS[5], id)
 return 1
+"""
+
+#: Lua: whether ``worker`` heartbeated within its lease_timeout and has not stopped.
+LUA_WORKER_ALIVE = """
+local function worker_alive(k_workers, k_info, worker, now, default_timeout)
+  local beat = tonumber(redis.call('ZSCORE', k_workers, worker))
+  if not beat then return false end
+  local timeout = default_timeout
+  local info = redis.call('HGET', k_info, worker)
+  if info then
+    local ok, d = pcall(cjson.decode, info)
+    if ok and type(d) == 'table' then
+      if d.stopped then return false end
+      if d.lease_timeout then timeout = tonumber(d.lease_timeout) end
+    end
+  end
+  return now - beat <= timeout
+end
+"""
+
+# KEYS: seeded seeder workers workerinfo; ARGV: worker lease_timeout
+# Returns 'seeded' (all start requests were added), 'mine' (this worker seeds: nobody claimed
+# it, or its claimer stopped or died before finishing) or 'other' (a live worker is seeding).
+_SEED_CLAIM_LUA = _NOW + LUA_WORKER_ALIVE + """
+if redis.call('GET', KEYS[1]) then return 'seeded' end
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[1]
+   and worker_alive(KEYS[3], KEYS[4], owner, now, tonumber(ARGV[2])) then
+  return 'other'
+end
+redis.call('SET', KEYS[2], ARGV[1])
+return 'mine'
+"""
+
+# KEYS: pending delayed leased done dead seeded seeder workers workerinfo
+# ARGV: worker lease_timeout
+# Returns {pending, delayed, leased, done, dead, seeding} where seeding is 0 (seeded, never
+# claimed, or claimed by this worker), 1 (a live worker is still adding start requests) or
+# 2 (its seeder stopped or died before adding them all).
+_COUNTS_LUA = _NOW + LUA_WORKER_ALIVE + """
+local seeding = 0
+if not redis.call('GET', KEYS[6]) then
+  local owner = redis.call('GET', KEYS[7])
+  if owner and owner ~= ARGV[1] then
+    if worker_alive(KEYS[8], KEYS[9], owner, now, tonumber(ARGV[2])) then
+      seeding = 1
+    else
+      seeding = 2
+    end
+  end
+end
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+        tonumber(redis.call('GET', KEYS[4]) or '0'), redis.call('HLEN', KEYS[5]), seeding}
 """
 
 # KEYS: stats; ARGV: (op, key, value) triples; op i = HINCRBY, f = HINCRBYFLOAT, m = max.
@@ -432,6 +498,20 @@ def _now_hint() -> float:
     return time.monotonic()
 
 
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it, without swallowing a cancellation of the
+    caller itself."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 class RedisConnection:
     """One redis-py asyncio client and the retry wrapper every call goes through.
 
@@ -441,17 +521,24 @@ class RedisConnection:
     raised at once (waiting does not fix them).
     """
 
-    def __init__(self, url: str, *, client_name: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, client_name: str | None = None, timeout: float = _CALL_TIMEOUT
+    ) -> None:
         self.url = url
         self.display_url = redact_url(url)
+        self.timeout = timeout
         try:
-            # One quick internal retry covers a pooled connection that died since its last use
-            # (e.g. after a Redis restart); longer outages are this class's job.
             self.client: aioredis.Redis = aioredis.Redis.from_url(
                 url,
                 decode_responses=False,
-                socket_timeout=10,
+                # No socket_timeout: with one, redis-py sends through asyncio.wait_for, which
+                # on Python 3.11 can swallow a task's cancellation (the task then runs on and
+                # a TaskGroup never finishes). :meth:`call` puts its own asyncio.timeout
+                # around each call instead.
+                socket_timeout=None,
                 socket_connect_timeout=5,
+                # One quick internal retry covers a pooled connection that died since its
+                # last use (e.g. after a Redis restart); longer outages are :meth:`call`'s job.
                 retry=Retry(NoBackoff(), 1),
                 client_name=client_name,
             )
@@ -474,7 +561,8 @@ class RedisConnection:
         delay = _BACKOFF_START
         while True:
             try:
-                result = await fn(*args, **kwargs)
+                async with asyncio.timeout(self.timeout):
+                    result = await fn(*args, **kwargs)
             except _FATAL:
                 raise
             except _RETRYABLE as exc:
@@ -516,6 +604,8 @@ class _Keys:
     workers: str
     workerinfo: str
     items: str
+    seeded: str
+    seeder: str
 
     @classmethod
     def for_prefix(cls, p: str) -> _Keys:
@@ -524,7 +614,7 @@ class _Keys:
             delayed=p + "delayed", leased=p + "leased", data=p + "data", score=p + "score",
             deliveries=p + "deliveries", owner=p + "owner", done=p + "done", dead=p + "dead",
             stats=p + "stats", workers=p + "workers", workerinfo=p + "workerinfo",
-            items=p + "items",
+            items=p + "items", seeded=p + "seeded", seeder=p + "seeder",
         )
 
 
@@ -545,6 +635,7 @@ class _Snapshot:
     leased: int
     done: int
     dead: int
+    seeding: int  # 0: not waiting for start requests, 1: another worker adds them, 2: it died
 
 
 def _entry(request: Request) -> tuple[bytes, str, bytes]:
@@ -581,6 +672,7 @@ class RedisFrontier:
     """
 
     outbox = False
+    stores_requests = True
 
     def __init__(
         self,
@@ -602,7 +694,9 @@ class RedisFrontier:
         self.lease_timeout = float(lease_timeout)
         self.max_deliveries = max_deliveries
         self.worker_id = worker_id or default_worker_id()
-        self.connection = RedisConnection(url, client_name=f"crawler:{self.worker_id}")
+        # CLIENT SETNAME refuses spaces; the name shows in Redis's CLIENT LIST.
+        client_name = "crawler:" + re.sub(r"\s", "_", self.worker_id)
+        self.connection = RedisConnection(url, client_name=client_name)
         self._k = _Keys.for_prefix(self.prefix)
         conn = self.connection
         self._add_script = conn.script(_ADD_LUA)
@@ -613,7 +707,11 @@ class RedisFrontier:
         self._heartbeat_script = conn.script(_HEARTBEAT_LUA)
         self._dead_letter_script = conn.script(_DEAD_LETTER_LUA)
         self._merge_script = conn.script(_MERGE_STATS_LUA)
+        self._seed_claim_script = conn.script(_SEED_CLAIM_LUA)
+        self._counts_script = conn.script(_COUNTS_LUA)
+        self._seeded = False
         self._held: set[bytes] = set()  # ids this worker leased and has not settled
+        self._settling: set[bytes] = set()  # ids with an ack/reschedule/release in flight
         self._hint = _Hint()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._gates: list[RedisHostGate] = []
@@ -650,6 +748,15 @@ class RedisFrontier:
         """Register this worker and start its heartbeat. Waits (with warnings) while Redis is
         unreachable."""
         await self._beat(register=True)
+        k = self._k
+        claim: bytes = await self.connection.call(
+            "open", self._seed_claim_script,
+            keys=[k.seeded, k.seeder, k.workers, k.workerinfo],
+            args=[self.worker_id, self.lease_timeout],
+        )
+        self._seeded = claim != b"mine"
+        if claim == b"other":
+            logger.info("Joining crawl %s: another worker adds the start requests", self.prefix)
         self._opened = True
         self._heartbeat_task = asyncio.create_task(
             self._heartbeat_loop(), name=f"frontier-heartbeat-{self.worker_id}"
@@ -662,23 +769,20 @@ class RedisFrontier:
             return
         self._closed = True
         task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop_task(task)
         try:
             if self._opened:
                 # Best effort and bounded: a worker must be able to stop while Redis is down.
                 async with asyncio.timeout(2.0):
                     await self._mark_stopped()
-        except (TimeoutError, *_RETRYABLE) as exc:
+        except _RETRYABLE as exc:  # TimeoutError included
             logger.debug("Could not mark worker %s stopped: %s", self.worker_id, exc)
         finally:
             for gate in self._gates:
                 await gate.close()
             await self.connection.aclose()
 
-    async def __aenter__(self) -> RedisFrontier:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -701,7 +805,7 @@ class RedisFrontier:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_timeout / 3
-        while True:
+        while not self._closed:
             await asyncio.sleep(interval)
             try:
                 await self._beat()
@@ -723,9 +827,11 @@ class RedisFrontier:
                 keys=[k.leased, k.owner, k.workers, k.workerinfo],
                 args=[self.worker_id, self.lease_timeout, info, *chunk],
             )
+            # Settled meanwhile (an ack that ran between the snapshot and the script) is not
+            # lost; anything else expired before this heartbeat (Redis was away, or the loop
+            # was blocked for longer than lease_timeout): another worker may have it now.
+            lost = [i for i in lost if i in self._held and i not in self._settling]
             if lost:
-                # Expired before this heartbeat (Redis was away, or the loop was blocked for
-                # longer than lease_timeout) and handed out again: another worker has them now.
                 self._held.difference_update(lost)
                 logger.warning("Worker %s lost %d leases (expired, handed to another worker)",
                                self.worker_id, len(lost))
@@ -735,6 +841,9 @@ class RedisFrontier:
     # ---------------------------------------------------------------- protocol
 
     async def add(self, requests: Sequence[Request]) -> int:
+        return await self._add(requests)
+
+    async def _add(self, requests: Sequence[Request]) -> int:
         k = self._k
         added = 0
         for start in range(0, len(requests), _BATCH):
@@ -797,13 +906,13 @@ class RedisFrontier:
         # them pending and the request leased, so it is redone and they dedup, nothing lost.
         head, rest = children[:_BATCH], children[_BATCH:]
         added = await self.add(rest) if rest else 0
-        reply: list[int] = await self.connection.call(
-            "ack", self._ack_script,
-            keys=[k.leased, k.pending, k.delayed, k.data, k.score, k.deliveries, k.owner,
-                  k.dead, k.done, k.seen, k.seq],
-            args=[key, *_flatten(head)],
-        )
-        self._held.discard(key)
+        with self._settle([key]):
+            reply: list[int] = await self.connection.call(
+                "ack", self._ack_script,
+                keys=[k.leased, k.pending, k.delayed, k.data, k.score, k.deliveries, k.owner,
+                      k.dead, k.done, k.seen, k.seq],
+                args=[key, *_flatten(head)],
+            )
         added += int(reply[0])
         if added:
             self._hint.ready = True
@@ -818,12 +927,12 @@ class RedisFrontier:
         k = self._k
         key: bytes = lease.key
         _fp, score, raw = _entry(request)
-        moved: int = await self.connection.call(
-            "reschedule", self._reschedule_script,
-            keys=[k.leased, k.pending, k.delayed, k.data, k.score, k.deliveries, k.owner],
-            args=[key, self.worker_id, raw, score, max(0.0, delay)],
-        )
-        self._held.discard(key)
+        with self._settle([key]):
+            moved: int = await self.connection.call(
+                "reschedule", self._reschedule_script,
+                keys=[k.leased, k.pending, k.delayed, k.data, k.score, k.deliveries, k.owner],
+                args=[key, self.worker_id, raw, score, max(0.0, delay)],
+            )
         if not moved:
             logger.debug("Reschedule of %s ignored: its lease expired and was handed out again",
                          request.url)
@@ -840,14 +949,13 @@ class RedisFrontier:
             return
         k = self._k
         keys = [lease.key for lease in leases]
-        for start in range(0, len(keys), _BATCH):
-            chunk = keys[start:start + _BATCH]
-            await self.connection.call(
-                "release", self._release_script,
-                keys=[k.leased, k.pending, k.score, k.deliveries, k.owner],
-                args=[self.worker_id, *chunk],
-            )
-        self._held.difference_update(keys)
+        with self._settle(keys):
+            for start in range(0, len(keys), _BATCH):
+                await self.connection.call(
+                    "release", self._release_script,
+                    keys=[k.leased, k.pending, k.score, k.deliveries, k.owner],
+                    args=[self.worker_id, *keys[start:start + _BATCH]],
+                )
         self._hint.ready = True
 
     def next_ready_in(self) -> float | None:
@@ -865,17 +973,28 @@ class RedisFrontier:
             waits.append(min(_POLL_MIN * (2 ** min(hint.empty_polls, 8)), _POLL_MAX))
         return min(waits) if waits else None
 
+    @property
+    def seeded(self) -> bool:
+        """False for the one worker that adds the crawl's start requests (the first to open,
+        or the one taking over from a seeder that stopped or died before finishing); True for
+        every other worker, which then does not run ``start()``."""
+        return self._seeded
+
+    async def mark_seeded(self) -> None:
+        """Record that every start request was added: no worker seeds this crawl again."""
+        await self.connection.call("mark seeded", self.connection.client.set,
+                                   self._k.seeded, b"1")
+        self._seeded = True
+
     async def _snapshot(self) -> _Snapshot:
         k = self._k
-
-        async def run() -> list[Any]:
-            pipe = self.connection.client.pipeline(transaction=True)
-            pipe.zcard(k.pending).zcard(k.delayed).zcard(k.leased).get(k.done).hlen(k.dead)
-            result: list[Any] = await pipe.execute()
-            return result
-
-        pending, delayed, leased, done, dead = await self.connection.call("counts", run)
-        return _Snapshot(int(pending), int(delayed), int(leased), int(done or 0), int(dead))
+        reply: list[int] = await self.connection.call(
+            "counts", self._counts_script,
+            keys=[k.pending, k.delayed, k.leased, k.done, k.dead, k.seeded, k.seeder,
+                  k.workers, k.workerinfo],
+            args=[self.worker_id, self.lease_timeout],
+        )
+        return _Snapshot(*(int(x) for x in reply))
 
     async def counts(self) -> FrontierCounts:
         """Across the cluster: pending (ready and delayed), in flight (leased by any worker,
@@ -886,14 +1005,26 @@ class RedisFrontier:
 
     async def is_finished(self) -> bool:
         """Nothing pending, nothing delayed and nothing leased by any worker (a dead worker's
-        leases count until they expire and are redone)."""
+        leases count until they expire and are redone), and no other live worker still
+        adding start requests."""
         s = await self._snapshot()
         hint = self._hint
         hint.leased = s.leased
         hint.ready = s.pending > 0
         if not s.delayed:
             hint.delayed_at = None
-        return s.pending == 0 and s.delayed == 0 and s.leased == 0
+        if s.pending or s.delayed or s.leased:
+            return False
+        if s.seeding == 1:
+            hint.leased = max(hint.leased, 1)  # poll: the seeder's requests are coming
+            return False
+        if s.seeding == 2:
+            logger.error(
+                "Crawl %s ends without all its start requests: the worker adding them stopped "
+                "or died first. Start a worker again to add the rest (the others dedup).",
+                self.prefix,
+            )
+        return True
 
     async def _dead_letter(self, key: bytes, reason: str) -> None:
         k = self._k
@@ -902,7 +1033,16 @@ class RedisFrontier:
             keys=[k.leased, k.data, k.score, k.deliveries, k.owner, k.dead],
             args=[key, reason],
         )
-        self._held.discard(key)
+
+    @contextlib.contextmanager
+    def _settle(self, keys: list[bytes]) -> Iterator[None]:
+        """Around a call that ends leases: the heartbeat stops counting them as held."""
+        self._settling.update(keys)
+        try:
+            yield
+        finally:
+            self._settling.difference_update(keys)
+            self._held.difference_update(keys)
 
     # ---------------------------------------------------------------- shared stats
 
@@ -938,7 +1078,7 @@ class RedisFrontier:
     async def shared_stats(self) -> dict[str, int | float]:
         """The crawl's shared stats record: every worker's merged counters, plus
         ``frontier/reclaimed`` and ``frontier/dead_lettered``."""
-        raw: dict[bytes, bytes] = await self.connection.call(
+        raw: dict[Any, Any] = await self.connection.call(
             "stats", self.connection.client.hgetall, self._k.stats
         )
         return _parse_stats(raw)
@@ -954,7 +1094,8 @@ class RedisFrontier:
         return gate
 
 
-def _parse_stats(raw: dict[bytes, bytes]) -> dict[str, int | float]:
+def _parse_stats(raw: dict[Any, Any]) -> dict[str, int | float]:
+    """HGETALL of the stats hash (bytes) as numbers."""
     out: dict[str, int | float] = {}
     for key, value in raw.items():
         text = value.decode()
@@ -1037,14 +1178,11 @@ class RedisHostGate:
             return
         self._closed = True
         task, self._refresh_task = self._refresh_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop_task(task)
         if self._owns_connection:
             await self.connection.aclose()
 
-    async def __aenter__(self) -> RedisHostGate:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -1052,7 +1190,7 @@ class RedisHostGate:
         await self.close()
 
     async def _refresh_loop(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.refresh()
@@ -1119,10 +1257,11 @@ class RedisHostGate:
 @contextlib.asynccontextmanager
 async def _admin(url: str) -> AsyncIterator[aioredis.Redis]:
     """A client for a one-off command: fails at once (as ConfigError) when Redis is away."""
-    conn = RedisConnection(url, client_name="crawler-admin")
+    conn = RedisConnection(url, client_name="crawler-admin", timeout=60.0)
     try:
         try:
-            await conn.client.ping()
+            async with asyncio.timeout(5):
+                await conn.client.ping()
         except (*_RETRYABLE, *_FATAL) as exc:
             raise ConfigError(f"cannot reach Redis at {conn.display_url}: {exc}") from exc
         yield conn.client
@@ -1144,17 +1283,25 @@ async def frontier_status(url: str, spider_name: str, crawl_id: str = "") -> dic
     async with _admin(url) as client:
         pipe = client.pipeline(transaction=True)
         pipe.time()
-        pipe.zcard(k.pending).zcard(k.delayed).zcard(k.leased).get(k.done).hlen(k.dead)
-        pipe.scard(k.seen).hgetall(k.stats).zrange(k.workers, 0, -1, withscores=True)
-        pipe.hgetall(k.workerinfo).zrange(k.leased, 0, -1)
+        pipe.zcard(k.pending)
+        pipe.zcard(k.delayed)
+        pipe.zcard(k.leased)
+        pipe.get(k.done)
+        pipe.hlen(k.dead)
+        pipe.scard(k.seen)
+        pipe.hgetall(k.stats)
+        pipe.zrange(k.workers, 0, -1, withscores=True)
+        pipe.hgetall(k.workerinfo)
+        pipe.zrange(k.leased, 0, -1)
         (now_t, pending, delayed, leased, done, dead, seen, stats, workers, infos,
          leased_ids) = await pipe.execute()
         now = now_t[0] + now_t[1] / 1e6
-        owners: list[bytes | None] = (
+        owners: list[Any] = (
             await client.hmget(k.owner, leased_ids) if leased_ids else []
         )
         dead_sample: list[dict[str, Any]] = []
-        cursor, entries = await client.hscan(k.dead, 0, count=10)
+        scanned: Any = await client.hscan(k.dead, 0, count=10)
+        entries: dict[bytes, bytes] = scanned[1]
         for key, value in list(entries.items())[:10]:
             record = orjson.loads(value)
             request = record.get("request") or {}

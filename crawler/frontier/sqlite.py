@@ -11,12 +11,13 @@ Everything a job knows lives in one database (standard library ``sqlite3``, WAL 
     outbox(id, data)  items committed with their request's ack but not yet in the output
     meta(key, value)  versions, spider name, done count, output offset, stats, spider state
 
-Group commit. Every change is made on one connection, from the event loop thread, inside a
-transaction that commits at most ``commit_interval`` seconds (or ``commit_ops``
-operations) after its first change. An operation is never split across transactions, so a
-crash keeps a prefix of whole operations: the acks of the last few milliseconds may be lost,
-and those requests are then fetched again on resume (leased rows go back to ready) and
-produce their items again. Nothing of them was committed, so nothing is duplicated. Counts
+Group commit. Operations (add, lease, ack, ...) run on the event loop thread, each whole,
+inside one open transaction; COMMIT, which writes the dirty pages to the WAL, runs in a
+commit thread at most ``commit_interval`` (0.1 s) or ``commit_ops`` operations after the
+first change, while operations wait for it. An operation is never split across
+transactions, so a crash keeps a prefix of whole operations: the acks of the last 0.1 s may
+be lost, and those requests are fetched again on resume (leased rows go back to ready) and
+produce their items again; nothing of them was committed, so nothing is duplicated. Counts
 and :meth:`SqliteFrontier.is_finished` describe the open transaction, the state that
 commits next; the ``finished`` flag is written in a transaction holding every ack before it.
 
@@ -39,7 +40,8 @@ Durability. ``synchronous=NORMAL`` in WAL mode: a commit is safe against a *proc
 (kill -9, OOM, an exception) as soon as it returns, which is the guarantee here; a power
 loss or OS crash may lose the last commits (the output file is not fsynced either; a file
 left shorter than the recorded offset is reported by :meth:`~SqliteFrontier.recover_output`,
-never guessed at). WAL checkpoints, which fsync, run in a thread so the loop never waits.
+never guessed at). The WAL is checkpointed (which fsyncs) and truncated in the commit
+thread too, so the event loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class SqliteFrontier:
     """
 
     outbox = True
+    stores_requests = True
 
     def __init__(
         self,
@@ -163,6 +166,7 @@ class SqliteFrontier:
         self._wal_path = Path(f"{self.path}-wal")
         self._broken: BaseException | None = None
         self._state_source: StateSource | None = None
+        self._extra_sources: dict[str, Callable[[], Any]] = {}
         self._snapshot_failed = False
         self._resumed = False
         self._meta: dict[str, Any] = {}
@@ -202,6 +206,10 @@ class SqliteFrontier:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # done in the commit thread instead
             self._prepare_schema(conn)
             self._recover(conn)
+        except sqlite3.OperationalError as exc:  # locked, read-only, I/O error, ...
+            self._conn = None
+            conn.close()
+            raise JobDirError(f"cannot open the job database {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._conn = None
             conn.close()
@@ -321,7 +329,13 @@ class SqliteFrontier:
     async def _idle(self) -> None:
         """Wait until no commit is running: then the connection is the loop thread's."""
         while (running := self._committing) is not None:
-            await asyncio.shield(running)
+            if running.done():
+                # Its done-callback (_commit_done) is scheduled but has not run yet; awaiting
+                # a done future does not yield, so yield once to let it run instead of
+                # spinning here forever.
+                await asyncio.sleep(0)
+            else:
+                await asyncio.shield(running)
 
     def _db(self) -> sqlite3.Connection:
         """The connection, inside a transaction (call only after :meth:`_idle`)."""
@@ -398,6 +412,11 @@ class SqliteFrontier:
             self._offset_dirty = False
         if self._state_source is not None:
             rows += self._snapshot(self._state_source)
+        for name, extra in self._extra_sources.items():
+            try:
+                rows.append((f"extra:{name}", orjson.dumps(extra(), default=str)))
+            except (TypeError, ValueError) as exc:
+                logger.error("Cannot save the job's %s state: %s", name, exc)
         pending, self._pending_items = self._pending_items, []
         running = asyncio.get_running_loop().run_in_executor(
             executor, self._commit_work, conn, pending, rows
@@ -524,8 +543,13 @@ class SqliteFrontier:
         return len(fresh)
 
     async def add(self, requests: Sequence[Request]) -> int:
-        """Enqueue the requests not seen before (or ``dont_filter``), in one transaction.
-        Raises :class:`~crawler.errors.UnstorableRequest` naming the field (nothing added)."""
+        """Enqueue the requests not seen before (or ``dont_filter``), as one step. Raises
+        :class:`~crawler.errors.UnstorableRequest` naming the field, and then adds none.
+
+        Cost: each request not ``dont_filter`` is one lookup in the on-disk seen-set. On a
+        job of a million requests, a batch of 1,000 holds the loop for tens of
+        milliseconds; batches of a few hundred keep the crawl responsive.
+        """
         if not requests:
             return 0
         rows = self._encode(requests)
@@ -562,7 +586,8 @@ class SqliteFrontier:
             return rows
 
         rows = self._guard(work)
-        self._changed()
+        if rows or promote:
+            self._changed()
         rows.sort(key=lambda row: (-row[1], row[2]))  # RETURNING does not keep the order
         self._ready -= len(rows)
         leased = self._leased
@@ -650,6 +675,10 @@ class SqliteFrontier:
         commits *after* the write (see the module docstring). If the write fails, the
         frontier refuses further work and the error propagates.
         """
+        if not self._output_attached:
+            # Items reach the outbox only once open_output() has recorded where the output
+            # starts; an exporter opened some other way cannot be cut back on resume.
+            raise RuntimeError("SqliteFrontier.drain() before open_output()")
         if not self._stored_items and not self._pending_items:
             return 0
         await self._idle()
@@ -765,6 +794,16 @@ class SqliteFrontier:
         """Snapshot ``source()`` (stats, spider state) into every commit, so what is saved
         always matches the committed acks, even after a kill. None stops it."""
         self._state_source = source
+
+    def track_extra(self, name: str, source: Callable[[], Any]) -> None:
+        """Snapshot ``source()`` (JSON data, e.g. the robots.txt cache) into every commit
+        under ``name``; :meth:`load_extra` gives it back on resume."""
+        self._extra_sources[name] = source
+
+    def load_extra(self, name: str) -> Any:
+        """What :meth:`track_extra` saved under ``name`` by the last run, or None."""
+        raw = self._meta.get(f"extra:{name}")
+        return orjson.loads(raw) if raw else None
 
     async def save_state(self, stats: dict[str, Any], spider_state: dict[str, Any]) -> None:
         """Store the stats and the spider's ``state`` now, committed with what is pending.

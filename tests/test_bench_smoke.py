@@ -1,0 +1,70 @@
+"""Smoke run of the benchmarks (bench/): every figure's code end to end, on tiny inputs.
+
+No thresholds here: the goals are checked by ``make bench``, never by timed tests. What is
+asserted is what the bench itself relies on: both crawls fetch the same pages, the server
+counts per-host concurrency within the limit, the profile sees the framework, the report has
+every figure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from bench import raw_loop
+from bench import run as bench
+
+pytestmark = pytest.mark.timeout(120)
+
+PRODUCTS = 40  # 1 index + 2 listings + 40 products = 43 pages
+
+
+def test_raw_loop_uses_the_spiders_selectors() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_shop_spider", bench.PROJECT / "spiders" / "shop.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = ("LISTING_LINKS", "PRODUCT_LINKS", "PAGER_LINKS", "RELATED_LINKS", "TITLE", "PRICE",
+             "SKU")
+    assert {n: getattr(raw_loop, n) for n in names} == {n: getattr(module, n) for n in names}
+
+
+def test_bench_end_to_end(tmp_path: Path) -> None:
+    argv = [
+        "--server", "testsite", "--products", str(PRODUCTS), "--rounds", "1", "--no-warmup",
+        "--loops", "uvloop", "--concurrency", "8",
+        "--seed-urls", "10", "--seed-delay", "0.2",
+        "--hosts-urls", "30", "--hosts-delay", "0.05", "--hosts-count", "3", "--per-host", "2",
+        "--memory-requests", "5000", "--startup-runs", "1",
+        "--only", "throughput,profile,latency,memory,startup",
+    ]
+    res = bench.run(bench.parse_args(argv), argv)
+
+    (raw, framework), = res.throughput["uvloop"].rounds
+    assert raw.pages == framework.pages == 43
+    assert raw.items == framework.items == PRODUCTS
+
+    hosts = res.hosts["uvloop"]
+    assert hosts.responses == hosts.hits == 30
+    assert set(hosts.max_inflight_by_host) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert max(hosts.max_inflight_by_host.values()) <= 2
+    assert res.seed["uvloop"].responses == 10
+
+    assert res.memory["uvloop"]["pending"] == 5000
+    assert len(res.start_crawl["uvloop"]) == len(res.start_list["uvloop"]) == 1
+
+    raw_profile, framework_profile = res.profile
+    assert raw_profile.by_group.get("crawler", 0) == 0
+    assert framework_profile.by_group.get("crawler", 0) > 0
+    assert any("engine.py" in f.name for f in framework_profile.framework_cum)
+
+    text = bench.markdown(res)
+    for needle in ("## Machine", "Ratio framework/raw", "10 URLs x 0.2 s", "over 3 hosts",
+                   "max in flight per host", "Peak RSS, 5,000 pending", "`crawl shop`",
+                   "`crawler list`", "| uvloop | 1 |", "busy CPU per page"):
+        assert needle in text, needle
+    assert bench.text_table(bench.rows(res)).count("\n") >= 8
