@@ -158,6 +158,20 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     out.add_argument("-o", "--output", metavar="FILE")
     out.add_argument("-O", "--overwrite-output", metavar="FILE")
     demo.add_argument("--books", type=int, default=1000, help="books in the local store")
+    fr = sub.add_parser("frontier", help="inspect or clear a shared (Redis) frontier")
+    fr.add_argument("action", choices=["status", "purge", "list"])
+    fr.add_argument("--frontier", metavar="URL", help="e.g. redis://127.0.0.1:6379/0 "
+                    "(default: the frontier_url setting)")
+    fr.add_argument("--spider", help="spider name (needed for status and purge)")
+    fr.add_argument("--crawl-id", default=None, help="crawl_id of the crawl (default: setting)")
+    fr.add_argument("--json", action="store_true", help="status as JSON")
+    fr.add_argument("--project", type=Path, default=None)
+    mg = sub.add_parser("merge", help="merge workers' JSON lines outputs, dropping repeats")
+    mg.add_argument("out", help="merged output (.jsonl, or - for stdout)")
+    mg.add_argument("inputs", nargs="+", help="the workers' .jsonl files")
+    mg.add_argument("--key", default="url", help="comma-separated item fields that identify "
+                    "an item (default: url)")
+    mg.add_argument("-O", "--overwrite", action="store_true", help="replace OUT if it exists")
     sub.add_parser("crawl", help="same as the `crawl` command", add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "crawl":
@@ -170,7 +184,71 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
         return _list(args.project)
     if args.command == "demo":
         return _demo(args.output, args.overwrite_output, args.books)
+    if args.command == "frontier":
+        return _frontier(args)
+    if args.command == "merge":
+        return _merge(args)
     return EXIT_USAGE
+
+
+def _frontier(args: argparse.Namespace) -> int:
+    """``crawler frontier status|purge|list``: a shared crawl's state, or clearing it."""
+    import json
+
+    from .frontier.redis import frontier_crawls, frontier_purge, frontier_status
+    from .settings import build_settings
+
+    try:
+        settings = build_settings(project_dir=(args.project or Path.cwd()).resolve())
+        url = args.frontier or settings.frontier_url
+        crawl_id = settings.crawl_id if args.crawl_id is None else args.crawl_id
+        if not url:
+            raise ConfigError("no frontier: give --frontier redis://host:port/db")
+        if args.action == "list":
+            for spider, cid in run_async(frontier_crawls(url)):
+                print(f"{spider}\t{cid or '(no crawl_id)'}")
+            return EXIT_OK
+        if not args.spider:
+            raise ConfigError(f"frontier {args.action} needs --spider NAME")
+        if args.action == "purge":
+            deleted = run_async(frontier_purge(url, args.spider, crawl_id))
+            print(f"purged {deleted} keys of crawl {args.spider!r} {crawl_id!r}")
+            return EXIT_OK
+        status = run_async(frontier_status(url, args.spider, crawl_id))
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return EXIT_OK
+    print(f"crawl {args.spider!r} crawl_id {crawl_id!r}: "
+          f"{'finished' if status.get('finished') else 'running'}")
+    for key in ("pending", "delayed", "leased", "done", "dead_lettered", "seen",
+                "workers_alive"):
+        print(f"  {key:<14} {status.get(key, 0):>10,}")
+    for worker in status.get("workers", []):
+        age = worker.get("last_heartbeat_age")
+        print(f"  worker {worker.get('id')}: {worker.get('state')}, "
+              f"{worker.get('leases', 0)} leases, last heartbeat "
+              f"{'?' if age is None else f'{age:.1f}s'} ago")
+    for dead in status.get("dead_letters", []):
+        print(f"  dead letter {dead.get('url')}: {dead.get('reason')}")
+    return EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """``crawler merge OUT IN...``: the union of workers' outputs, each item once."""
+    from .dedup import merge_outputs
+
+    try:
+        result = merge_outputs(args.inputs, args.out, key=tuple(args.key.split(",")),
+                               overwrite=args.overwrite)
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"read {result.read}, wrote {result.written}, dropped {result.duplicates} "
+          f"repeats, skipped {result.invalid} unreadable lines", file=sys.stderr)
+    return EXIT_OK
 
 
 def _list(project: Path | None) -> int:

@@ -29,7 +29,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from .downloader import Downloader
 from .errors import (
@@ -61,6 +62,15 @@ __all__ = ["Engine", "Slot"]
 
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _SEED_BATCH = 1000
+
+
+class HostGate(Protocol):
+    """Cluster-wide per-host limits (a shared frontier's): ``slot(host, concurrency, delay)``
+    is an async context manager held around each download to ``host``."""
+
+    def slot(
+        self, host: str, concurrency: int, delay: float
+    ) -> AbstractAsyncContextManager[Any]: ...
 
 
 @dataclass(slots=True)
@@ -101,8 +111,10 @@ class Engine:
         stats: Stats,
         robots: RobotsCache | None = None,
         throttle: AutoThrottle | None = None,
+        host_gate: HostGate | None = None,
     ) -> None:
         self.spider = spider
+        self.host_gate = host_gate
         self.settings = settings
         self.frontier = frontier
         self.downloader = downloader
@@ -402,7 +414,14 @@ class Engine:
             throttle = self.throttle
             started = time.monotonic() if throttle is not None else 0.0
             try:
-                result = await self._fetch(request)
+                if self.host_gate is None:
+                    result = await self._fetch(request)
+                else:
+                    # A shared frontier: per-host concurrency and delay hold for the whole
+                    # cluster, so every worker takes a cluster-wide token for the host first.
+                    delay = max(slot.delay, slot.min_delay)
+                    async with self.host_gate.slot(slot.key, slot.concurrency, delay):
+                        result = await self._fetch(request)
             except (DownloadError, InvalidURL) as exc:
                 await self._download_failed(lease, exc)
                 return

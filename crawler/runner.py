@@ -6,11 +6,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
 from .exporters import Exporter, invalid_path_for, open_exporter
@@ -26,6 +28,9 @@ from .settings import Settings
 from .spider import Spider
 from .stats import Progress, Stats
 from .throttle import AutoThrottle
+
+if TYPE_CHECKING:
+    from .frontier.redis import RedisFrontier
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +69,35 @@ class _LazyExporter:
         return self._exporter.tell() if self._exporter is not None else 0
 
 
-def build_frontier(settings: Settings) -> Frontier:
-    """The frontier backend the settings ask for."""
+def build_frontier(settings: Settings, spider_name: str) -> Frontier:
+    """The frontier backend the settings ask for: Redis for a ``frontier_url`` of
+    ``redis://``/``rediss://``/``unix://``, else in memory."""
+    url = settings.frontier_url
+    if url and not url.startswith("memory:"):
+        from .frontier.redis import RedisFrontier  # only shared crawls pay for redis-py
+
+        return RedisFrontier.from_settings(settings, spider_name)
     return MemoryFrontier()
+
+
+@asynccontextmanager
+async def _every(seconds: float, fn: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Run ``fn`` every ``seconds`` in a task owned by this block (cancelled at its end)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await fn()
+            except Exception as exc:
+                logger.warning("Periodic %s failed: %s", getattr(fn, "__name__", fn), exc)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_spider(
@@ -105,9 +136,20 @@ async def run_spider(
                 return CrawlResult("finished", job.last_stats)
             frontier = job.frontier()
         elif frontier is None:
-            frontier = build_frontier(settings)
+            frontier = build_frontier(settings, spider.name)
         await frontier.open()
         stack.push_async_callback(frontier.close)
+        host_gate = None
+        shared = _shared(frontier)
+        if shared is not None:
+            # Each worker writes its own output; "{worker}" in the path names this one.
+            if output and "{worker}" in output:
+                output = output.replace("{worker}", shared.worker_id)
+            host_gate = shared.host_gate()
+            for pipeline in pipelines:
+                if isinstance(pipeline, ItemKeyDedup):
+                    pipeline.attach(shared)
+            logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
         exporter: Exporter | None = None
         if isinstance(frontier, SqliteFrontier):
             # A durable job: cut the output back to what is committed, write what the outbox
@@ -150,6 +192,7 @@ async def run_spider(
             stats=stats,
             robots=robots,
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
+            host_gate=host_gate,
         )
         if on_engine is not None:
             on_engine(engine)
@@ -158,6 +201,11 @@ async def run_spider(
         await stack.enter_async_context(
             Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
         )
+        if shared is not None:
+            # One stats record for the whole cluster: this worker's counts are added to it.
+            merge = functools.partial(_merge_stats, shared, stats)
+            stack.push_async_callback(merge)
+            await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
         try:
             reason = await engine.run()
             if isinstance(frontier, SqliteFrontier):
@@ -171,6 +219,18 @@ async def run_spider(
                 stats.dump_json(stats_path)
     logger.info("Crawl %s.\n%s", reason, stats.summary())
     return CrawlResult(reason, stats.to_dict())
+
+
+def _shared(frontier: Frontier) -> RedisFrontier | None:
+    if type(frontier).__name__ != "RedisFrontier":  # no redis import for other crawls
+        return None
+    from .frontier.redis import RedisFrontier
+
+    return frontier if isinstance(frontier, RedisFrontier) else None
+
+
+async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:
+    await frontier.merge_stats(stats.to_dict())
 
 
 def _install_signals(engine: Engine, stack: AsyncExitStack) -> None:

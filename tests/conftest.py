@@ -14,6 +14,8 @@ from crawler.settings import Settings, build_settings
 from crawler.spider import Spider
 from crawler.testsite import TestSite
 
+pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis_server
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .redis_util import RedisCrawl, RedisServer
 
-pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis_server
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.redis
 
