@@ -272,7 +272,7 @@ def _demo(output: str | None, overwrite_output: str | None, books: int) -> int:
     """Serve the bundled bookstore on 127.0.0.1 and crawl it with the books spider."""
     from .testsite import run_in_thread
 
-    target = overwrite_output or output or "books.jsonl"
+    target = os.path.abspath(overwrite_output or output or "books.jsonl")
     flag = "-o" if output else "-O"
     project = Path(__file__).resolve().parent.parent
     if not (Path.cwd() / "spiders").is_dir():

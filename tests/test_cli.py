@@ -166,3 +166,13 @@ async def test_second_sigint_stops_at_once_with_whole_lines(
     data = out.read_bytes()
     assert data.endswith(b"\n")
     assert all(orjson.loads(line) for line in data.splitlines())
+
+
+async def test_demo_writes_1000_valid_books(tmp_path: Path) -> None:
+    from spiders.books import Book
+
+    out = tmp_path / "books.jsonl"
+    code, _, err = await run(str(BIN / "crawler"), "demo", "-O", "books.jsonl", cwd=tmp_path)
+    assert code == 0, err
+    books = [Book.model_validate_json(line) for line in out.read_bytes().splitlines()]
+    assert len(books) == 1000 and len({b.upc for b in books}) == 1000
