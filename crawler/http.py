@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
-from parsel import Selector, SelectorList
 from yarl import URL
 
 from .encoding import decode_body
@@ -25,6 +24,10 @@ from .fingerprint import request_fingerprint
 from .urls import canonical_url, parse_url
 
 if TYPE_CHECKING:
+    # parsel (and lxml) load on the first selector, not at import: `crawler list` and the
+    # start of a crawl do not pay for them.
+    from parsel import Selector, SelectorList
+
     from .stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -262,6 +265,8 @@ class Response:
         """The parsel Selector over :attr:`text`, built once."""
         ctype = self.headers.get("Content-Type", "")
         kind = "xml" if ("xml" in ctype and "html" not in ctype) else "html"
+        from parsel import Selector
+
         return Selector(text=self.text, type=kind, base_url=self.url)
 
     def css(self, query: str) -> SelectorList[Selector]:
@@ -301,7 +306,7 @@ class Response:
         returns ``None`` with a debug log and the ``links_skipped`` stat: a bad link never stops
         a crawl. ``None`` yielded from a callback is ignored.
         """
-        href = _href_of(url) if isinstance(url, Selector) else url
+        href = url if isinstance(url, (str, URL)) else _href_of(url)
         if href is None:
             self._skip_link(url, "no href on the selected element")
             return None
@@ -346,8 +351,9 @@ class Response:
 
 
 def _href_of(sel: Selector) -> str | None:
-    """The link a selector stands for: an element's href/src, or an attribute/text value."""
-    root = sel.root
+    """The link a selector stands for: an element's href/src, or an attribute/text value
+    (None for anything else, which the caller skips as a bad link)."""
+    root = getattr(sel, "root", None)
     if isinstance(root, str):  # an attribute or text node selected directly
         return root
     tag = getattr(root, "tag", None)
