@@ -5,9 +5,10 @@
 Binds every given loopback address on one port and prints that port as its first line.
 
 - ``/delay/{seconds}``: 200 after ``seconds`` (the query string is ignored).
-- ``/stats``: JSON ``{"hits", "max_inflight", "max_inflight_by_host"}`` of the ``/delay/``
-  requests since start or the last ``/reset``; hosts are keyed by the Host header's name (port
-  dropped). Nothing else is counted.
+- ``/stats``: JSON ``{"hits", "max_inflight", "max_inflight_by_host", "first_at", "last_at"}``
+  of the ``/delay/`` requests since start or the last ``/reset``; hosts are keyed by the Host
+  header's name (port dropped); ``first_at``/``last_at`` are ``time.time()`` when the first
+  request arrived and the last response was ready. Nothing else is counted.
 - ``/reset``: clears the counters.
 - anything else, ``/robots.txt`` included: an immediate 404.
 
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import ipaddress
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,6 +32,8 @@ from aiohttp.typedefs import Handler
 @dataclass(slots=True)
 class Counters:
     hits: int = 0
+    first_at: float | None = None  #: time.time() when the first /delay/ request arrived
+    last_at: float | None = None  #: time.time() when the last /delay/ response was ready
     inflight: int = 0
     max_inflight: int = 0
     inflight_by_host: Counter[str] = field(default_factory=Counter)
@@ -37,6 +41,7 @@ class Counters:
 
     def reset(self) -> None:
         self.hits = 0
+        self.first_at = self.last_at = None
         self.max_inflight = self.inflight
         self.max_inflight_by_host = {h: n for h, n in self.inflight_by_host.items() if n}
 
@@ -48,6 +53,8 @@ def make_app(counters: Counters) -> web.Application:
             return await handler(request)
         host = request.host.rpartition(":")[0] or request.host
         counters.hits += 1
+        if counters.first_at is None:
+            counters.first_at = time.time()
         counters.inflight += 1
         counters.max_inflight = max(counters.max_inflight, counters.inflight)
         by_host = counters.inflight_by_host
@@ -59,6 +66,7 @@ def make_app(counters: Counters) -> web.Application:
         finally:
             counters.inflight -= 1
             by_host[host] -= 1
+            counters.last_at = time.time()
 
     async def delay(request: web.Request) -> web.Response:
         await asyncio.sleep(float(request.match_info["seconds"]))
@@ -70,6 +78,8 @@ def make_app(counters: Counters) -> web.Application:
                 "hits": counters.hits,
                 "max_inflight": counters.max_inflight,
                 "max_inflight_by_host": counters.max_inflight_by_host,
+                "first_at": counters.first_at,
+                "last_at": counters.last_at,
             }
         )
 

@@ -70,6 +70,30 @@ def group_of(filename: str, func: str) -> str:
     return "stdlib"
 
 
+# The same work in both crawls, as (path suffix, function name) pairs whose cumulative times
+# add up to it. Compared per page, they show where the framework spends more than the loop.
+_Spec = tuple[tuple[str, str], ...]
+OPERATIONS: tuple[tuple[str, _Spec, _Spec], ...] = (
+    ("HTTP exchange: request, response, body",
+     (("aiohttp/client.py", "_request"), ("aiohttp/client_reqrep.py", "text")),
+     (("crawler/downloader.py", "fetch"),)),
+    ("HTML tree (lxml, once per page)",
+     (("parsel/selector.py", "create_root_node"),), (("parsel/selector.py", "create_root_node"),)),
+    ("CSS queries (parsel)",
+     (("parsel/selector.py", "xpath"),), (("parsel/selector.py", "xpath"),)),
+    ("link → absolute URL (urljoin / Response.follow)",
+     (("urllib/parse.py", "urljoin"),), (("crawler/http.py", "follow"),)),
+    ("dedup + enqueue (set + Queue / frontier add)",
+     (("asyncio/queues.py", "put_nowait"),), (("crawler/frontier/memory.py", "add_nowait"),)),
+    ("item to JSON lines",
+     (("~", "<orjson.dumps>"), ("~", "<method 'write' of '_io.BufferedWriter' objects>")),
+     (("crawler/exporters.py", "write"),)),
+    ("scheduling (Queue.get / feeder, slots)",
+     (("asyncio/queues.py", "get"),),
+     (("crawler/engine.py", "_feed"), ("crawler/engine.py", "_slot_done"))),
+)
+
+
 @dataclass(slots=True)
 class FunctionTime:
     name: str  #: "module.py:line(func)"
@@ -89,6 +113,7 @@ class Profile:
     by_group: dict[str, float] = field(default_factory=dict)
     top_self: list[FunctionTime] = field(default_factory=list)
     framework_cum: list[FunctionTime] = field(default_factory=list)
+    operations: dict[str, float] = field(default_factory=dict)  #: µs per page
 
     @property
     def us_per_page(self) -> float:
@@ -127,6 +152,14 @@ def summarise(path: str, label: str, pages: int, top: int = 15) -> Profile:
         rows.append(FunctionTime(_short(filename, line, func), group, 100 * tt / busy,
                                  100 * ct / busy))
     rows.sort(key=lambda r: r.self_pct, reverse=True)
+    operations: dict[str, float] = {}
+    for name, raw_spec, fw_spec in OPERATIONS:
+        spec = raw_spec if label == "raw loop" else fw_spec
+        seconds = sum(
+            ct for (filename, _, func), (_, _, _, ct, _) in raw.items()
+            if any(func == f and filename.endswith(suffix) for suffix, f in spec)
+        )
+        operations[name] = seconds / max(1, pages) * 1e6
     framework = sorted((r for r in rows if r.group == "crawler"), key=lambda r: r.cum_pct,
                        reverse=True)
     return Profile(
@@ -137,6 +170,7 @@ def summarise(path: str, label: str, pages: int, top: int = 15) -> Profile:
         by_group={g: 100 * t / busy for g, t in sorted(by_group.items(), key=lambda x: -x[1])},
         top_self=rows[:top],
         framework_cum=framework[:top],
+        operations=operations,
     )
 
 
@@ -182,6 +216,20 @@ def render(profiles: list[Profile]) -> str:
             share = p.by_group.get(g, 0.0)
             cells.append(f"{share:.1f}% ({share * p.us_per_page / 100:,.0f} µs)")
         out.append(f"| self time in {g} | " + " | ".join(cells) + " |")
+    if len(profiles) == 2:
+        raw, fw = profiles
+        out += ["", "The same work in both, cumulative µs per page (which functions make up each"
+                " line: `OPERATIONS` in `bench/profile_shop.py`):", "",
+                "| work | raw loop | framework | framework - raw | framework % of busy |",
+                "|---|---:|---:|---:|---:|"]
+        for name, _, _ in OPERATIONS:
+            a, b = raw.operations.get(name, 0.0), fw.operations.get(name, 0.0)
+            out.append(f"| {name} | {a:,.0f} | {b:,.0f} | {b - a:+,.0f} |"
+                       f" {100 * b / fw.us_per_page:.1f}% |")
+        rest_a = raw.us_per_page - sum(raw.operations.values())
+        rest_b = fw.us_per_page - sum(fw.operations.values())
+        out.append(f"| everything else | {rest_a:,.0f} | {rest_b:,.0f} | {rest_b - rest_a:+,.0f} |"
+                   f" {100 * rest_b / fw.us_per_page:.1f}% |")
     for p in profiles:
         out.append("")
         out.append(f"Top functions by self time, {p.label} (% of busy time):")

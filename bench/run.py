@@ -33,6 +33,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -488,6 +489,8 @@ class LatencyRun:
     hits: int  #: /delay/ requests the server saw
     max_inflight: int
     max_inflight_by_host: dict[str, int]
+    first_request_after: float | None = None  #: s from the crawl's start to the first request
+    tail_after_last: float | None = None  #: s from the last response to the crawl's end
 
     @property
     def ideal(self) -> float:
@@ -515,10 +518,25 @@ def latency_crawl(workdir: Path, *, loop: str, urls: int, delay: float, hosts: l
         int(stats.get("status/200", 0)), int(server["hits"]), int(server["max_inflight"]),
         {h: int(n) for h, n in server["max_inflight_by_host"].items()},
     )
+    start, finish = _epoch(stats.get("start_time")), _epoch(stats.get("finish_time"))
+    if start is not None and server.get("first_at") is not None:
+        run.first_request_after = float(server["first_at"]) - start
+    if finish is not None and server.get("last_at") is not None:
+        run.tail_after_last = finish - float(server["last_at"])
     if run.responses != urls or run.hits != urls:
         raise AssertionError(f"latency crawl: {run.responses} responses, server saw {run.hits}"
                              f" requests; expected {urls}")
     return run
+
+
+def _epoch(iso: Any) -> float | None:
+    """Seconds since the epoch of a stats timestamp (ISO 8601, ``Z``), else None."""
+    if not isinstance(iso, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def seed_scenario(workdir: Path, loop: str, urls: int = 100, delay: float = 1.0) -> LatencyRun:
@@ -814,6 +832,10 @@ def text_table(table: list[Row]) -> str:
     return "\n".join([fmt.format(*header), sep] + [fmt.format(*line) for line in lines])
 
 
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.0f}"
+
+
 def markdown(res: Results) -> str:
     """BENCHMARKS.md: the machine, the table, the details of every figure, the profile."""
     m = res.machine
@@ -868,13 +890,17 @@ def markdown(res: Results) -> str:
     if res.seed or res.hosts:
         md += ["", "## Latency scenarios", "",
                "Server: `bench/latency_server.py` (aiohttp on uvloop) in its own process;"
-               " crawl wall = stats `elapsed` of `crawl latency --stats`.", "",
-               "| scenario | loop | crawl s | ideal s | process s (CPU s) | server max in flight |"
-               " max per host |", "|---|---|---:|---:|---:|---:|---:|"]
+               " crawl wall = stats `elapsed` of `crawl latency --stats`. The first request"
+               " and last response are timed by the server (wall clock, ms resolution of the"
+               " crawl's start/finish stamps).", "",
+               "| scenario | loop | crawl s | ideal s | first request after (ms) |"
+               " after last response (ms) | process s (CPU s) | server max in flight |"
+               " max per host |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for runs in (res.seed, res.hosts):
             for loop, lr in runs.items():
                 md.append(f"| {lr.urls:,} x {lr.delay:g} s, {lr.hosts} host(s) | {loop} |"
-                          f" {lr.elapsed:.3f} | {lr.ideal:g} | {lr.wall:.2f} ({lr.cpu:.2f}) |"
+                          f" {lr.elapsed:.3f} | {lr.ideal:g} | {_ms(lr.first_request_after)} |"
+                          f" {_ms(lr.tail_after_last)} | {lr.wall:.2f} ({lr.cpu:.2f}) |"
                           f" {lr.max_inflight} |"
                           f" {max(lr.max_inflight_by_host.values(), default=0)} |")
     if res.memory:
@@ -1025,8 +1051,21 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
     return res
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (and SIGINT, which a shell ignores in background jobs) end the run through
+    SystemExit, so every server and crawl it started is stopped by its ``finally``."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        _stop_on_sigterm()
     res = run(args, argv)
     print(text_table(rows(res)))
     if res.throughput:

@@ -85,6 +85,8 @@ class Downloader:
         )
         headers = dict(s.default_headers)
         headers["User-Agent"] = s.user_agent
+        # Every coding BodyDecoder handles (aiohttp on its own would not offer zstd).
+        headers.setdefault("Accept-Encoding", "gzip, deflate, br, zstd")
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=headers,
