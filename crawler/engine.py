@@ -28,20 +28,20 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass, field
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
-    UnstorableRequest,
     DownloadError,
     HttpError,
     IgnoreRequest,
     InvalidURL,
     RedirectError,
     ResponseTooLarge,
+    UnstorableRequest,
 )
 from .exporters import Exporter
 from .frontier.base import Frontier, Lease

@@ -15,7 +15,8 @@ Contracts shared by every exporter:
 - A kill *during* that one ``write()`` can still leave a torn last line (the kernel may stop a
   large write part way on SIGKILL). Appending to such a file repairs it first: the torn tail
   is cut back to the last whole line (whole record for CSV) and a warning says how many bytes
-  were cut (a last JSON line that lacks only its newline is kept and completed). So a file this module has written to always ends in whole lines once reopened.
+  were cut (a last JSON line that lacks only its newline is kept and completed). So a file
+  this module has written to always ends in whole lines once reopened.
 - A JSON array is rewritten in place so that it is a valid, closed array after *every* batch,
   not only after :meth:`Exporter.close`.
 - Values are encoded like pydantic's JSON mode: ``Decimal`` becomes a string, datetimes ISO

@@ -357,7 +357,7 @@ def _href_of(sel: Selector) -> str | None:
     if isinstance(root, str):  # an attribute or text node selected directly
         return root
     tag = getattr(root, "tag", None)
-    if not isinstance(tag, str):
+    if root is None or not isinstance(tag, str):
         return None
     value: str | None = root.get("href")
     if value is None and tag in ("img", "script", "iframe", "source"):

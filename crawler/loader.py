@@ -70,7 +70,9 @@ def discover(package: str = "spiders", project_dir: Path | None = None) -> dict[
     return dict(sorted(found.items()))
 
 
-def load_spider(name: str, package: str = "spiders", project_dir: Path | None = None) -> type[Spider]:
+def load_spider(
+    name: str, package: str = "spiders", project_dir: Path | None = None
+) -> type[Spider]:
     """The spider class called ``name``; :class:`SpiderNotFound` lists the available ones."""
     spiders = discover(package, project_dir)
     try:

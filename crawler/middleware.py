@@ -83,14 +83,12 @@ class MiddlewareChain:
         for hook in self._request:
             result = await _call(hook, request, self.spider)
             if result is not None:
-                _check(result, hook, (Response, Request))
-                return result  # type: ignore[no-any-return]
+                return _checked(result, hook)
         return None
 
     async def process_response(self, request: Request, response: Response) -> Response | Request:
         for hook in self._response:
-            result = await _call(hook, request, response, self.spider)
-            _check(result, hook, (Response, Request))
+            result = _checked(await _call(hook, request, response, self.spider), hook)
             if isinstance(result, Request):
                 return result
             response = result
@@ -102,8 +100,7 @@ class MiddlewareChain:
         for hook in self._exception:
             result = await _call(hook, request, exc, self.spider)
             if result is not None:
-                _check(result, hook, (Response, Request))
-                return result  # type: ignore[no-any-return]
+                return _checked(result, hook)
         return None
 
     def process_output(self, response: Response, result: AsyncIterable[Any]) -> AsyncIterable[Any]:
@@ -117,10 +114,13 @@ class MiddlewareChain:
         return result
 
 
-def _check(result: Any, hook: Hook, allowed: tuple[type, ...]) -> None:
-    if not isinstance(result, allowed):
-        names = " or ".join(t.__name__ for t in allowed)
-        raise TypeError(f"{_name(hook[0])} returned {type(result).__name__}, expected {names}")
+def _checked(result: object, hook: Hook) -> Response | Request:
+    """A hook's result, which must be a Response or a Request."""
+    if isinstance(result, (Response, Request)):
+        return result
+    raise TypeError(
+        f"{_name(hook[0])} returned {type(result).__name__}, expected Response or Request"
+    )
 
 
 def _name(method: Callable[..., Any]) -> str:

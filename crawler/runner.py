@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,8 +19,8 @@ from .exporters import Exporter, invalid_path_for, open_exporter
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .frontier.sqlite import SqliteFrontier
-from .jobdir import JobDir
 from .items import ItemProcessor
+from .jobdir import JobDir
 from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
 from .robots import RobotsCache

@@ -220,9 +220,9 @@ class Stats:
         if errors:
             group(f"Errors by type ({_format_value('', self.total('errors'))})", errors,
                   strip="errors/")
-        filtered = ["duplicates_filtered", "offsite_dropped"] + sorted(
+        filtered = ["duplicates_filtered", "offsite_dropped", *sorted(
             k for k in values if "/" not in k and k.endswith(("_filtered", "_dropped"))
-        )
+        )]
         group("Filtered", filtered)
         group("Frontier", ["pending", "in_flight"])
         for name in sorted({k.split("/", 1)[0] for k in values if "/" in k} - shown):

@@ -1981,7 +1981,7 @@ def run_in_thread(**kwargs: Any) -> Iterator[TestSite]:
         try:
             site = TestSite(**kwargs)
             await site.start()
-        except Exception as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
+        except Exception as exc:
             failure.append(exc)
             started.set()
             return

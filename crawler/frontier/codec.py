@@ -58,7 +58,9 @@ def encode_request(request: Request) -> bytes:
             try:
                 data[field] = orjson.loads(orjson.dumps(value))
             except TypeError as exc:
-                raise UnstorableRequest(request.url, field, f"not JSON-serialisable: {exc}") from exc
+                raise UnstorableRequest(
+                    request.url, field, f"not JSON-serialisable: {exc}"
+                ) from exc
     if request.priority:
         data["priority"] = request.priority
     if request.dont_filter:
