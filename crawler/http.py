@@ -64,7 +64,7 @@ class Request:
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
     __slots__ = (
         "url", "method", "headers", "body", "callback", "errback", "_cb_kwargs", "_meta",
-        "priority", "dont_filter", "depth", "handle_status", "_fingerprint",
+        "priority", "dont_filter", "depth", "handle_status", "_fingerprint", "_yurl",
     )
 
     url: str
@@ -80,6 +80,7 @@ class Request:
     depth: int
     handle_status: frozenset[int]
     _fingerprint: bytes | None
+    _yurl: URL | None
 
     def __init__(
         self,
@@ -122,6 +123,7 @@ class Request:
                     hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
         set_ = object.__setattr__
         set_(self, "url", str(yurl))
+        set_(self, "_yurl", yurl)
         set_(self, "method", method)
         set_(self, "headers", CIMultiDictProxy(hdrs) if hdrs else _EMPTY_HEADERS)
         set_(self, "body", body.encode() if isinstance(body, str) else (body or b""))
@@ -135,13 +137,42 @@ class Request:
         set_(self, "handle_status", frozenset(handle_status) if handle_status else _NO_STATUS)
         set_(self, "_fingerprint", None)
 
+    @classmethod
+    def _trusted(
+        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
+    ) -> Request:
+        """A simple GET rebuilt from a URL this class validated before (a frontier's compact
+        form): no second parse of the URL."""
+        self = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(self, "url", url)
+        set_(self, "_yurl", None)
+        set_(self, "method", "GET")
+        set_(self, "headers", _EMPTY_HEADERS)
+        set_(self, "body", b"")
+        set_(self, "callback", callback)
+        set_(self, "errback", None)
+        set_(self, "_cb_kwargs", None)
+        set_(self, "_meta", None)
+        set_(self, "priority", priority)
+        set_(self, "dont_filter", dont_filter)
+        set_(self, "depth", depth)
+        set_(self, "handle_status", _NO_STATUS)
+        set_(self, "_fingerprint", None)
+        return self
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Request is immutable; use request.replace({name}=...)")
 
     @property
     def yurl(self) -> URL:
-        """The URL as a ``yarl.URL`` (rebuilt on demand: only the string is kept)."""
-        return URL(self.url, encoded=True)
+        """The URL as a ``yarl.URL`` (parsed once; a frontier's compact form keeps only the
+        string, and it is parsed again on first use)."""
+        yurl = self._yurl
+        if yurl is None:
+            yurl = URL(self.url, encoded=True)
+            object.__setattr__(self, "_yurl", yurl)
+        return yurl
 
     @property
     def meta(self) -> dict[str, Any]:
