@@ -167,7 +167,6 @@ class Downloader:
                     body = await self._read_prefix(resp, url, truncate)
                 status = resp.status
                 headers = resp.headers
-                final_url = str(resp.url)
         except BlockedAddress as exc:
             if exc.url == url:
                 raise
@@ -179,7 +178,8 @@ class Downloader:
         except Exception as exc:
             raise _translate(exc, url) from exc
         self.stats.inc("bytes", len(body))
-        return Response(final_url, status, headers, body, request, stats=self.stats)
+        # Redirects are not followed here, so the response URL is the request's.
+        return Response(url, status, headers, body, request, stats=self.stats)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         limit = self._limit

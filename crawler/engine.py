@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Engine", "Slot"]
 
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_SEED_BATCH = 1000
+# Small batches: the first requests go out while start() is still producing the rest.
+_SEED_BATCH = 100
 
 
 class HostGate(Protocol):
@@ -411,6 +412,7 @@ class Engine:
                 await self.frontier.ack(lease)
                 return
             stats.inc("requests")
+            stats.max("max_depth", request.depth)
             throttle = self.throttle
             started = time.monotonic() if throttle is not None else 0.0
             try:
@@ -744,7 +746,6 @@ class Engine:
             self.stats.inc("offsite_dropped")
             logger.debug("Dropped offsite request %s", request.url)
             return False
-        self.stats.max("max_depth", depth)
         return True
 
     def _storable(self, request: Request) -> bool:

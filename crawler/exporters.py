@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
@@ -612,3 +613,44 @@ class InvalidItemWriter:
 
     def tell(self) -> int:
         return self._exporter.tell() if self._exporter is not None else 0
+
+
+class BatchedExporter:
+    """Gathers items and hands them to ``exporter`` in batches: one write per ``max_items``
+    items or ``max_delay`` seconds, whichever comes first, and on :meth:`flush`/:meth:`close`.
+
+    For crawls whose items need not be on disk before their request is acked (the in-memory
+    frontier): a second Ctrl-C still closes it, so the output ends in whole lines.
+    """
+
+    def __init__(self, exporter: Exporter, max_items: int = 100, max_delay: float = 1.0) -> None:
+        self.exporter = exporter
+        self.path = exporter.path
+        self._max_items = max_items
+        self._max_delay = max_delay
+        self._buffer: list[Mapping[str, Any]] = []
+        self._last = time.monotonic()
+
+    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
+        self._buffer.extend(items)
+        if len(self._buffer) >= self._max_items or time.monotonic() - self._last >= self._max_delay:
+            self._write_buffer()
+
+    def _write_buffer(self) -> None:
+        self._last = time.monotonic()
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self.exporter.write(batch)
+
+    def flush(self) -> None:
+        self._write_buffer()
+        self.exporter.flush()
+
+    def close(self) -> None:
+        try:
+            self._write_buffer()
+        finally:
+            self.exporter.close()
+
+    def tell(self) -> int:
+        return self.exporter.tell()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
-from .exporters import Exporter, invalid_path_for, open_exporter
+from .exporters import BatchedExporter, Exporter, invalid_path_for, open_exporter
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .frontier.sqlite import SqliteFrontier
@@ -163,6 +163,10 @@ async def run_spider(
                 exporter = await frontier.open_output(output, overwrite=overwrite)
         elif output:
             exporter = open_exporter(output, overwrite=overwrite)
+            if isinstance(frontier, MemoryFrontier) and output != "-":
+                # Nothing survives this process anyway: write in batches, not per page. A
+                # shared frontier needs a request's items written before its ack instead.
+                exporter = BatchedExporter(exporter)
         if exporter is not None:
             stack.callback(exporter.close)
         invalid = _LazyExporter(invalid_path_for(output)) if output else None
