@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
-from .exporters import BatchedExporter, Exporter, invalid_path_for, open_exporter
+from .exporters import (
+    BatchedExporter,
+    Exporter,
+    InvalidItemWriter,
+    invalid_path_for,
+    open_exporter,
+)
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .frontier.sqlite import SqliteFrontier
@@ -27,6 +33,7 @@ from .robots import RobotsCache
 from .settings import Settings
 from .spider import Spider
 from .stats import Progress, Stats
+from .tasks import stop_task
 from .throttle import AutoThrottle
 
 if TYPE_CHECKING:
@@ -43,30 +50,6 @@ class CrawlResult:
 
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-class _LazyExporter:
-    """Opens ``<output>.invalid.jsonl`` only when the first invalid item arrives."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._exporter: Exporter | None = None
-
-    def write(self, items: Any) -> None:
-        if self._exporter is None:
-            self._exporter = open_exporter(self.path, overwrite=False)
-        self._exporter.write(items)
-
-    def flush(self) -> None:
-        if self._exporter is not None:
-            self._exporter.flush()
-
-    def close(self) -> None:
-        if self._exporter is not None:
-            self._exporter.close()
-
-    def tell(self) -> int:
-        return self._exporter.tell() if self._exporter is not None else 0
 
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
@@ -96,8 +79,7 @@ async def _every(seconds: float, fn: Callable[[], Awaitable[None]]) -> AsyncIter
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task)
 
 
 async def run_spider(
@@ -169,7 +151,9 @@ async def run_spider(
                 exporter = BatchedExporter(exporter)
         if exporter is not None:
             stack.callback(exporter.close)
-        invalid = _LazyExporter(invalid_path_for(output)) if output else None
+        invalid = (
+            InvalidItemWriter(invalid_path_for(output), overwrite=overwrite) if output else None
+        )
         if invalid is not None:
             stack.callback(invalid.close)
         downloader = await stack.enter_async_context(Downloader(settings, stats))

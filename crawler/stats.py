@@ -29,6 +29,8 @@ from typing import IO, Any, Self
 
 import orjson
 
+from .tasks import stop_task
+
 __all__ = ["Gauges", "Progress", "Stats"]
 
 logger = logging.getLogger(__name__)
@@ -306,15 +308,8 @@ class Progress:
 
     async def __aexit__(self, *exc_info: object) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
         try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled ourselves, not just our task
+            await stop_task(task)
         except Exception:
             logger.warning("progress display failed", exc_info=True)
 

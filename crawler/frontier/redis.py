@@ -105,6 +105,7 @@ from yarl import URL
 
 from ..errors import ConfigError
 from ..http import Request
+from ..tasks import stop_task
 from .base import FrontierCounts, Lease
 from .codec import decode_request, encode_request
 
@@ -498,18 +499,6 @@ def _now_hint() -> float:
     return time.monotonic()
 
 
-async def _stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel a background task and wait for it, without swallowing a cancellation of the
-    caller itself."""
-    if task is None:
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 class RedisConnection:
@@ -769,7 +758,7 @@ class RedisFrontier:
             return
         self._closed = True
         task, self._heartbeat_task = self._heartbeat_task, None
-        await _stop_task(task)
+        await stop_task(task)
         try:
             if self._opened:
                 # Best effort and bounded: a worker must be able to stop while Redis is down.
@@ -1178,7 +1167,7 @@ class RedisHostGate:
             return
         self._closed = True
         task, self._refresh_task = self._refresh_task, None
-        await _stop_task(task)
+        await stop_task(task)
         if self._owns_connection:
             await self.connection.aclose()
 
