@@ -133,6 +133,9 @@ async def run_spider(
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
         exporter: Exporter | None = None
+        # CSV columns: the item model's fields when there is one, else the first item's keys.
+        model = spider.item_model
+        fields = list(model.model_fields) if model is not None else None
         if isinstance(frontier, SqliteFrontier):
             # A durable job: cut the output back to what is committed, write what the outbox
             # holds, carry the stats and the spider's state over.
@@ -142,9 +145,9 @@ async def run_spider(
             stats.load(saved_stats)
             frontier.track_state(lambda: (stats.to_dict(), spider.state))
             if output:
-                exporter = await frontier.open_output(output, overwrite=overwrite)
+                exporter = await frontier.open_output(output, overwrite=overwrite, fields=fields)
         elif output:
-            exporter = open_exporter(output, overwrite=overwrite)
+            exporter = open_exporter(output, overwrite=overwrite, fields=fields)
             if isinstance(frontier, MemoryFrontier) and output != "-":
                 # Nothing survives this process anyway: write in batches, not per page. A
                 # shared frontier needs a request's items written before its ack instead.

@@ -176,3 +176,12 @@ async def test_demo_writes_1000_valid_books(tmp_path: Path) -> None:
     assert code == 0, err
     books = [Book.model_validate_json(line) for line in out.read_bytes().splitlines()]
     assert len(books) == 1000 and len({b.upc for b in books}) == 1000
+
+
+async def test_csv_columns_follow_the_item_model(site: TestSite, tmp_path: Path) -> None:
+    out = tmp_path / "books.csv"
+    code, _, err = await run(str(BIN / "crawl"), "books", "-O", str(out),
+                             "-a", f"start_url={site.url}/", "-s", "close_on.items=5")
+    assert code == 0, err
+    header = out.read_text().splitlines()[0]
+    assert header == "title,price,availability,rating,upc,category,url"
