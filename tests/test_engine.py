@@ -533,3 +533,50 @@ async def test_post_json_form_and_cookies(site: TestSite, tmp_path: Path) -> Non
     bodies = sorted(i["body"] for i in items)
     assert bodies == ['b=2', '{"a":1}']
     assert all(i["method"] == "POST" and i["cookie"] == "abc" for i in items)
+
+
+async def test_proxy_for_the_crawl_and_per_request(site: TestSite, tmp_path: Path) -> None:
+    """A real forward proxy on 127.0.0.1: the `proxy` setting sends every request through
+    it; a request's meta["proxy"] chooses another one."""
+    import aiohttp
+    from aiohttp import web
+
+    async def start_proxy(name: str, seen: list[str]) -> tuple[web.AppRunner, str]:
+        async def forward(request: web.Request) -> web.Response:
+            seen.append(str(request.url))
+            async with aiohttp.ClientSession() as session:
+                async with session.request(request.method, str(request.url)) as upstream:
+                    return web.Response(status=upstream.status, body=await upstream.read(),
+                                        headers={"X-Proxy": name})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        tcp = web.TCPSite(runner, "127.0.0.1", 0)
+        await tcp.start()
+        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    via_a: list[str] = []
+    via_b: list[str] = []
+    runner_a, proxy_a = await start_proxy("a", via_a)
+    runner_b, proxy_b = await start_proxy("b", via_b)
+
+    class Proxied(Spider):
+        name = "proxied"
+
+        async def start(self) -> Any:
+            yield Request(f"{site.url}/page/1")
+            yield Request(f"{site.url}/page/2", meta={"proxy": proxy_b})
+
+        def parse(self, response: Response) -> Any:
+            yield {"url": response.url, "proxy": response.headers.get("X-Proxy")}
+
+    try:
+        _, items = await crawl(Proxied, tmp_path, proxy=proxy_a)
+    finally:
+        await runner_a.cleanup()
+        await runner_b.cleanup()
+    assert {i["url"]: i["proxy"] for i in items} == {
+        f"{site.url}/page/1": "a", f"{site.url}/page/2": "b"}
+    assert via_a == [f"{site.url}/page/1"] and via_b == [f"{site.url}/page/2"]
