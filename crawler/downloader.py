@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
 from .decompress import BodyDecoder
@@ -256,11 +255,3 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
         return ProtocolError(url, detail)
     return DownloadError(url, detail)
 
-
-def merged_headers(*layers: Any) -> CIMultiDict[str]:
-    """Headers from several mappings, later ones winning (case-insensitive names)."""
-    out: CIMultiDict[str] = CIMultiDict()
-    for layer in layers:
-        if layer:
-            out.update(layer)
-    return out
