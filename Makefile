@@ -10,6 +10,9 @@ $(BIN)/activate:
 
 install: $(BIN)/activate
 	$(BIN)/pip install -q -e '.[test,speed]'
+	@# pip compiles an installed package; an editable one gets its .pyc files here, so
+	@# start-up stays fast where PYTHONDONTWRITEBYTECODE keeps Python from writing them.
+	$(BIN)/python -m compileall -q crawler spiders
 
 demo: install
 	$(BIN)/crawler demo -O books.jsonl

@@ -24,9 +24,7 @@ from .exporters import (
 )
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
-from .frontier.sqlite import SqliteFrontier
 from .items import ItemProcessor
-from .jobdir import JobDir
 from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
 from .robots import RobotsCache
@@ -38,6 +36,8 @@ from .throttle import AutoThrottle
 
 if TYPE_CHECKING:
     from .frontier.redis import RedisFrontier
+    from .frontier.sqlite import SqliteFrontier
+    from .jobdir import JobDir
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ async def run_spider(
     async with AsyncExitStack() as stack:
         job: JobDir | None = None
         if settings.jobdir:
+            from .jobdir import JobDir  # only durable crawls pay for sqlite3
+
             job = stack.enter_context(JobDir(settings.jobdir, spider.name, output))
             if job.finished:
                 logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
@@ -136,16 +138,17 @@ async def run_spider(
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
         fields = list(model.model_fields) if model is not None else None
-        if isinstance(frontier, SqliteFrontier):
+        durable = _durable(frontier)
+        if durable is not None:
             # A durable job: cut the output back to what is committed, write what the outbox
             # holds, carry the stats and the spider's state over.
             if job is not None and job.resumed:
                 logger.info("Resuming job %s", settings.jobdir)
-            saved_stats, spider.state = frontier.load_state()
+            saved_stats, spider.state = durable.load_state()
             stats.load(saved_stats)
-            frontier.track_state(lambda: (stats.to_dict(), spider.state))
+            durable.track_state(lambda: (stats.to_dict(), spider.state))
             if output:
-                exporter = await frontier.open_output(output, overwrite=overwrite, fields=fields)
+                exporter = await durable.open_output(output, overwrite=overwrite, fields=fields)
         elif output:
             exporter = open_exporter(output, overwrite=overwrite, fields=fields)
             if isinstance(frontier, MemoryFrontier) and output != "-":
@@ -166,11 +169,11 @@ async def run_spider(
             RobotsCache.from_settings(settings, downloader.fetch, stats)
             if settings.obey_robots else None
         )
-        if robots is not None and isinstance(frontier, SqliteFrontier):
-            saved_robots = frontier.load_extra("robots")
+        if robots is not None and durable is not None:
+            saved_robots = durable.load_extra("robots")
             if saved_robots:
                 robots.load(saved_robots)
-            frontier.track_extra("robots", robots.dump)
+            durable.track_extra("robots", robots.dump)
         engine = Engine(
             spider=spider,
             settings=settings,
@@ -199,8 +202,8 @@ async def run_spider(
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
         try:
             reason = await engine.run()
-            if isinstance(frontier, SqliteFrontier):
-                await frontier.finish(reason)
+            if durable is not None:
+                await durable.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"
             raise
@@ -212,12 +215,19 @@ async def run_spider(
     return CrawlResult(reason, stats.to_dict())
 
 
-def _shared(frontier: Frontier) -> RedisFrontier | None:
-    if type(frontier).__name__ != "RedisFrontier":  # no redis import for other crawls
-        return None
-    from .frontier.redis import RedisFrontier
+# The frontier kinds that need more wiring. Neither test imports a module: an instance of a
+# class cannot exist before its module was loaded, so other crawls load neither redis-py nor
+# sqlite3.
 
-    return frontier if isinstance(frontier, RedisFrontier) else None
+
+def _shared(frontier: Frontier) -> RedisFrontier | None:
+    module = sys.modules.get("crawler.frontier.redis")
+    return frontier if module is not None and isinstance(frontier, module.RedisFrontier) else None
+
+
+def _durable(frontier: Frontier) -> SqliteFrontier | None:
+    module = sys.modules.get("crawler.frontier.sqlite")
+    return frontier if module is not None and isinstance(frontier, module.SqliteFrontier) else None
 
 
 async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:

@@ -22,7 +22,6 @@ left to pydantic's lax coercion (``"yes"`` -> ``True``). Nested keys are written
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -75,7 +74,8 @@ _MODEL_CONFIG = ConfigDict(
     extra="forbid",
     validate_assignment=False,
     frozen=True,
-    use_attribute_docstrings=True,
+    # Not use_attribute_docstrings: reading the source at import costs ~20 ms of every
+    # start-up; the README table reads the docstrings itself (attribute_docs).
     allow_inf_nan=False,
 )
 _IMPORT_PATH = re.compile(
@@ -554,6 +554,8 @@ def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
     if model is None:
         return None
     unknown = str(loc[-1]).lower().replace("-", "_")
+    import difflib  # only for an error message
+
     matches = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
     if not matches:
         return None
@@ -573,6 +575,7 @@ def settings_table_markdown() -> str:
     rows = ["| name | default | description |", "| --- | --- | --- |"]
 
     def add(model: type[BaseModel], prefix: str) -> None:
+        docs = attribute_docs(model)
         for name, info in model.model_fields.items():
             nested = _nested_model(info.annotation)
             default = (
@@ -580,13 +583,35 @@ def settings_table_markdown() -> str:
                 if nested is not None
                 else _toml_literal(info.get_default(call_default_factory=True))
             )
-            description = " ".join((info.description or "").split())
+            description = " ".join((info.description or docs.get(name, "")).split())
             rows.append(f"| `{prefix}{name}` | {default} | {_cell(description)} |")
             if nested is not None:
                 add(nested, f"{prefix}{name}.")
 
     add(Settings, "")
     return "\n".join(rows) + "\n"
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each annotated attribute of ``cls``'s own body."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for stmt, following in itertools.pairwise(body.body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[stmt.target.id] = inspect.cleandoc(following.value.value)
+    return docs
 
 
 def _toml_literal(value: object) -> str:

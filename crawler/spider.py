@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .http import Request, Response
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["Spider"]
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from parsel import Selector, SelectorList
 from pydantic import Field
 
 from crawler import Item, Request, Response, Spider
+
+if TYPE_CHECKING:  # parsel itself loads with the first response's .css()
+    from parsel import Selector, SelectorList
 
 #: Selectors, shared by the spider and its tests.
 BOOK_LINKS = "article.product_pod h3 a"

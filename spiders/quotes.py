@@ -7,11 +7,12 @@ crawl quotes -a start_url=http://127.0.0.1:8000/quotes/ -o quotes.jsonl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Protocol
-
-from parsel import Selector, SelectorList
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from crawler import Item, Request, Response, Spider
+
+if TYPE_CHECKING:  # parsel itself loads with the first response's .css()
+    from parsel import Selector, SelectorList
 
 #: Selectors, shared by the spider and its tests.
 QUOTE = "div.quote"

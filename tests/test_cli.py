@@ -109,6 +109,29 @@ async def test_crawler_list_and_version() -> None:
     assert code == 0 and out.startswith("crawler ")
 
 
+HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3")
+_LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
+
+
+async def test_heavy_packages_load_only_when_used() -> None:
+    """Start-up stays short: the commands and the public names import what they use only."""
+
+    async def loaded(code: str) -> set[str]:
+        rc, out, err = await run(sys.executable, "-c", f"{code}; {_LOADED.format(heavy=HEAVY)}")
+        assert rc == 0, err
+        return set(out.splitlines()[-1].split()[1:])
+
+    assert await loaded("import crawler.cli") == set()
+    assert await loaded("from crawler import Spider, Request, Response, DropItem") == set()
+    assert await loaded("from crawler import Item") == {"pydantic"}
+    # `crawler list` validates the settings (pydantic) and imports the spiders, nothing else.
+    listing = "from crawler.cli import crawler_main; crawler_main(['list'])"
+    assert await loaded(listing) == {"pydantic"}
+    # A crawl needs aiohttp; parsel waits for the first .css(), rich for a terminal, redis
+    # for a shared frontier, sqlite3 for a jobdir.
+    assert await loaded("import crawler.runner") == {"aiohttp", "pydantic"}
+
+
 SLOW_SPIDER = """
     from crawler import Request, Spider
 

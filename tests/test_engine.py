@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from crawler import CloseSpider, DropItem, Failure, Item, Request, Response, Spider
 from crawler.errors import DownloadTimeout, HttpError, RedirectError
@@ -170,7 +170,7 @@ async def test_download_delay_spaces_requests(site: TestSite, tmp_path: Path) ->
             return None
 
     await crawl(Few, tmp_path, download_delay=0.3)
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 3 and min(gaps) >= 0.29
 
 
@@ -218,7 +218,7 @@ async def test_retries_honour_retry_after(site: TestSite, tmp_path: Path) -> Non
     assert items == [{"status": 200, "retries": 2}]
     times = [t for t, p, _ in site.stats.log if p.startswith("/flaky/k1")]
     assert len(times) == 3
-    assert all(b - a >= 0.95 for a, b in zip(times, times[1:]))
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
     assert result.stats["retries"] == 2 and result.stats["status/503"] == 2
 
 
@@ -544,10 +544,12 @@ async def test_proxy_for_the_crawl_and_per_request(site: TestSite, tmp_path: Pat
     async def start_proxy(name: str, seen: list[str]) -> tuple[web.AppRunner, str]:
         async def forward(request: web.Request) -> web.Response:
             seen.append(str(request.url))
-            async with aiohttp.ClientSession() as session:
-                async with session.request(request.method, str(request.url)) as upstream:
-                    return web.Response(status=upstream.status, body=await upstream.read(),
-                                        headers={"X-Proxy": name})
+            async with (
+                aiohttp.ClientSession() as session,
+                session.request(request.method, str(request.url)) as upstream,
+            ):
+                return web.Response(status=upstream.status, body=await upstream.read(),
+                                    headers={"X-Proxy": name})
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", forward)
