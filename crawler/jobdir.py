@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import JobDirError
 from .exporters import format_for
-from .frontier.sqlite import SCHEMA_VERSION, SqliteFrontier
+from .frontier.sqlite import SqliteFrontier, check_job_database
 
 __all__ = ["JOB_FORMAT_VERSION", "JobDir", "JobFile"]
 
@@ -246,12 +246,7 @@ class JobDir:
                     f"{self.db_path} is corrupt (integrity check: {problems}); the job cannot "
                     "be resumed"
                 )
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'"
-            )}
-            if "meta" not in tables:
-                raise JobDirError(f"{self.db_path} is an SQLite database, but not a crawl job's")
-            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            meta = check_job_database(conn, f"job directory {self.path}", self.spider_name)
         except sqlite3.OperationalError as exc:  # locked, unreadable, I/O error, ...
             raise JobDirError(f"cannot read the job database {self.db_path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -260,17 +255,6 @@ class JobDir:
             ) from exc
         finally:
             conn.close()
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise JobDirError(
-                f"job directory {self.path} was written by an incompatible version of the "
-                f"crawler (database schema {meta.get('schema_version')!r}; this version reads "
-                f"{SCHEMA_VERSION})"
-            )
-        if meta.get("spider_name") != self.spider_name:
-            raise JobDirError(
-                f"job directory {self.path} belongs to spider {meta.get('spider_name')!r}, "
-                f"not {self.spider_name!r}"
-            )
         self.finished = bool(meta.get("finished"))
         reason = meta.get("finish_reason")
         self.finish_reason = str(reason) if reason is not None else None

@@ -254,8 +254,12 @@ async def test_refuses_another_spider_and_foreign_files(tmp_path: Path) -> None:
         await opened(other)
 
     with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'request_format'")
+    with pytest.raises(JobDirError, match=r"incompatible version .*request format 99;"):
+        await opened(db, spider="quotes")
+    with sqlite3.connect(db) as conn:
         conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
-    with pytest.raises(JobDirError, match="incompatible version"):
+    with pytest.raises(JobDirError, match=r"incompatible version .*database schema 99,"):
         await opened(db, spider="quotes")
 
 

@@ -68,7 +68,7 @@ from .base import FrontierCounts, Lease
 from .codec import FORMAT_VERSION as REQUEST_FORMAT
 from .codec import decode_request, encode_request
 
-__all__ = ["SCHEMA_VERSION", "SqliteFrontier", "StateSource"]
+__all__ = ["SCHEMA_VERSION", "SqliteFrontier", "StateSource", "check_job_database"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,29 @@ def _see_sql(n: int) -> str:
     # the dedup test and the insert, for a whole batch, in one statement.
     values = ",".join(["(?)"] * n)
     return f"INSERT INTO seen (fp) VALUES {values} ON CONFLICT DO NOTHING RETURNING fp"
+
+
+def check_job_database(conn: sqlite3.Connection, name: str, spider_name: str) -> dict[str, Any]:
+    """The identity of an existing job database: a crawl job's (only our tables), written by
+    this schema and request format, for ``spider_name``. Returns its ``meta`` table; raises
+    :class:`JobDirError` starting with ``name`` (how the caller names the database) when the
+    job cannot be resumed by this crawl."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables or not tables <= _OUR_TABLES:
+        raise JobDirError(f"{name} is an SQLite database, but not a crawl job's")
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    schema, requests = meta.get("schema_version"), meta.get("request_format")
+    if (schema, requests) != (SCHEMA_VERSION, REQUEST_FORMAT):
+        raise JobDirError(
+            f"{name} was written by an incompatible version of the crawler (database schema "
+            f"{schema!r}, request format {requests!r}; this version reads schema "
+            f"{SCHEMA_VERSION}, request format {REQUEST_FORMAT})"
+        )
+    if meta.get("spider_name") != spider_name:
+        raise JobDirError(
+            f"{name} belongs to spider {meta.get('spider_name')!r}, not {spider_name!r}"
+        )
+    return meta
 
 
 class SqliteFrontier:
@@ -238,24 +261,9 @@ class SqliteFrontier:
                 ("done", 0),
             ])
             conn.execute("COMMIT")
-        elif "meta" not in tables or not tables <= _OUR_TABLES:
-            raise JobDirError(f"{self.path} is an SQLite database, but not a crawl job's")
         else:
             self._resumed = True
-        meta = self._meta = dict(conn.execute("SELECT key, value FROM meta"))
-        if (meta.get("schema_version"), meta.get("request_format")) != (
-            SCHEMA_VERSION, REQUEST_FORMAT
-        ):
-            raise JobDirError(
-                f"{self.path} was written by an incompatible version (schema "
-                f"v{meta.get('schema_version')}, requests v{meta.get('request_format')}); "
-                f"this version reads schema v{SCHEMA_VERSION}, requests v{REQUEST_FORMAT}"
-            )
-        if meta.get("spider_name") != self.spider_name:
-            raise JobDirError(
-                f"{self.path} belongs to spider {meta.get('spider_name')!r}, "
-                f"not {self.spider_name!r}"
-            )
+        self._meta = check_job_database(conn, str(self.path), self.spider_name)
 
     def _recover(self, conn: sqlite3.Connection) -> None:
         """Load the mirrors. Leased rows were in flight in a process that is gone: they go
