@@ -15,14 +15,13 @@ Cookies
     aiohttp's ``CookieJar`` already keeps host-only cookies to their host and refuses a
     ``Domain`` the response host is not inside, but it has no Public Suffix List: a page on
     ``shop.co.uk`` could set a cookie for ``Domain=co.uk`` that every other ``*.co.uk`` site
-    would then receive. :class:`SafeCookieJar` applies RFC 6265 section 5.3 step 5 with a
-    conservative stand-in for the list (:func:`is_public_suffix`): a single label (``com``,
-    ``uk``), a two-label name whose first label is a usual second-level registry label under
-    a two-letter country code (``co.uk``, ``com.au``, ``ne.jp``), or a name from a short
-    embedded list of well-known shared-hosting suffixes (``github.io``, ``herokuapp.com``...).
-    Such a ``Domain`` is ignored when it is the response host itself (the cookie becomes
-    host-only) and the cookie is refused otherwise. A real Public Suffix List package would
-    be more exact; this errs on the side of refusing.
+    would then receive. :class:`SafeCookieJar` applies RFC 6265 section 5.3 step 5 with the
+    Public Suffix List bundled by the ``publicsuffixlist`` package, its private section
+    included (``github.io``, ``herokuapp.com``: unrelated parties get subdomains there too),
+    and an unknown top-level label counted as a suffix. Such a ``Domain`` is ignored when it
+    is the response host itself (the cookie becomes host-only) and the cookie is refused
+    otherwise. The list (~10,000 rules, ~35 ms to build) is loaded by the first cookie that
+    names a ``Domain``.
 """
 
 from __future__ import annotations
@@ -32,15 +31,18 @@ import logging
 import re
 import socket
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from http.cookies import Morsel
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from .errors import BlockedAddress
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 __all__ = [
     "GuardedResolver",
@@ -127,37 +129,17 @@ class GuardedResolver(AbstractResolver):
 
 # ------------------------------------------------------------------------------------ cookies
 
-# Labels registries commonly use for public second-level domains under country codes.
-_REGISTRY_LABELS = frozenset({
-    "ac", "co", "com", "edu", "gob", "go", "gov", "govt", "gv", "ltd", "me", "mil", "ne",
-    "net", "nhs", "nic", "nom", "or", "org", "plc", "sch", "web", "info", "biz",
-})  # fmt: skip
-
-# Well-known suffixes under which unrelated parties get subdomains (PSL private section,
-# the common ones), and multi-label registry suffixes the rule above does not cover.
-_KNOWN_SUFFIXES = frozenset({
-    "github.io", "githubusercontent.com", "gitlab.io", "herokuapp.com", "herokudns.com",
-    "appspot.com", "blogspot.com", "cloudfront.net", "azurewebsites.net", "cloudapp.net",
-    "azureedge.net", "netlify.app", "netlify.com", "vercel.app", "now.sh", "pages.dev",
-    "workers.dev", "web.app", "firebaseapp.com", "glitch.me", "repl.co", "fly.dev",
-    "onrender.com", "readthedocs.io", "s3.amazonaws.com", "elasticbeanstalk.com",
-    "wordpress.com", "tumblr.com", "wixsite.com", "weebly.com", "squarespace.com",
-    "myshopify.com", "bitbucket.io", "surge.sh", "ngrok.io", "ngrok-free.app",
-    "dyndns.org", "no-ip.org", "duckdns.org", "sakura.ne.jp", "uk.com", "us.com", "eu.com",
-    "co.com", "gb.net", "jpn.com", "za.com", "de.com", "cn.com", "ru.com", "br.com",
-    "kyoto.jp", "tokyo.jp", "osaka.jp", "nyc.ny.us", "k12.ca.us",
-})  # fmt: skip
-
 _NO_URL = URL()
 _DOMAIN_ATTR = re.compile(r";\s*domain\s*=\s*([^;]*)", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
 def is_public_suffix(domain: str) -> bool:
-    """Whether a cookie ``Domain`` value is (conservatively) a public suffix.
+    """Whether a cookie ``Domain`` value is a public suffix (``com``, ``co.uk``, ``github.io``;
+    a top-level label the list does not know counts as one too).
 
-    See the module docstring for the rule. Leading and trailing dots and case are ignored;
-    an IP address is never a public suffix.
+    Leading and trailing dots and case are ignored; an IP address is never a public suffix, a
+    name that cannot be IDNA-encoded always is (it is no usable cookie domain).
     """
     name = domain.strip().strip(".").lower()
     if not name:
@@ -165,18 +147,20 @@ def is_public_suffix(domain: str) -> bool:
     try:
         name = name.encode("idna").decode("ascii")
     except UnicodeError:
-        return True  # not a usable domain at all: refuse it
+        return True
     try:
         ipaddress.ip_address(name.strip("[]"))
         return False
     except ValueError:
         pass
-    labels = name.split(".")
-    if len(labels) == 1:
-        return True
-    if name in _KNOWN_SUFFIXES:
-        return True
-    return len(labels) == 2 and len(labels[1]) == 2 and labels[0] in _REGISTRY_LABELS
+    return bool(_suffix_list().is_public(name))
+
+
+@cache
+def _suffix_list() -> PublicSuffixList:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList(accept_unknown=True)
 
 
 class SafeCookieJar(aiohttp.CookieJar):

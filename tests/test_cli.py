@@ -109,7 +109,8 @@ async def test_crawler_list_and_version() -> None:
     assert code == 0 and out.startswith("crawler ")
 
 
-HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3")
+HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
+         "publicsuffixlist")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
 
 
@@ -128,7 +129,7 @@ async def test_heavy_packages_load_only_when_used() -> None:
     listing = "from crawler.cli import crawler_main; crawler_main(['list'])"
     assert await loaded(listing) == {"pydantic"}
     # A crawl needs aiohttp; parsel waits for the first .css(), rich for a terminal, redis
-    # for a shared frontier, sqlite3 for a jobdir.
+    # for a shared frontier, sqlite3 for a jobdir, the suffix list for a Domain= cookie.
     assert await loaded("import crawler.runner") == {"aiohttp", "pydantic"}
 
 

@@ -248,7 +248,10 @@ async def test_public_suffix_equal_to_the_host_becomes_host_only() -> None:
     [("com", True), ("uk", True), ("co.uk", True), (".co.uk", True), ("CO.UK", True),
      ("com.au", True), ("co.jp", True), ("github.io", True), ("herokuapp.com", True),
      ("example.com", False), ("shop.co.uk", False), ("me.github.io", False),
-     ("example.co", False), ("127.0.0.1", False), ("localhost", True)],
+     ("example.co", False), ("127.0.0.1", False), ("localhost", True),
+     # The Public Suffix List's own rules: a wildcard, its exception, a private suffix, IDN.
+     ("foo.ck", True), ("www.ck", False), ("s3.amazonaws.com", True), ("\u0440\u0444", True),
+     ("xn--p1ai", True), ("shop.xn--p1ai", False)],
 )  # fmt: skip
 def test_is_public_suffix(domain: str, suffix: bool) -> None:
     assert is_public_suffix(domain) is suffix
