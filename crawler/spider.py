@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .errors import InvalidURL
 from .http import Request, Response
 
 if TYPE_CHECKING:
@@ -50,13 +51,34 @@ class Spider:
         self.logger = logging.getLogger(f"spiders.{self.name or type(self).__name__}")
 
     async def start(self) -> AsyncIterator[Request]:
-        """The first requests of the crawl: by default a GET per ``start_urls`` entry, with
-        :meth:`parse` as callback. Override (as an async generator) for anything else.
+        """The first requests of the crawl: by default those of :meth:`start_requests`, a GET
+        per ``start_urls`` entry with :meth:`parse` as callback. Override (as an async
+        generator) for anything else.
 
         Start requests go through the duplicate filter like any other, so a resumed job or a
         second worker of a shared crawl never fetches them twice."""
+        requests = self.start_requests()
+        if isinstance(requests, AsyncIterable):
+            async for request in requests:
+                yield request
+        else:
+            for request in requests:
+                yield request
+
+    def start_requests(self) -> Iterable[Request]:
+        """Scrapy's older hook for the first requests, kept so spiders written for it run
+        unchanged: a (sync or async) iterable of Requests. :meth:`start` is the one to
+        override in new code.
+
+        By default a GET per ``start_urls`` entry; an entry that is not an http(s) URL is
+        skipped with a warning giving the reason, and the others are still crawled."""
         for url in self.start_urls:
-            yield Request(url)
+            try:
+                request = Request(url)
+            except InvalidURL as exc:
+                self.logger.warning("Skipped start URL %r: %s", url, exc.reason)
+                continue
+            yield request
 
     def parse(self, response: Response) -> Any:
         """The default callback. Yield items (dicts, pydantic models, dataclasses) and

@@ -169,3 +169,27 @@ async def test_max_pages_per_host(site: TestSite, tmp_path: Path) -> None:
     # 127.0.0.1: /links, /flaky (3 attempts: retries do not spend the budget), 8 pages.
     assert hosts == {"127.0.0.1": 12, "localhost": 10}
     assert result.stats["dropped/max_pages_per_host"] == (30 - 8) + (30 - 9)
+
+
+async def test_bad_start_urls_are_skipped_and_the_rest_crawled(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = ["", "/relative/only", "mailto:someone@example.com", "http://exa mple.com:99999/",
+           "javascript:alert(1)"]  # fmt: skip
+
+    class StartUrls(Spider):
+        name = "start_urls"
+
+        def parse(self, response: Response) -> Any:
+            yield {"url": response.url}
+
+    StartUrls.start_urls = [bad[0], f"{site.url}/page/one", *bad[1:], f"{site.url}/page/two"]
+    result, items = await crawl(StartUrls, tmp_path)
+    assert result.reason == "finished"
+    assert sorted(item["url"] for item in items) == [f"{site.url}/page/one",
+                                                     f"{site.url}/page/two"]
+    skipped = [r for r in caplog.records if r.getMessage().startswith("Skipped start URL")]
+    assert len(skipped) == len(bad)
+    assert all(r.levelname == "WARNING" and r.name == "spiders.start_urls" for r in skipped)
+    assert "scheme 'mailto' is not http or https" in skipped[2].getMessage()
+    assert result.stats.get("errors/InvalidURL", 0) == 0

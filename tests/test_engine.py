@@ -49,6 +49,32 @@ async def test_every_page_once_and_duplicates_filtered(site: TestSite, tmp_path:
     assert all(site.stats.hits[f"/page/{i}"] == 1 for i in range(50))
 
 
+async def test_scrapy_style_start_requests(site: TestSite, tmp_path: Path) -> None:
+    """A spider written for Scrapy before 2.13 overrides start_requests(), sync or async."""
+
+    class Classic(Spider):
+        name = "classic"
+
+        def start_requests(self) -> Any:
+            for i in range(3):
+                yield Request(f"{self.base}/page/{i}", callback=self.parse_page, meta={"i": i})
+
+        def parse_page(self, response: Response) -> Any:
+            yield {"url": response.url, "i": response.meta["i"]}
+
+    class AsyncClassic(Classic):
+        name = "async_classic"
+
+        async def start_requests(self) -> Any:
+            for i in range(3, 5):
+                yield Request(f"{self.base}/page/{i}", callback=self.parse_page, meta={"i": i})
+
+    _, items = await crawl(Classic, tmp_path, spider_args={"base": site.url})
+    assert sorted(item["i"] for item in items) == [0, 1, 2]
+    _, items = await crawl(AsyncClassic, tmp_path, spider_args={"base": site.url})
+    assert sorted(item["i"] for item in items) == [3, 4]
+
+
 async def test_priority_order_with_one_slot(site: TestSite, tmp_path: Path) -> None:
     class Prio(Spider):
         name = "prio"
