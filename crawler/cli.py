@@ -153,6 +153,13 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     ls = sub.add_parser("list", help="list the project's spiders and their modules")
     ls.add_argument("--project", type=Path, default=None)
     sub.add_parser("version", help="print the version")
+    sp = sub.add_parser("startproject", help="create a project: settings.toml and spiders/")
+    sp.add_argument("path", type=Path, help="the project folder (created when missing)")
+    gs = sub.add_parser("genspider", help="add a spider to the project: spiders/NAME.py")
+    gs.add_argument("name", help="spider name, also its module name (e.g. books)")
+    gs.add_argument("url", help="where it starts: a URL, or a domain for https://DOMAIN/")
+    gs.add_argument("--project", type=Path, default=None,
+                    help="project folder (default: the current folder)")
     demo = sub.add_parser("demo", help="crawl the bundled offline bookstore with `books`")
     out = demo.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="FILE")
@@ -182,6 +189,8 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "list":
         return _list(args.project)
+    if args.command in ("startproject", "genspider"):
+        return _scaffold(args)
     if args.command == "demo":
         return _demo(args.output, args.overwrite_output, args.books)
     if args.command == "frontier":
@@ -248,6 +257,26 @@ def _merge(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"read {result.read}, wrote {result.written}, dropped {result.duplicates} "
           f"repeats, skipped {result.invalid} unreadable lines", file=sys.stderr)
+    return EXIT_OK
+
+
+def _scaffold(args: argparse.Namespace) -> int:
+    """``crawler startproject PATH`` / ``crawler genspider NAME URL``."""
+    from .scaffold import new_project, new_spider
+
+    try:
+        if args.command == "startproject":
+            new_project(args.path)
+            print(f"New project in {args.path}. Next:\n"
+                  f"  cd {args.path}\n"
+                  "  crawler genspider example example.com\n"
+                  "  crawl example -o items.jsonl")
+            return EXIT_OK
+        module = new_spider((args.project or Path.cwd()), args.name, args.url)
+    except (ConfigError, OSError) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Created spider {args.name!r} in {module}; run it with: crawl {args.name}")
     return EXIT_OK
 
 

@@ -109,6 +109,59 @@ async def test_crawler_list_and_version() -> None:
     assert code == 0 and out.startswith("crawler ")
 
 
+async def test_startproject_genspider_crawl(site: TestSite, tmp_path: Path) -> None:
+    """The Scrapy way in: a new project, a generated spider, a crawl with it."""
+    project = tmp_path / "myproject"
+    code, out, err = await run(str(BIN / "crawler"), "startproject", str(project))
+    assert code == 0, err
+    assert "crawler genspider" in out
+    assert (project / "settings.toml").is_file() and (project / "spiders/__init__.py").is_file()
+    code, out, err = await run(str(BIN / "crawler"), "genspider", "local", f"{site.url}/page/1",
+                               cwd=project)
+    assert code == 0, err
+    assert "crawl local" in out
+    code, out, _ = await run(str(BIN / "crawler"), "list", cwd=project)
+    assert out.split() == ["local", "spiders.local"]
+    items = project / "items.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "local", "-o", str(items), cwd=project)
+    assert code == 0, err
+    assert [orjson.loads(line) for line in items.read_bytes().splitlines()] == [
+        {"url": f"{site.url}/page/1", "title": "Page 1"}]
+    # A bare domain starts at https://domain/ and keeps the crawl on it.
+    code, _, err = await run(str(BIN / "crawler"), "genspider", "shop_fr", "shop.example.fr",
+                             "--project", str(project))
+    assert code == 0, err
+    text = (project / "spiders/shop_fr.py").read_text()
+    assert "class ShopFrSpider(Spider):" in text
+    assert 'allowed_domains = ["shop.example.fr"]' in text
+    assert 'start_urls = ["https://shop.example.fr/"]' in text
+
+
+async def test_startproject_and_genspider_refuse_with_a_reason(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    assert (await run(str(BIN / "crawler"), "startproject", str(project)))[0] == 0
+    settings = (project / "settings.toml").read_text()
+    cases = [
+        (["startproject", str(project)], "already holds a project (settings.toml exists)"),
+        (["genspider", "My-Spider", "example.com"], "e.g. 'my_spider'"),
+        (["genspider", "class", "example.com"], "e.g. 'class_spider'"),
+        (["genspider", "ok", "mailto:someone@example.com"], "give an http(s) URL or a domain"),
+        (["genspider", "ok", "ftp://example.com/"], "scheme 'ftp' is not http or https"),
+        (["genspider", "ok", "http://exa mple.com/"], "cannot start a spider at"),
+    ]
+    for args, message in cases:
+        code, _, err = await run(str(BIN / "crawler"), *args, cwd=project)
+        assert code == 2 and message in err, (args, err)
+    assert (project / "settings.toml").read_text() == settings  # nothing overwritten
+    assert sorted(p.name for p in (project / "spiders").iterdir()) == ["__init__.py"]
+    assert (await run(str(BIN / "crawler"), "genspider", "ok", "example.com", cwd=project))[0] == 0
+    code, _, err = await run(str(BIN / "crawler"), "genspider", "ok", "example.org", cwd=project)
+    assert code == 2 and "ok.py exists already" in err
+    code, _, err = await run(str(BIN / "crawler"), "genspider", "ok", "example.org",
+                             cwd=tmp_path)
+    assert code == 2 and "no spiders/ folder" in err
+
+
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
          "publicsuffixlist")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
