@@ -545,8 +545,40 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+#: Scrapy's names of the settings that exist here under another name: a Scrapy user's
+#: ``-s CONCURRENT_REQUESTS=8`` gets the exact name back, not the nearest spelling.
+_SCRAPY_NAMES: dict[str, tuple[str, ...]] = {
+    "CONCURRENT_REQUESTS": ("concurrency",),
+    "CONCURRENT_REQUESTS_PER_DOMAIN": ("concurrency_per_host",),
+    "CONCURRENT_REQUESTS_PER_IP": ("concurrency_per_host",),
+    "DOWNLOAD_TIMEOUT": ("timeout",),
+    "DOWNLOAD_MAXSIZE": ("max_response_size",),
+    "RETRY_TIMES": ("retries",),
+    "REDIRECT_MAX_TIMES": ("max_redirects",),
+    "ROBOTSTXT_OBEY": ("obey_robots",),
+    "DEFAULT_REQUEST_HEADERS": ("default_headers",),
+    "COOKIES_ENABLED": ("cookies",),
+    "AUTOTHROTTLE_ENABLED": ("autothrottle",),
+    "ITEM_PIPELINES": ("pipelines",),
+    "DOWNLOADER_MIDDLEWARES": ("middlewares",),
+    "SPIDER_MIDDLEWARES": ("middlewares",),
+    "SPIDER_MODULES": ("spiders",),
+    "URLLENGTH_LIMIT": ("url_length_limit",),
+    "LOGSTATS_INTERVAL": ("log_interval",),
+    "HTTPERROR_ALLOWED_CODES": ("handle_status",),
+    "CLOSESPIDER_ITEMCOUNT": ("close_on", "items"),
+    "CLOSESPIDER_PAGECOUNT": ("close_on", "pages"),
+    "CLOSESPIDER_TIMEOUT": ("close_on", "seconds"),
+    "CLOSESPIDER_ERRORCOUNT": ("close_on", "errors"),
+}
+
+
 def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
-    """The closest valid name for an unknown one, spelt the way the source spells names."""
+    """The valid name for an unknown one: Scrapy's name of it, else the closest spelling;
+    spelt the way the source spells names."""
+    scrapy = _SCRAPY_NAMES.get(str(loc[-1]).upper()) if len(loc) == 1 else None
+    if scrapy is not None:
+        return _spell(list(scrapy), source)
     model: type[BaseModel] | None = Settings
     for key in loc[:-1]:
         info = model.model_fields.get(str(key)) if model is not None else None
@@ -559,7 +591,10 @@ def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
     matches = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
     if not matches:
         return None
-    path = [str(part) for part in loc[:-1]] + [matches[0]]
+    return _spell([str(part) for part in loc[:-1]] + [matches[0]], source)
+
+
+def _spell(path: list[str], source: str) -> str:
     if source.startswith("environment"):
         return ENV_PREFIX + "__".join(path).upper()
     return ".".join(path)

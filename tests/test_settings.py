@@ -307,6 +307,24 @@ def test_unknown_name_suggests_the_closest(
     assert "did you mean 'concurrency'?" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "suggestion"),
+    [
+        ({"cli": ["CONCURRENT_REQUESTS=8"]}, "concurrency"),  # not concurrency_per_host
+        ({"cli": ["ROBOTSTXT_OBEY=false"]}, "obey_robots"),
+        ({"cli": ["DOWNLOAD_DELAY=1"]}, "download_delay"),  # same name, other case
+        ({"toml": "CLOSESPIDER_ITEMCOUNT = 10\n"}, "close_on.items"),
+        ({"env": {"CRAWLER_CLOSESPIDER_ITEMCOUNT": "10"}}, "CRAWLER_CLOSE_ON__ITEMS"),
+    ],
+)
+def test_scrapy_setting_names_get_their_name_here(
+    tmp_path: Path, kwargs: dict[str, Any], suggestion: str
+) -> None:
+    err = build_error(tmp_path, **kwargs)
+    assert err.suggestion == suggestion
+    assert f"did you mean {suggestion!r}?" in str(err)
+
+
 def test_unknown_env_var_is_an_error_with_suggestion(tmp_path: Path) -> None:
     err = build_error(tmp_path, env={"CRAWLER_CONCURENCY": "10"})
     assert err.source == "environment CRAWLER_CONCURENCY"
