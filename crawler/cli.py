@@ -1,7 +1,8 @@
 """The ``crawl`` and ``crawler`` commands.
 
-Exit codes: 0 the crawl finished (or was stopped gracefully), 2 a usage, settings or spider
-error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
+Exit codes: 0 the crawl finished (or was stopped gracefully), 1 ``crawler parse`` could not
+run the callback (robots.txt, an HTTP error status, a download error), 2 a usage, settings or
+spider error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, InvalidURL
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .spider import Spider
 
 logger = logging.getLogger("crawler")
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -83,6 +89,25 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
         return runner.run(coro)
 
 
+def _spider_and_settings(
+    name: str, project: Path, cli_settings: list[str]
+) -> tuple[type[Spider], Settings]:
+    """The spider class called ``name`` and its settings: the project's layers, then the
+    spider's ``custom_settings`` (the spider is found with the project's ``spiders`` setting,
+    so the settings are built twice). Logging is set up as soon as a level is known."""
+    from .loader import load_spider
+    from .settings import build_settings
+
+    base = build_settings(project_dir=project, cli=cli_settings)
+    setup_logging(base.log_level)
+    spider_cls = load_spider(name, base.spiders, project)
+    settings = build_settings(
+        project_dir=project, custom_settings=spider_cls.custom_settings, cli=cli_settings
+    )
+    setup_logging(settings.log_level)
+    return spider_cls, settings
+
+
 def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
     """``crawl <spider> [-o FILE | -O FILE] [-a k=v]... [-s k=v]... [--stats FILE]``."""
     try:
@@ -104,16 +129,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
         cli_settings.append(f"frontier_url={args.frontier}")
     output = args.output or args.overwrite_output
     try:
-        from .loader import load_spider
-        from .settings import build_settings
-
-        base = build_settings(project_dir=project, cli=cli_settings)
-        setup_logging(base.log_level)
-        spider_cls = load_spider(args.spider, base.spiders, project)
-        settings = build_settings(
-            project_dir=project, custom_settings=spider_cls.custom_settings, cli=cli_settings
-        )
-        setup_logging(settings.log_level)
+        spider_cls, settings = _spider_and_settings(args.spider, project, cli_settings)
         if output:
             from .exporters import format_for
 
@@ -153,6 +169,16 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     ls = sub.add_parser("list", help="list the project's spiders and their modules")
     ls.add_argument("--project", type=Path, default=None)
     sub.add_parser("version", help="print the version")
+    pa = sub.add_parser("parse", help="fetch one URL and show what a spider's callback yields")
+    pa.add_argument("url")
+    pa.add_argument("--spider", required=True, help="the spider whose settings and callbacks "
+                    "are used")
+    pa.add_argument("-c", "--callback", help="the spider method to call (default: parse)")
+    pa.add_argument("-a", dest="spider_args", metavar="NAME=VALUE", type=_kv, action="append",
+                    default=[], help="spider argument")
+    pa.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
+                    help="setting, as for crawl")
+    pa.add_argument("--project", type=Path, default=None)
     sp = sub.add_parser("startproject", help="create a project: settings.toml and spiders/")
     sp.add_argument("path", type=Path, help="the project folder (created when missing)")
     gs = sub.add_parser("genspider", help="add a spider to the project: spiders/NAME.py")
@@ -189,6 +215,8 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "list":
         return _list(args.project)
+    if args.command == "parse":
+        return _parse(args)
     if args.command in ("startproject", "genspider"):
         return _scaffold(args)
     if args.command == "demo":
@@ -257,6 +285,55 @@ def _merge(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"read {result.read}, wrote {result.written}, dropped {result.duplicates} "
           f"repeats, skipped {result.invalid} unreadable lines", file=sys.stderr)
+    return EXIT_OK
+
+
+def _parse(args: argparse.Namespace) -> int:
+    """``crawler parse URL --spider NAME [-c CALLBACK]``: the items (as JSON lines) and the
+    requests one page gives, on stdout; nothing is followed, validated, piped or written."""
+    from pydantic import ValidationError
+
+    from .exporters import encode_item
+    from .items import to_dict
+    from .runner import parse_once
+
+    project = (args.project or Path.cwd()).resolve()
+    cli_settings = ["log_level=WARNING", *args.settings]
+    try:
+        spider_cls, settings = _spider_and_settings(args.spider, project, cli_settings)
+        result = run_async(parse_once(spider_cls, settings, args.url, args.callback,
+                                      spider_args=dict(args.spider_args)))
+    except (ConfigError, InvalidURL) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stats = result.stats
+    if not result.called:
+        failed = sorted(k.removeprefix("status/") for k in stats
+                        if k.startswith("status/") and not k.startswith(("status/2", "status/3")))
+        errors = sorted(k.removeprefix("errors/") for k in stats if k.startswith("errors/"))
+        why = ("forbidden by robots.txt" if stats.get("robots_denied")
+               else f"HTTP status {', '.join(failed)}" if failed
+               else f"errors: {', '.join(errors)}" if errors else "nothing fetched")
+        print(f"crawler: the callback did not run for {args.url} ({why})", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"# {len(result.items)} item(s)")
+    model = spider_cls.item_model
+    for item in result.items:
+        data = to_dict(item)
+        print(encode_item(data).decode())
+        if model is not None and not isinstance(item, model):
+            try:
+                model.model_validate(data)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                     for e in exc.errors(include_url=False))
+                print(f"#   invalid {model.__name__}: {problems}")
+    print(f"# {len(result.requests)} request(s)")
+    for request in result.requests:
+        callback = request.callback
+        name = callback if isinstance(callback, str) or callback is None else getattr(
+            callback, "__name__", repr(callback))
+        print(f"{request.method} {request.url}  callback={name or 'parse'}")
     return EXIT_OK
 
 

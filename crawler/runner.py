@@ -7,7 +7,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
+from .errors import ConfigError
 from .exporters import (
     BatchedExporter,
     Exporter,
@@ -24,6 +25,7 @@ from .exporters import (
 )
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
+from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CrawlResult", "run_spider"]
+__all__ = ["CrawlResult", "ParseResult", "parse_once", "run_spider"]
 
 
 @dataclass(slots=True)
@@ -218,6 +220,74 @@ async def run_spider(
 # The frontier kinds that need more wiring. Neither test imports a module: an instance of a
 # class cannot exist before its module was loaded, so other crawls load neither redis-py nor
 # sqlite3.
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What ``crawler parse`` saw: the callback's items and requests (after the spider's own
+    middlewares), and the stats of the one-page crawl."""
+
+    items: list[Any]
+    requests: list[Request]
+    stats: dict[str, Any]
+    called: bool  #: whether the callback ran (not when robots.txt, a status or an error stopped)
+
+
+class _Recorder:
+    """The outermost spider middleware of :func:`parse_once`: keeps every output and passes
+    none on, so nothing is followed, validated or sent to pipelines."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.requests: list[Request] = []
+        self.called = False
+
+    def process_spider_output(
+        self, response: Response, result: AsyncIterable[Any], spider: Spider
+    ) -> AsyncIterator[Any]:
+        return self._record(result)
+
+    async def _record(self, result: AsyncIterable[Any]) -> AsyncIterator[Any]:
+        self.called = True
+        async for output in result:
+            if isinstance(output, Request):
+                self.requests.append(output)
+            elif output is not None:
+                self.items.append(output)
+        return
+        yield  # an async generator that passes nothing on
+
+
+async def parse_once(
+    spider_cls: type[Spider],
+    settings: Settings,
+    url: str,
+    callback: str | None = None,
+    *,
+    spider_args: dict[str, Any] | None = None,
+) -> ParseResult:
+    """Fetch ``url`` as the spider would (its settings, middlewares, robots.txt, redirects,
+    retries) and run ``callback`` (default ``parse``) on the response, in memory: a project's
+    jobdir or shared frontier is left alone. Raises InvalidURL for a bad ``url``."""
+    if callback is not None and not callable(getattr(spider_cls, callback, None)):
+        methods = sorted(n for n in dir(spider_cls) if n.startswith("parse")
+                         and callable(getattr(spider_cls, n)))
+        raise ConfigError(f"spider {spider_cls.name!r} has no method {callback!r}"
+                          f" (its parse methods: {', '.join(methods) or 'none'})")
+    request = Request(url, callback, dont_filter=True)
+    recorder = _Recorder()
+
+    async def start(self: Spider) -> AsyncIterator[Request]:
+        yield request
+
+    probe = type(spider_cls.__name__, (spider_cls,), {
+        "start": start,
+        "middlewares": [recorder, *spider_cls.middlewares],
+        "__module__": spider_cls.__module__,
+    })
+    alone = settings.model_copy(update={"jobdir": None, "frontier_url": None})
+    result = await run_spider(probe, alone, spider_args=spider_args, frontier=MemoryFrontier())
+    return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
 
 
 def _shared(frontier: Frontier) -> RedisFrontier | None:

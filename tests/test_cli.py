@@ -162,6 +162,46 @@ async def test_startproject_and_genspider_refuse_with_a_reason(tmp_path: Path) -
     assert code == 2 and "no spiders/ folder" in err
 
 
+async def test_parse_shows_what_one_page_gives(site: TestSite, tmp_path: Path) -> None:
+    """`crawler parse`: Scrapy's selector-debugging command. One page, the spider's callback,
+    its items and requests on stdout; nothing followed, written or stored, even in a project
+    whose settings name a jobdir and a shared frontier."""
+    project = make_project(tmp_path / "p", {"books": (PROJECT / "spiders/books.py").read_text()},
+                           settings='jobdir = "job"\nfrontier_url = "redis://127.0.0.1:1/0"\n')
+    crawler = str(BIN / "crawler")
+    code, out, err = await run(crawler, "parse", f"{site.url}/", "--spider", "books",
+                               "-s", "obey_robots=false", cwd=project)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "# 0 item(s)" and lines[1].startswith("# ") and "request(s)" in lines[1]
+    requests = lines[2:]
+    assert requests and all(r.startswith(f"GET {site.url}/") for r in requests)
+    assert any(r.endswith("callback=parse_book") for r in requests)
+
+    book = expected_books(100)[0]
+    code, out, err = await run(crawler, "parse", f"{site.url}/{book['url']}", "--spider",
+                               "books", "-c", "parse_book", "-s", "obey_robots=false",
+                               cwd=project)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "# 1 item(s)" and lines[-1] == "# 0 request(s)"
+    assert orjson.loads(lines[1])["upc"] == book["upc"]
+    # The index page is no book: the item is shown with why the model refuses it.
+    code, out, _ = await run(crawler, "parse", f"{site.url}/", "--spider", "books", "-c",
+                             "parse_book", "-s", "obey_robots=false", cwd=project)
+    assert code == 0 and "#   invalid Book: title: " in out
+    assert not (project / "job").exists()  # the project's jobdir was left alone
+
+    code, _, err = await run(crawler, "parse", f"{site.url}/missing", "--spider", "books",
+                             "-s", "obey_robots=false", cwd=project)
+    assert code == 1 and "callback did not run" in err and "HTTP status 404" in err
+    code, _, err = await run(crawler, "parse", f"{site.url}/", "--spider", "books", "-c",
+                             "parse_bok", cwd=project)
+    assert code == 2 and "has no method 'parse_bok' (its parse methods: parse, parse_book)" in err
+    code, _, err = await run(crawler, "parse", "not a url", "--spider", "books", cwd=project)
+    assert code == 2 and "invalid URL 'not a url'" in err
+
+
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
          "publicsuffixlist")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
