@@ -64,12 +64,23 @@ def _crawl_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Log lines without the passwords of URLs (``http://user:secret@host/`` is logged as
+    ``http://***@host/``): a start URL or proxy with credentials must not leak into logs,
+    whichever message, traceback or library writes it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .urls import redact_userinfo
+
+        return redact_userinfo(super().format(record))
+
+
 def setup_logging(level: str) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     # aiohttp's access/client loggers are noisy at DEBUG; our own messages say what matters.

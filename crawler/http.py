@@ -267,6 +267,11 @@ class Response:
         """The request's ``meta`` dict."""
         return self.request.meta
 
+    @property
+    def cb_kwargs(self) -> dict[str, Any]:
+        """The request's ``cb_kwargs`` (the keyword arguments its callback receives)."""
+        return self.request.cb_kwargs
+
     @cached_property
     def yurl(self) -> URL:
         """The response URL as a ``yarl.URL`` (the base for relative links)."""

@@ -34,7 +34,7 @@ from yarl import URL
 
 from crawler.errors import InvalidURL
 
-__all__ = ["DomainFilter", "canonical_url", "host_key", "parse_url"]
+__all__ = ["DomainFilter", "canonical_url", "host_key", "parse_url", "redact_userinfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -344,3 +344,13 @@ def _normalise_domain(entry: str) -> str | None:
         logger.warning("allowed_domains entry %r is not a valid domain; ignoring it", entry)
         return None
     return host
+
+
+# The user-info part of any URL in a text: "user:password@" after "scheme://".
+_USERINFO = re.compile(r"(?<=://)[^\s/?#@]+@")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``
+    (``http://user:secret@host/`` becomes ``http://***@host/``): for logs."""
+    return _USERINFO.sub("***@", text) if "@" in text else text

@@ -346,6 +346,7 @@ async def test_every_callback_kind(site: TestSite, tmp_path: Path) -> None:
             return [{"kind": tag}]
 
         def gen(self, response: Response, tag: str) -> Any:
+            assert response.cb_kwargs == {"tag": tag}  # Scrapy's shortcut to the request's
             yield {"kind": tag}
 
         async def agen(self, response: Response, tag: str) -> Any:

@@ -56,6 +56,27 @@ def test_redirect_header_rules(source: str, target: str, kept: set[str]) -> None
     assert headers["X-Other"] == "1"  # other headers always follow
 
 
+async def test_url_passwords_never_reach_the_log(site: TestSite, tmp_path: Path) -> None:
+    """A start URL with credentials is crawled with them (Basic auth on its own host), and
+    the log shows ``***`` where the user and password were, at every level."""
+    import asyncio
+    import os
+    import sys
+
+    start = site.url.replace("http://", "http://crawler:s3cret-pw@") + "/status/404"
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "crawl"), "books", "-a", f"start_url={start}",
+        "-L", "DEBUG", "-s", "obey_robots=false", cwd=PROJECT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ},
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert "Ignoring response http://***@127.0.0.1:" in log  # the line is there, redacted
+    assert "s3cret-pw" not in log and "crawler:" not in log.replace("crawler: ", "")
+    assert site.stats.hits["/status/404"] == 1
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
