@@ -268,7 +268,8 @@ async def parse_once(
 ) -> ParseResult:
     """Fetch ``url`` as the spider would (its settings, middlewares, robots.txt, redirects,
     retries) and run ``callback`` (default ``parse``) on the response, in memory: a project's
-    jobdir or shared frontier is left alone. Raises InvalidURL for a bad ``url``."""
+    jobdir, shared frontier and pipelines are left alone. Raises InvalidURL for a bad
+    ``url``."""
     if callback is not None and not callable(getattr(spider_cls, callback, None)):
         methods = sorted(n for n in dir(spider_cls) if n.startswith("parse")
                          and callable(getattr(spider_cls, n)))
@@ -280,12 +281,15 @@ async def parse_once(
     async def start(self: Spider) -> AsyncIterator[Request]:
         yield request
 
+    # No pipelines at all (a pipeline's open() may connect to a database), no jobdir, no
+    # shared frontier: a look at one page must not touch what real crawls use.
     probe = type(spider_cls.__name__, (spider_cls,), {
         "start": start,
         "middlewares": [recorder, *spider_cls.middlewares],
+        "pipelines": [],
         "__module__": spider_cls.__module__,
     })
-    alone = settings.model_copy(update={"jobdir": None, "frontier_url": None})
+    alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
     result = await run_spider(probe, alone, spider_args=spider_args, frontier=MemoryFrontier())
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
 

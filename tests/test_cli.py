@@ -166,8 +166,21 @@ async def test_parse_shows_what_one_page_gives(site: TestSite, tmp_path: Path) -
     """`crawler parse`: Scrapy's selector-debugging command. One page, the spider's callback,
     its items and requests on stdout; nothing followed, written or stored, even in a project
     whose settings name a jobdir and a shared frontier."""
-    project = make_project(tmp_path / "p", {"books": (PROJECT / "spiders/books.py").read_text()},
-                           settings='jobdir = "job"\nfrontier_url = "redis://127.0.0.1:1/0"\n')
+    opened = tmp_path / "pipeline-opened"
+    pipeline = f"""
+        class Store:
+            def open(self, spider):
+                open({str(opened)!r}, "w").close()
+
+            def process_item(self, item, spider):
+                return item
+    """
+    project = make_project(
+        tmp_path / "p",
+        {"books": (PROJECT / "spiders/books.py").read_text(), "store": pipeline},
+        settings='jobdir = "job"\nfrontier_url = "redis://127.0.0.1:1/0"\n'
+                 'pipelines = ["spiders.store:Store"]\n',
+    )
     crawler = str(BIN / "crawler")
     code, out, err = await run(crawler, "parse", f"{site.url}/", "--spider", "books",
                                "-s", "obey_robots=false", cwd=project)
@@ -191,6 +204,7 @@ async def test_parse_shows_what_one_page_gives(site: TestSite, tmp_path: Path) -
                              "parse_book", "-s", "obey_robots=false", cwd=project)
     assert code == 0 and "#   invalid Book: title: " in out
     assert not (project / "job").exists()  # the project's jobdir was left alone
+    assert not opened.exists()  # and its pipelines too
 
     code, _, err = await run(crawler, "parse", f"{site.url}/missing", "--spider", "books",
                              "-s", "obey_robots=false", cwd=project)
