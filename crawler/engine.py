@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Engine", "Slot"]
 
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# Where a <meta http-equiv="refresh"> is looked for: the start of the page, as in Scrapy.
+_META_REFRESH_SCAN = 4096
 # Small batches: the first requests go out while start() is still producing the rest.
 _SEED_BATCH = 100
 
@@ -144,6 +146,7 @@ class Engine:
         self._url_length_limit = settings.url_length_limit
         self._max_repeated = settings.max_repeated_segments
         self._max_pages = settings.max_pages_per_host
+        self._meta_refresh = settings.meta_refresh
         self._host_pages: dict[str, int] = {}
         # Leased but not finished stays within concurrency plus a small prefetch, so priorities
         # decide what runs next instead of whatever was leased long ago.
@@ -530,8 +533,10 @@ class Engine:
         stats.inc("responses")
         stats.inc(f"status/{status}")
         handled = status in request.handle_status or status in self._handle_status
-        if status in _REDIRECT_CODES and not handled and "Location" in response.headers:
-            await self._redirect(lease, response)
+        meta = request._meta
+        follow = not (meta and meta.get("dont_redirect"))
+        if status in _REDIRECT_CODES and not handled and follow and "Location" in response.headers:
+            await self._redirect(lease, response, response.headers["Location"], "http")
             return
         if (
             status in self._retry_codes
@@ -545,16 +550,44 @@ class Engine:
             stats.inc("http_errors")
             await self._fail(lease, HttpError(request.url, status, response), response)
             return
+        if (
+            self._meta_refresh
+            and follow
+            and b"http-equiv" in response.body[:_META_REFRESH_SCAN].lower()  # cheap first
+        ):
+            target = self._meta_refresh_target(response)
+            if target is not None:
+                await self._redirect(lease, response, target, "meta_refresh")
+                return
         children, items = await self._run_callback(
             self._resolve(request.callback) or self.spider.parse, request, response,
             (response,), request.cb_kwargs,
         )
         await self._ack(lease, children, items)
 
-    async def _redirect(self, lease: Lease, response: Response) -> None:
+    def _meta_refresh_target(self, response: Response) -> str | None:
+        """The URL an HTML page's ``<meta http-equiv="refresh">`` sends to, when it is to be
+        followed: within ``meta_refresh_max_delay``, not inside ``<script>``/``<noscript>``,
+        and not the page itself."""
+        content_type = response.headers.get("Content-Type", "text/html").lower()
+        if "html" not in content_type:
+            return None
+        from w3lib.html import get_meta_refresh  # parsel's dependency; only pages that have one
+
+        delay, url = get_meta_refresh(response.text[:_META_REFRESH_SCAN], response.url)
+        if url is None or delay is None or delay > self.settings.meta_refresh_max_delay:
+            return None
+        return None if url == response.url else str(url)
+
+    async def _redirect(
+        self, lease: Lease, response: Response, location: str, kind: str
+    ) -> None:
+        """Follow a redirect (``kind``: ``http`` for a 3xx Location, ``meta_refresh``) as a
+        new request in the same chain: loops and ``max_redirects`` end it with a
+        RedirectError."""
         request = lease.request
         try:
-            target = parse_url(response.headers["Location"].strip(), response.yurl)
+            target = parse_url(location.strip(), response.yurl)
         except InvalidURL as exc:
             await self._fail(
                 lease, RedirectError(request.url, f"bad redirect target: {exc.reason}"), response
@@ -576,8 +609,10 @@ class Engine:
             )
             return
         self.stats.inc("redirects")
+        if kind != "http":
+            self.stats.inc(f"redirects/{kind}")
         method, body = request.method, request.body
-        if (response.status == 303 and method != "HEAD") or (
+        if kind != "http" or (response.status == 303 and method != "HEAD") or (
             response.status in (301, 302) and method == "POST"
         ):
             method, body = "GET", b""  # what browsers do; 307/308 keep method and body

@@ -129,6 +129,10 @@ class Settings(BaseModel):
     """Upper bound of one backoff delay, in seconds."""
     max_redirects: int = Field(default=10, ge=0)
     """Maximum redirect hops followed for one request."""
+    meta_refresh: bool = True
+    """Follow an HTML page's `<meta http-equiv="refresh">` redirect, as an HTTP redirect."""
+    meta_refresh_max_delay: float = Field(default=100.0, ge=0)
+    """A meta refresh with a longer delay (seconds) is not followed: the page is parsed."""
     user_agent: str = USER_AGENT
     """The User-Agent header sent with every request."""
     default_headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADERS))
@@ -555,6 +559,8 @@ _SCRAPY_NAMES: dict[str, tuple[str, ...]] = {
     "DOWNLOAD_MAXSIZE": ("max_response_size",),
     "RETRY_TIMES": ("retries",),
     "REDIRECT_MAX_TIMES": ("max_redirects",),
+    "METAREFRESH_ENABLED": ("meta_refresh",),
+    "METAREFRESH_MAXDELAY": ("meta_refresh_max_delay",),
     "ROBOTSTXT_OBEY": ("obey_robots",),
     "DEFAULT_REQUEST_HEADERS": ("default_headers",),
     "COOKIES_ENABLED": ("cookies",),

@@ -12,7 +12,7 @@ import orjson
 
 from crawler import CloseSpider, DropItem, Failure, Item, Request, Response, Spider
 from crawler.errors import DownloadTimeout, HttpError, RedirectError
-from crawler.testsite import TestSite
+from crawler.testsite import Canned, TestSite
 
 from .conftest import crawl
 
@@ -318,6 +318,62 @@ async def test_redirect_loop_stops_with_errback_called_once(site: TestSite, tmp_
     assert all(f.check(RedirectError) for f in failures)
     assert site.stats.hits["/redirect/30"] == 1
     assert result.stats["errors/RedirectError"] == 2
+
+
+def _refresh_page(content: str, *, wrap: str = "", content_type: str = "text/html") -> Canned:
+    meta = f'<meta http-equiv="Refresh" content="{content}">'
+    if wrap:
+        meta = f"<{wrap}>{meta}</{wrap}>"
+    return Canned(200, f"<html><head><title>r</title>{meta}</head><body>old</body></html>",
+                  {"Content-Type": f"{content_type}; charset=utf-8"})
+
+
+async def test_meta_refresh_is_followed_like_a_redirect(site: TestSite, tmp_path: Path) -> None:
+    """Scrapy's MetaRefreshMiddleware: a page that sends the browser on with
+    <meta http-equiv="refresh"> is a redirect, unless its delay is long, it sits in
+    <noscript>, the page is no HTML, or the request or the settings say not to."""
+    site.canned["/mr/now"] = _refresh_page("0; url=/page/target")
+    site.canned["/mr/later"] = _refresh_page("5;URL='/page/later'")
+    site.canned["/mr/slow"] = _refresh_page("300; url=/page/never")
+    site.canned["/mr/noscript"] = _refresh_page("0; url=/page/never", wrap="noscript")
+    site.canned["/mr/text"] = _refresh_page("0; url=/page/never", content_type="text/plain")
+    site.canned["/mr/self"] = _refresh_page("0")
+    site.canned["/mr/opt-out"] = _refresh_page("0; url=/page/never")
+    site.canned["/mr/ping"] = _refresh_page("0; url=/mr/pong")
+    site.canned["/mr/pong"] = _refresh_page("0; url=/mr/ping")
+    failures: list[Failure] = []
+
+    class Refresh(Spider):
+        name = "refresh"
+
+        async def start(self) -> Any:
+            for path in ("now", "later", "slow", "noscript", "text", "self"):
+                yield Request(f"{site.url}/mr/{path}")
+            yield Request(f"{site.url}/mr/opt-out", meta={"dont_redirect": True})
+            yield Request(f"{site.url}/mr/ping", errback=failures.append)
+            # dont_redirect holds for HTTP redirects too: the 302 is an error.
+            yield Request(f"{site.url}/redirect/1", meta={"dont_redirect": True},
+                          errback=failures.append)
+
+        def parse(self, response: Response) -> Any:
+            yield {"url": response.url, "chain": response.redirect_chain}
+
+    result, items = await crawl(Refresh, tmp_path)
+    by_url = {item["url"].removeprefix(site.url): item["chain"] for item in items}
+    assert by_url == {
+        "/page/target": [f"{site.url}/mr/now"],
+        "/page/later": [f"{site.url}/mr/later"],
+        "/mr/slow": [], "/mr/noscript": [], "/mr/text": [], "/mr/self": [], "/mr/opt-out": [],
+    }  # fmt: skip
+    assert site.stats.hits["/page/never"] == 0
+    assert result.stats["redirects/meta_refresh"] == 3  # now, later, ping -> pong
+    assert sorted(type(f.value).__name__ for f in failures) == ["HttpError", "RedirectError"]
+    assert any("redirect loop" in str(f.value) for f in failures)
+
+    site.reset_stats()
+    _, items = await crawl(Refresh, tmp_path, meta_refresh=False)
+    assert "/page/target" not in {item["url"].removeprefix(site.url) for item in items}
+    assert site.stats.hits["/page/target"] == 0
 
 
 async def test_callback_exception_does_not_stop_the_crawl(site: TestSite, tmp_path: Path) -> None:
