@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from .http import Request as Request
     from .http import Response as Response
     from .items import Item as Item
+    from .sitemap import SitemapSpider as SitemapSpider
     from .spider import Spider as Spider
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Item",
     "Request",
     "Response",
+    "SitemapSpider",
     "Spider",
     "__version__",
 ]
@@ -49,6 +51,8 @@ def __getattr__(name: str) -> Any:
         from . import items as module  # type: ignore[no-redef]
     elif name == "Spider":
         from . import spider as module  # type: ignore[no-redef]
+    elif name == "SitemapSpider":
+        from . import sitemap as module  # type: ignore[no-redef]
     else:
         raise AttributeError(f"module 'crawler' has no attribute {name!r}")
     value = getattr(module, name)
