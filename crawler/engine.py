@@ -553,7 +553,8 @@ class Engine:
         if (
             self._meta_refresh
             and follow
-            and b"http-equiv" in response.body[:_META_REFRESH_SCAN].lower()  # cheap first
+            # Cheap first: "http-equiv" alone is on most pages (Content-Type), "refresh" not.
+            and b"refresh" in response.body[:_META_REFRESH_SCAN].lower()
         ):
             target = self._meta_refresh_target(response)
             if target is not None:

@@ -108,9 +108,18 @@ async def run_spider(
     pipelines += [instantiate(import_object(p)) for p in settings.pipelines]
     middlewares = [instantiate(m) for m in spider.middlewares]
     middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
+    cache = None
+    if settings.http_cache:
+        from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
+
+        # The innermost middleware: the others run before it, cached responses or not.
+        cache = HttpCache.from_settings(settings, spider.name, stats)
+        middlewares.append(cache)
     items = ItemProcessor(spider, spider.item_model, pipelines)
     reason = "error"
     async with AsyncExitStack() as stack:
+        if cache is not None:
+            stack.callback(cache.close)
         job: JobDir | None = None
         if settings.jobdir:
             from .jobdir import JobDir  # only durable crawls pay for sqlite3

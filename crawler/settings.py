@@ -194,6 +194,14 @@ class Settings(BaseModel):
     """A request leased this many times without being acknowledged is given up."""
     jobdir: str | None = None
     """Directory where a crawl's state is kept so it can be resumed; unset = not persisted."""
+    http_cache: bool = False
+    """Keep every response and answer reruns from it (for developing spiders)."""
+    http_cache_dir: str = ".httpcache"
+    """Folder of the HTTP cache, one SQLite file per spider."""
+    http_cache_expiration: float = Field(default=0.0, ge=0)
+    """Seconds a cached response stays fresh; 0 = forever."""
+    http_cache_ignore_status: list[HttpStatus] = Field(default_factory=list)
+    """Statuses never cached, besides retry_http_codes."""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -560,6 +568,10 @@ _SCRAPY_NAMES: dict[str, tuple[str, ...]] = {
     "RETRY_TIMES": ("retries",),
     "REDIRECT_MAX_TIMES": ("max_redirects",),
     "METAREFRESH_ENABLED": ("meta_refresh",),
+    "HTTPCACHE_ENABLED": ("http_cache",),
+    "HTTPCACHE_DIR": ("http_cache_dir",),
+    "HTTPCACHE_EXPIRATION_SECS": ("http_cache_expiration",),
+    "HTTPCACHE_IGNORE_HTTP_CODES": ("http_cache_ignore_status",),
     "METAREFRESH_MAXDELAY": ("meta_refresh_max_delay",),
     "ROBOTSTXT_OBEY": ("obey_robots",),
     "DEFAULT_REQUEST_HEADERS": ("default_headers",),
