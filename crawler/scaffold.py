@@ -80,7 +80,12 @@ def new_project(path: Path) -> list[Path]:
     init = spiders / "__init__.py"
     init.write_text('"""The spiders of this project: `crawl <name>` runs one."""\n')
     settings.write_text(SETTINGS_TEMPLATE.format(name=_bot_name(path)))
-    return [settings, init]
+    written = [settings, init]
+    ignore = path / ".gitignore"
+    if not ignore.exists():  # an existing repository keeps its own
+        ignore.write_text(".httpcache/\n__pycache__/\n")
+        written.append(ignore)
+    return written
 
 
 def new_spider(project: Path, name: str, target: str) -> Path:

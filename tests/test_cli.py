@@ -116,6 +116,7 @@ async def test_startproject_genspider_crawl(site: TestSite, tmp_path: Path) -> N
     assert code == 0, err
     assert "crawler genspider" in out
     assert (project / "settings.toml").is_file() and (project / "spiders/__init__.py").is_file()
+    assert ".httpcache/" in (project / ".gitignore").read_text()
     code, out, err = await run(str(BIN / "crawler"), "genspider", "local", f"{site.url}/page/1",
                                cwd=project)
     assert code == 0, err
