@@ -575,10 +575,18 @@ class Engine:
             return None
         from w3lib.html import get_meta_refresh  # parsel's dependency; only pages that have one
 
-        delay, url = get_meta_refresh(response.text[:_META_REFRESH_SCAN], response.url)
+        try:
+            delay, url = get_meta_refresh(response.text[:_META_REFRESH_SCAN], response.url)
+        except ValueError:  # a hostile refresh value: the page is parsed as it is
+            return None
         if url is None or delay is None or delay > self.settings.meta_refresh_max_delay:
             return None
-        return None if url == response.url else str(url)
+        try:
+            target = str(parse_url(url))
+        except InvalidURL as exc:  # javascript:, a broken host...: the page is what there is
+            logger.debug("Not following the meta refresh of %s: %s", response.url, exc.reason)
+            return None
+        return None if target == response.url else target
 
     async def _redirect(
         self, lease: Lease, response: Response, location: str, kind: str

@@ -338,6 +338,7 @@ async def test_meta_refresh_is_followed_like_a_redirect(site: TestSite, tmp_path
     site.canned["/mr/noscript"] = _refresh_page("0; url=/page/never", wrap="noscript")
     site.canned["/mr/text"] = _refresh_page("0; url=/page/never", content_type="text/plain")
     site.canned["/mr/self"] = _refresh_page("0")
+    site.canned["/mr/js"] = _refresh_page("0; url=javascript:alert(1)")
     site.canned["/mr/opt-out"] = _refresh_page("0; url=/page/never")
     site.canned["/mr/ping"] = _refresh_page("0; url=/mr/pong")
     site.canned["/mr/pong"] = _refresh_page("0; url=/mr/ping")
@@ -347,7 +348,7 @@ async def test_meta_refresh_is_followed_like_a_redirect(site: TestSite, tmp_path
         name = "refresh"
 
         async def start(self) -> Any:
-            for path in ("now", "later", "slow", "noscript", "text", "self"):
+            for path in ("now", "later", "slow", "noscript", "text", "self", "js"):
                 yield Request(f"{site.url}/mr/{path}")
             yield Request(f"{site.url}/mr/opt-out", meta={"dont_redirect": True})
             yield Request(f"{site.url}/mr/ping", errback=failures.append)
@@ -364,6 +365,7 @@ async def test_meta_refresh_is_followed_like_a_redirect(site: TestSite, tmp_path
         "/page/target": [f"{site.url}/mr/now"],
         "/page/later": [f"{site.url}/mr/later"],
         "/mr/slow": [], "/mr/noscript": [], "/mr/text": [], "/mr/self": [], "/mr/opt-out": [],
+        "/mr/js": [],
     }  # fmt: skip
     assert site.stats.hits["/page/never"] == 0
     assert result.stats["redirects/meta_refresh"] == 3  # now, later, ping -> pong
