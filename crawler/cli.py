@@ -174,7 +174,8 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
 
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:
-    """``crawler list | version | demo | crawl ...``."""
+    """``crawler list | parse | startproject | genspider | version | demo | frontier |
+    merge | crawl``: the project tools."""
     p = argparse.ArgumentParser(prog="crawler", description="Project tools.")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list the project's spiders and their modules")
