@@ -86,10 +86,14 @@ class HttpCache:
         self._conn.close()
 
     def process_request(self, request: Request, spider: Any) -> Response | None:
-        row = self._conn.execute(
-            "SELECT url, status, headers, body, stored FROM responses WHERE fingerprint = ?",
-            (request.fingerprint,),
-        ).fetchone()
+        try:
+            row = self._conn.execute(
+                "SELECT url, status, headers, body, stored FROM responses WHERE fingerprint = ?",
+                (request.fingerprint,),
+            ).fetchone()
+        except sqlite3.Error as exc:  # the cache is a convenience: the network still works
+            self._failed("read", exc)
+            row = None
         if row is None or (self.expiration and time.time() - row[4] > self.expiration):
             self.stats.inc("httpcache/miss")
             return None
@@ -103,11 +107,20 @@ class HttpCache:
         if response.status in self.ignore_status:
             return response
         headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _DROPPED_HEADERS]
-        self._conn.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-            (request.fingerprint, response.url, response.status, orjson.dumps(headers),
-             response.body, time.time()),
-        )
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+                (request.fingerprint, response.url, response.status, orjson.dumps(headers),
+                 response.body, time.time()),
+            )
+        except sqlite3.Error as exc:  # a full disk loses the cache entry, never the page
+            self._failed("write", exc)
+            return response
         self.stats.inc("httpcache/store")
         return response
+
+    def _failed(self, what: str, exc: sqlite3.Error) -> None:
+        if not self.stats.get(f"httpcache/{what}_errors"):
+            logger.warning("HTTP cache %s failed (%s): %s", what, self.path, exc)
+        self.stats.inc(f"httpcache/{what}_errors")
 

@@ -99,3 +99,26 @@ async def test_an_unusable_cache_dir_is_an_error_naming_it(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"cannot open the HTTP cache .*not-a-dir"):
         await crawl(Pages, tmp_path, spider_args={"base": "http://127.0.0.1:9"},
                     http_cache=True, http_cache_dir=str(blocker))
+
+
+def test_a_failing_cache_never_loses_a_page(tmp_path: Path) -> None:
+    """Disk full, a table gone: the request goes to the network and the page to its callback;
+    the failure is counted and logged once."""
+    import sqlite3
+
+    from crawler.httpcache import HttpCache
+    from crawler.stats import Stats
+
+    path = tmp_path / "c.sqlite3"
+    stats = Stats()
+    cache = HttpCache(path, stats)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE responses")
+    request = Request("http://127.0.0.1:9/a")
+    response = Response(request.url, 200, {"Content-Type": "text/html"}, b"<p>a</p>", request)
+    for _ in range(2):
+        assert cache.process_request(request, None) is None
+        assert cache.process_response(request, response, None) is response
+    assert stats.get("httpcache/read_errors") == 2 and stats.get("httpcache/write_errors") == 2
+    assert stats.get("httpcache/store") == 0
+    cache.close()
