@@ -60,7 +60,7 @@ def parse_sitemap(body: bytes) -> tuple[str, list[SitemapEntry]] | None:
         return None
     if root is None or not isinstance(root.tag, str):
         return None
-    kind = etree.QName(root).localname
+    kind = _local(root.tag)
     if kind not in ("urlset", "sitemapindex"):
         return None
     entries: list[SitemapEntry] = []
@@ -73,7 +73,7 @@ def parse_sitemap(body: bytes) -> tuple[str, list[SitemapEntry]] | None:
         for child in element:
             if not isinstance(child.tag, str):
                 continue
-            name = etree.QName(child).localname
+            name = _local(child.tag)
             if name == "link":
                 href = child.get("href")
                 if child.get("rel") == "alternate" and href:
@@ -85,6 +85,12 @@ def parse_sitemap(body: bytes) -> tuple[str, list[SitemapEntry]] | None:
         if loc:
             entries.append(SitemapEntry(loc, fields, alternates))
     return kind, entries
+
+
+def _local(tag: str) -> str:
+    """A tag's local name: ``{namespace}url`` -> ``url`` (no validation: lxml's recovery
+    can yield tag names QName would refuse)."""
+    return tag.rpartition("}")[2]
 
 
 class SitemapSpider(Spider):

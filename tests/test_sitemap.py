@@ -145,3 +145,18 @@ async def test_alternates_filter_and_refusals(
                     " bytes"]
     assert any("Skipped sitemap URL 'ftp://x/s.xml'" in m for m in messages)
     assert result.reason == "finished"
+
+
+def test_parse_sitemap_never_raises_on_mangled_bytes() -> None:
+    """Seeded byte flips of a real sitemap (lxml's recovery then makes odd tag names, which
+    once raised from QName): every input gives a result or None, never an exception."""
+    import random
+
+    rng = random.Random(5)
+    base = bytearray(urlset("http://a.example/1", "http://a.example/2",
+                            alternates={"http://a.example/1": "http://a.example/fr/1"}).encode())
+    for _ in range(3000):
+        mangled = bytearray(base)
+        for _ in range(rng.randint(1, 12)):
+            mangled[rng.randrange(len(mangled))] = rng.randrange(256)
+        parse_sitemap(bytes(mangled))
