@@ -104,8 +104,9 @@ def _spider_and_settings(
     name: str, project: Path, cli_settings: list[str]
 ) -> tuple[type[Spider], Settings]:
     """The spider class called ``name`` and its settings: the project's layers, then the
-    spider's ``custom_settings`` (the spider is found with the project's ``spiders`` setting,
-    so the settings are built twice). Logging is set up as soon as a level is known."""
+    spider's own (:meth:`Spider.spider_settings`). The spider is found with the project's
+    ``spiders`` setting, so the settings are built twice. Logging is set up as soon as a
+    level is known."""
     from .loader import load_spider
     from .settings import build_settings
 
@@ -113,7 +114,7 @@ def _spider_and_settings(
     setup_logging(base.log_level)
     spider_cls = load_spider(name, base.spiders, project)
     settings = build_settings(
-        project_dir=project, custom_settings=spider_cls.custom_settings, cli=cli_settings
+        project_dir=project, custom_settings=spider_cls.spider_settings(), cli=cli_settings
     )
     setup_logging(settings.log_level)
     return spider_cls, settings

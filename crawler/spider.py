@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Spider"]
 
+#: Scrapy spider attributes that are settings here, honoured at the spider's layer.
+_SETTING_ATTRIBUTES = ("download_delay", "user_agent")
+
 
 class Spider:
     """Base class of every spider.
@@ -25,7 +28,8 @@ class Spider:
     - ``allowed_domains``: when set, requests to other hosts (subdomains included) are dropped
       and counted as ``offsite_dropped``; start requests are not filtered.
     - ``custom_settings``: settings for this spider, above ``settings.toml`` and below the
-      environment and ``-s``.
+      environment and ``-s``. Scrapy's ``download_delay`` and ``user_agent`` class attributes
+      are read into that layer too (:meth:`spider_settings`).
     - ``item_model``: a pydantic model every dict item is validated against.
     - ``pipelines`` / ``middlewares``: objects (or classes, instantiated without arguments)
       run before those named in the settings.
@@ -43,6 +47,15 @@ class Spider:
     pipelines: ClassVar[list[Any]] = []
     middlewares: ClassVar[list[Any]] = []
     handle_status: ClassVar[list[int]] = []
+
+    @classmethod
+    def spider_settings(cls) -> dict[str, Any]:
+        """This spider's layer of settings: ``custom_settings``, plus Scrapy's per-spider
+        attributes ``download_delay`` and ``user_agent`` when the class sets them (so a spider
+        written for Scrapy keeps its politeness); ``custom_settings`` wins when both do."""
+        layer = {name: getattr(cls, name) for name in _SETTING_ATTRIBUTES if hasattr(cls, name)}
+        layer.update(cls.custom_settings)
+        return layer
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import itertools
 import json
 import os
 import signal
@@ -215,6 +216,42 @@ async def test_parse_shows_what_one_page_gives(site: TestSite, tmp_path: Path) -
     assert code == 2 and "has no method 'parse_bok' (its parse methods: parse, parse_book)" in err
     code, _, err = await run(crawler, "parse", "not a url", "--spider", "books", cwd=project)
     assert code == 2 and "invalid URL 'not a url'" in err
+
+
+async def test_scrapy_spider_attributes_are_settings(site: TestSite, tmp_path: Path) -> None:
+    """`download_delay` and `user_agent` on a spider class, as Scrapy spiders set them, are
+    honoured (a copied spider keeps its politeness), below `-s`."""
+    spider = """
+        from crawler import Request, Spider
+
+        class Polite(Spider):
+            name = "polite"
+            download_delay = 0.3
+            user_agent = "politebot/2.0"
+
+            async def start(self):
+                for i in range(4):
+                    yield Request(f"{self.base}/echo?i={i}")
+
+            def parse(self, response):
+                yield {"ua": response.json()["headers"]["user-agent"]}
+    """
+    project = make_project(tmp_path / "p", {"polite": spider})
+    out = tmp_path / "items.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "polite", "-O", str(out), "-a",
+                             f"base={site.url}", "-s", "obey_robots=false", cwd=project)
+    assert code == 0, err
+    assert {orjson.loads(line)["ua"] for line in out.read_bytes().splitlines()} == {
+        "politebot/2.0"}
+    times = sorted(t for t, path, _ in site.stats.log if path.startswith("/echo"))
+    assert len(times) == 4
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25
+    # -s is above the spider's layer.
+    code, _, err = await run(str(BIN / "crawl"), "polite", "-O", str(out), "-a",
+                             f"base={site.url}", "-s", "obey_robots=false",
+                             "-s", "user_agent=other/1", "-s", "download_delay=0", cwd=project)
+    assert code == 0, err
+    assert {orjson.loads(line)["ua"] for line in out.read_bytes().splitlines()} == {"other/1"}
 
 
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
