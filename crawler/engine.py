@@ -138,7 +138,13 @@ class Engine:
         self._seeding = True
         self._stopping: str | None = None
         self._retry_codes = frozenset(settings.retry_http_codes)
-        self._handle_status = frozenset(settings.handle_status) | frozenset(spider.handle_status)
+        # Scrapy's names (handle_httpstatus_list / _all) are honoured too, on the spider here
+        # and in request.meta per response: a spider written for Scrapy sees the same pages.
+        self._handle_status = (
+            frozenset(settings.handle_status) | frozenset(spider.handle_status)
+            | frozenset(getattr(spider, "handle_httpstatus_list", ()))
+        )
+        self._handle_all = bool(getattr(spider, "handle_httpstatus_all", False))
         allowed = spider.allowed_domains
         self._domains = DomainFilter(allowed) if allowed else None
         self._depth_limit = settings.depth_limit
@@ -532,8 +538,14 @@ class Engine:
         stats = self.stats
         stats.inc("responses")
         stats.inc(f"status/{status}")
-        handled = status in request.handle_status or status in self._handle_status
+        handled = (
+            status in request.handle_status or status in self._handle_status or self._handle_all
+        )
         meta = request._meta
+        if meta and not handled:
+            handled = bool(meta.get("handle_httpstatus_all")) or status in meta.get(
+                "handle_httpstatus_list", ()
+            )
         follow = not (meta and meta.get("dont_redirect"))
         if status in _REDIRECT_CODES and not handled and follow and "Location" in response.headers:
             await self._redirect(lease, response, response.headers["Location"], "http")

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -282,6 +282,34 @@ async def test_non_2xx_goes_to_errback_unless_handled(site: TestSite, tmp_path: 
     result, _ = await crawl(Statuses, tmp_path)
     assert sorted(seen) == [403, 404]
     assert result.stats["errors/HttpError"] == 1
+
+    # Scrapy's names: on the spider, and in a request's meta.
+    seen.clear()
+
+    class ScrapyNames(Statuses):
+        name = "scrapy_names"
+        handle_status: ClassVar[list[int]] = []
+        handle_httpstatus_list: ClassVar[list[int]] = [404]
+
+        async def start(self) -> Any:
+            yield Request(f"{site.url}/status/404")
+            yield Request(f"{site.url}/status/410")
+            yield Request(f"{site.url}/status/403", meta={"handle_httpstatus_list": [403]})
+            yield Request(f"{site.url}/status/500", meta={"handle_httpstatus_all": True})
+            yield Request(f"{site.url}/redirect/1", meta={"handle_httpstatus_list": [302]})
+
+    result, _ = await crawl(ScrapyNames, tmp_path, retries=0)
+    assert sorted(seen) == [302, 403, 404, 500]  # the 302 is not followed: it was asked for
+    assert result.stats["errors/HttpError"] == 1  # the 410
+
+    class All(Statuses):
+        name = "all"
+        handle_status: ClassVar[list[int]] = []
+        handle_httpstatus_all = True
+
+    seen.clear()
+    result, _ = await crawl(All, tmp_path)
+    assert sorted(seen) == [403, 404, 410]
 
 
 async def test_redirect_chain_is_followed_and_recorded(site: TestSite, tmp_path: Path) -> None:
