@@ -90,9 +90,7 @@ class Downloader:
             connector=connector,
             headers=headers,
             cookie_jar=self._cookie_jar(),
-            timeout=aiohttp.ClientTimeout(
-                total=s.timeout, sock_connect=s.connect_timeout, sock_read=s.read_timeout
-            ),
+            timeout=self._timeout(s.timeout),
             auto_decompress=False,  # decompressed here, with the size limit applied
             proxy=s.proxy,
             max_line_size=MAX_HEADER_SIZE,
@@ -100,6 +98,16 @@ class Downloader:
             max_headers=MAX_HEADERS,
         )
         return self
+
+    def _timeout(self, total: float) -> aiohttp.ClientTimeout:
+        """The timeouts of a request whose whole exchange must end within ``total`` seconds
+        (the connect and read timeouts never exceed it)."""
+        s = self.settings
+        return aiohttp.ClientTimeout(
+            total=total,
+            sock_connect=min(s.connect_timeout, total),
+            sock_read=min(s.read_timeout, total),
+        )
 
     async def __aexit__(
         self,
@@ -158,6 +166,9 @@ class Downloader:
             proxy = meta.get("proxy")
             if proxy:
                 kwargs["proxy"] = proxy
+            deadline = meta.get("download_timeout")  # Scrapy's key: this request's deadline
+            if deadline:
+                kwargs["timeout"] = self._timeout(float(deadline))
         try:
             async with self.session.request(request.method, yurl, **kwargs) as resp:
                 if truncate is None:

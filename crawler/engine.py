@@ -659,6 +659,8 @@ class Engine:
         """Reschedule with backoff if retries are left; False when they have run out."""
         request = lease.request
         s = self.settings
+        if request.meta.get("dont_retry"):  # Scrapy's key: this request fails at once
+            return False
         times = int(request.meta.get("retry_times", 0))
         max_times = int(request.meta.get("max_retry_times", s.retries))
         if times >= max_times:

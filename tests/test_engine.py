@@ -264,6 +264,28 @@ async def test_retries_run_out_then_errback(site: TestSite, tmp_path: Path) -> N
     assert result.stats["errors/HttpError"] == 1
 
 
+async def test_scrapy_meta_dont_retry_and_download_timeout(
+    site: TestSite, tmp_path: Path
+) -> None:
+    failures: list[Failure] = []
+
+    class Keys(Spider):
+        name = "keys"
+
+        async def start(self) -> Any:
+            yield Request(f"{site.url}/status/503", meta={"dont_retry": True},
+                          errback=failures.append)
+            yield Request(f"{site.url}/delay/5", meta={"download_timeout": 0.3, "dont_retry": True},
+                          errback=failures.append)
+
+    started = time.monotonic()
+    result, _ = await crawl(Keys, tmp_path, retries=3, retry_backoff=0.01, timeout=30)
+    assert time.monotonic() - started < 3  # the request's 0.3 s, not the crawl's 30 s
+    assert site.stats.hits["/status/503"] == 1  # not retried
+    assert sorted(type(f.value).__name__ for f in failures) == ["DownloadTimeout", "HttpError"]
+    assert "retries" not in result.stats
+
+
 async def test_non_2xx_goes_to_errback_unless_handled(site: TestSite, tmp_path: Path) -> None:
     seen: list[int] = []
 
