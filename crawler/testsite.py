@@ -1136,7 +1136,7 @@ class TestSite:
       ``/page/{name}`` (any name) a small page whose ``h1.page`` says ``Page {name}``.
     * ``/bytes/{n}``: ``n`` bytes of ``x`` (``?chunked=1``: no Content-Length).
     * ``/gzip-bomb/{n}``: a small gzip body (``Content-Encoding: gzip``) inflating to ``n``
-      zero bytes.
+      zero bytes (the same as ``/bomb/gzip/{n}``).
     * ``/bomb/{coding}/{n}``: a body inflating to ``n`` zero bytes with ``Content-Encoding``
       ``gzip``, ``deflate``, ``br`` or ``zstd``; ``gzip-members`` is gzip made of many small
       concatenated members (64 KiB each), see :func:`bomb_body`.
@@ -1177,7 +1177,6 @@ class TestSite:
         self._shop = _Shop(shop_products)
         self.stats = SiteStats()
         self._flaky: dict[str, int] = {}
-        self._gzip_cache: dict[int, bytes] = {}
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = asyncio.Event()
@@ -1579,22 +1578,16 @@ class TestSite:
         return response
 
     async def _gzip_bomb(self, request: web.Request) -> web.Response:
-        n = _int_param(request, "n")
-        body = self._gzip_cache.get(n)
-        if body is None:
-            body = await asyncio.to_thread(_gzip_zeros, n)
-            self._gzip_cache[n] = body
-        return web.Response(
-            body=body,
-            headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
-        )
-
+        return await self._bomb_response("gzip", _int_param(request, "n"))
 
     async def _bomb(self, request: web.Request) -> web.Response:
         coding = request.match_info["coding"]
         n = _int_param(request, "n")
         if coding not in _BOMB_CODINGS:
             raise web.HTTPBadRequest(text=f"coding must be one of {sorted(_BOMB_CODINGS)}")
+        return await self._bomb_response(coding, n)
+
+    async def _bomb_response(self, coding: str, n: int) -> web.Response:
         body = self._bomb_cache.get((coding, n))
         if body is None:
             body = await asyncio.to_thread(bomb_body, coding, n)
@@ -1709,37 +1702,16 @@ def bomb_body(coding: str, n: int) -> bytes:
         import brotli
 
         c = brotli.Compressor(quality=5)
-        parts = []
-        remaining = n
-        while remaining > 0:
-            parts.append(c.process(zeros[: min(remaining, step)]))
-            remaining -= step
-        parts.append(c.finish())
-        return b"".join(parts)
-    if coding == "zstd":
+        feed, finish = c.process, c.finish
+    elif coding == "zstd":
         import zstandard
 
         zc = zstandard.ZstdCompressor(level=3).compressobj()
-        parts = []
-        remaining = n
-        while remaining > 0:
-            parts.append(zc.compress(zeros[: min(remaining, step)]))
-            remaining -= step
-        parts.append(zc.flush())
-        return b"".join(parts)
-    raise ValueError(f"unknown coding {coding!r}")
-
-
-def _gzip_zeros(n: int) -> bytes:
-    """``n`` zero bytes, gzip-compressed chunk by chunk (never ``n`` bytes in memory at once)."""
-    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip container, no timestamp
-    zeros = bytes(min(n, 1 << 20))
-    parts: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        parts.append(z.compress(zeros[: min(remaining, len(zeros))]))
-        remaining -= len(zeros)
-    parts.append(z.flush())
+        feed, finish = zc.compress, zc.flush
+    else:
+        raise ValueError(f"unknown coding {coding!r}")
+    parts = [feed(zeros[: min(n - done, step)]) for done in range(0, n, step)]
+    parts.append(finish())
     return b"".join(parts)
 
 
