@@ -304,10 +304,8 @@ def _merge(args: argparse.Namespace) -> int:
 def _parse(args: argparse.Namespace) -> int:
     """``crawler parse URL --spider NAME [-c CALLBACK]``: the items (as JSON lines) and the
     requests one page gives, on stdout; nothing is followed, validated, piped or written."""
-    from pydantic import ValidationError
-
     from .exporters import encode_item
-    from .items import to_dict
+    from .items import InvalidItem, to_dict, validate_item
     from .runner import parse_once
 
     project = (args.project or Path.cwd()).resolve()
@@ -332,15 +330,12 @@ def _parse(args: argparse.Namespace) -> int:
     print(f"# {len(result.items)} item(s)")
     model = spider_cls.item_model
     for item in result.items:
-        data = to_dict(item)
-        print(encode_item(data).decode())
-        if model is not None and not isinstance(item, model):
-            try:
-                model.model_validate(data)
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                     for e in exc.errors(include_url=False))
-                print(f"#   invalid {model.__name__}: {problems}")
+        print(encode_item(to_dict(item)).decode())
+        checked = validate_item(model, item) if model is not None else None
+        if model is not None and isinstance(checked, InvalidItem):
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in checked.errors)
+            print(f"#   invalid {model.__name__}: {problems}")
     print(f"# {len(result.requests)} request(s)")
     for request in result.requests:
         callback = request.callback

@@ -14,7 +14,9 @@ from .errors import DropItem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "to_dict"]
+__all__ = [
+    "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "to_dict", "validate_item",
+]
 
 
 class Item(BaseModel):
@@ -68,6 +70,25 @@ class InvalidItem:
     errors: list[dict[str, Any]]
 
 
+def validate_item(model: type[BaseModel], item: Any) -> Any:
+    """``item`` (a dict, a model or a dataclass) validated against ``model``: a ``model``
+    instance, or an :class:`InvalidItem` listing each error's ``loc``, ``msg`` and ``type``."""
+    if isinstance(item, model):
+        return item
+    try:
+        if isinstance(item, BaseModel):
+            return model.model_validate(item.model_dump())
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return model.model_validate(dataclasses.asdict(item))
+        return model.model_validate(item)
+    except ValidationError as exc:
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False)
+        ]
+        return InvalidItem(item, errors)
+
+
 class ItemProcessor:
     """Validates items against the spider's model, then runs them through the pipelines.
 
@@ -102,24 +123,16 @@ class ItemProcessor:
     def validate(self, item: Any) -> Any:
         """The item validated against the model (a model instance), or an InvalidItem."""
         model = self.model
-        if model is None or isinstance(item, model):
+        if model is None:
             return item
-        try:
-            if isinstance(item, BaseModel):
-                return model.model_validate(item.model_dump())
-            if dataclasses.is_dataclass(item) and not isinstance(item, type):
-                return model.model_validate(dataclasses.asdict(item))
-            return model.model_validate(item)
-        except ValidationError as exc:
-            errors = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False)
-            ]
+        result = validate_item(model, item)
+        if type(result) is InvalidItem:
+            errors = result.errors
             kind = ",".join(sorted({f"{'.'.join(map(str, e['loc']))}:{e['type']}" for e in errors}))
             if kind not in self._logged_kinds:  # once per kind, or a bad selector floods the log
                 self._logged_kinds.add(kind)
                 logger.warning("Invalid %s item (%s): %s", model.__name__, kind, errors[0]["msg"])
-            return InvalidItem(item, errors)
+        return result
 
     async def run_pipelines(self, item: Any) -> Any:
         """The item after every pipeline, or None if one dropped it."""

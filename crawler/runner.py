@@ -226,11 +226,6 @@ async def run_spider(
     return CrawlResult(reason, stats.to_dict())
 
 
-# The frontier kinds that need more wiring. Neither test imports a module: an instance of a
-# class cannot exist before its module was loaded, so other crawls load neither redis-py nor
-# sqlite3.
-
-
 @dataclass(slots=True)
 class ParseResult:
     """What ``crawler parse`` saw: the callback's items and requests (after the spider's own
@@ -299,8 +294,13 @@ async def parse_once(
         "__module__": spider_cls.__module__,
     })
     alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
-    result = await run_spider(probe, alone, spider_args=spider_args, frontier=MemoryFrontier())
+    result = await run_spider(probe, alone, spider_args=spider_args)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
+
+
+# The frontier kinds that need more wiring. Neither test imports a module: an instance of a
+# class cannot exist before its module was loaded, so other crawls load neither redis-py nor
+# sqlite3.
 
 
 def _shared(frontier: Frontier) -> RedisFrontier | None:
