@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .decompress import BodyDecoder
-from .errors import DownloadError, InvalidURL
+from .errors import DownloadError
 from .http import Request, Response
 from .spider import Spider
 
@@ -126,13 +126,7 @@ class SitemapSpider(Spider):
         return callback
 
     def start_requests(self) -> Iterable[Request]:
-        for url in self.sitemap_urls:
-            try:
-                request = Request(url, "_parse_sitemap")
-            except InvalidURL as exc:
-                self.logger.warning("Skipped sitemap URL %r: %s", url, exc.reason)
-                continue
-            yield request
+        return self._first_requests(self.sitemap_urls, "_parse_sitemap", "sitemap URL")
 
     def sitemap_filter(self, entries: list[SitemapEntry]) -> Iterable[SitemapEntry]:
         """The entries to crawl of one sitemap (all by default)."""

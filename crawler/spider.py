@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import InvalidURL
-from .http import Request, Response
+from .http import Callback, Request, Response
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -85,11 +85,18 @@ class Spider:
 
         By default a GET per ``start_urls`` entry; an entry that is not an http(s) URL is
         skipped with a warning giving the reason, and the others are still crawled."""
-        for url in self.start_urls:
+        return self._first_requests(self.start_urls, None, "start URL")
+
+    def _first_requests(
+        self, urls: Iterable[str], callback: Callback | None, what: str
+    ) -> Iterator[Request]:
+        """A GET per URL; a URL that is not http(s) is skipped with a warning naming ``what``
+        it was and why, and the others still go."""
+        for url in urls:
             try:
-                request = Request(url)
+                request = Request(url, callback)
             except InvalidURL as exc:
-                self.logger.warning("Skipped start URL %r: %s", url, exc.reason)
+                self.logger.warning("Skipped %s %r: %s", what, url, exc.reason)
                 continue
             yield request
 
