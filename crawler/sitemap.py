@@ -136,8 +136,9 @@ class SitemapSpider(Spider):
         if response.yurl.path.endswith("/robots.txt"):
             from protego import Protego
 
-            for url in Protego.parse(response.text).sitemaps:
-                yield from self._requests([url], "_parse_sitemap", response)
+            # follow_all skips a bad URL and counts it as links_skipped, as on any page.
+            yield from response.follow_all(Protego.parse(response.text).sitemaps,
+                                           callback="_parse_sitemap")
             return
         body = _sitemap_body(response)
         if body is None:
@@ -150,22 +151,14 @@ class SitemapSpider(Spider):
         entries = list(self.sitemap_filter(entries))
         if kind == "sitemapindex":
             follow = [e.loc for e in entries if any(p.search(e.loc) for p in self._follow)]
-            yield from self._requests(follow, "_parse_sitemap", response)
+            yield from response.follow_all(follow, callback="_parse_sitemap")
             return
         for entry in entries:
             urls = [entry.loc, *entry.alternates] if self.sitemap_alternate_links else [entry.loc]
             for url in urls:
                 callback = next((cb for rule, cb in self._rules if rule.search(url)), None)
                 if callback is not None:
-                    yield from self._requests([url], callback, response)
-
-    def _requests(
-        self, urls: list[str], callback: str | Callable[..., Any], response: Response
-    ) -> Iterator[Request]:
-        for url in urls:
-            request = response.follow(url, callback)
-            if request is not None:  # a bad <loc> is skipped and counted by follow()
-                yield request
+                    yield from response.follow_all([url], callback=callback)
 
 
 def _sitemap_body(response: Response) -> bytes | None:
