@@ -410,6 +410,11 @@ class Engine:
         the URL, counted, and the crawl goes on."""
         request = lease.request
         stats = self.stats
+        if self._stopping is not None:
+            # A graceful stop finishes what is in flight and starts nothing new (close_on.items
+            # then writes at most the items of the requests in flight): this one goes back.
+            await self.frontier.release([lease])
+            return
         try:
             robots = self.robots
             if robots is not None and not await self._robots_allow(robots, lease, slot):
@@ -538,6 +543,10 @@ class Engine:
         stats = self.stats
         stats.inc("responses")
         stats.inc(f"status/{status}")
+        stats.inc(f"depth/{request.depth}")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Crawled (%d) <%s %s> (referer: %s)", status, request.method,
+                         response.url, request.headers.get("Referer"))
         handled = (
             status in request.handle_status or status in self._handle_status or self._handle_all
         )
@@ -576,6 +585,9 @@ class Engine:
             self._resolve(request.callback) or self.spider.parse, request, response,
             (response,), request.cb_kwargs,
         )
+        if items and logger.isEnabledFor(logging.DEBUG):
+            for item in items:
+                logger.debug("Scraped from <%d %s>\n%s", status, response.url, item)
         await self._ack(lease, children, items)
 
     def _meta_refresh_target(self, response: Response) -> str | None:
@@ -671,6 +683,8 @@ class Engine:
         if retry_after is not None:
             delay = max(delay, retry_after)
             self._pause_host(request, retry_after)
+            self.stats.host_paused(host_key(request.yurl), retry_after,
+                                   f"Retry-After, HTTP {reason.removeprefix('status/')}")
         meta = dict(request.meta)
         meta["retry_times"] = times + 1
         self.stats.inc("retries")
@@ -822,11 +836,14 @@ class Engine:
 
     def _invalid(self, invalid: InvalidItem, request: Request) -> None:
         self.stats.inc("items_invalid")
+        try:
+            item: Any = to_dict(invalid.item)
+        except TypeError:
+            item = repr(invalid.item)
+        # Field coverage counts refused items too: a selector that broke on part of a site
+        # shows as a field missing there, whether or not an item model refused the item.
+        self.stats.item_fields(item, request.url)
         if self.invalid_exporter is not None:
-            try:
-                item: Any = to_dict(invalid.item)
-            except TypeError:
-                item = repr(invalid.item)
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
@@ -837,6 +854,8 @@ class Engine:
             # than losing them. Outbox frontiers commit them with the ack instead.
             self.exporter.write(items)
         added = await frontier.ack(lease, children, items if self._outbox else ())
+        if added:
+            self.stats.inc("requests_enqueued", added)
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)
         if items:
@@ -844,6 +863,9 @@ class Engine:
             # ack was not committed with them.
             stats = self.stats
             stats.inc("items_scraped", len(items))
+            url = lease.request.url
+            for item in items:
+                stats.item_fields(item, url)
             if self._close_items and stats.get("items_scraped") >= self._close_items:
                 self.stop("close_on_items")
             if self._outbox and self.exporter is not None:
