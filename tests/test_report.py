@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -261,3 +262,47 @@ async def test_jobdir_keeps_the_report_data_across_a_resume(tmp_path: Path) -> N
     assert stats["fields/price/present"] == 90
     assert sum(v for k, v in stats.items() if k.startswith("timeline/")
                and k.endswith("/pages")) == stats["responses"]
+
+
+@pytest.mark.redis
+async def test_redis_workers_report_the_whole_cluster(redis_url: str, tmp_path: Path) -> None:
+    """Two workers share a crawl: the report data is summed in the crawl's shared stats, and
+    the last worker's --report covers every item of both."""
+    import uuid
+
+    from crawler.frontier.redis import RedisFrontier, frontier_purge
+    from crawler.settings import build_settings
+
+    crawl_id = uuid.uuid4().hex
+    project = make_project(tmp_path / "p", {"patchy": PATCHY_SPIDER}, "obey_robots = false\n")
+    try:
+        async with _serve_patchy() as url:
+            def args(i: int) -> list[str]:
+                return [str(BIN / "crawl"), "patchy", "-o", str(tmp_path / f"o{i}.jsonl"),
+                        "-a", f"start_url={url}/", "--frontier", redis_url,
+                        "-s", f"crawl_id={crawl_id}", "-s", "concurrency=2",
+                        "-s", "download_delay=0.01", "--stats", str(tmp_path / f"s{i}.json"),
+                        "--report", str(tmp_path / f"r{i}.html")]
+            results = await asyncio.gather(run(*args(0), cwd=project),
+                                           run(*args(1), cwd=project))
+        for code, _, err in results:
+            assert code == 0, err[-3000:]
+        per_worker = [json.loads((tmp_path / f"s{i}.json").read_text()) for i in (0, 1)]
+        assert sum(s.get("fields_checked", 0) for s in per_worker) == PRODUCTS
+        frontier = RedisFrontier.from_settings(
+            build_settings(project_dir=None, cli={"frontier_url": redis_url,
+                                                  "crawl_id": crawl_id}, environ={}), "patchy")
+        await frontier.open()
+        try:
+            shared = await frontier.shared_stats()
+        finally:
+            await frontier.close()
+        assert shared["fields_checked"] == PRODUCTS and shared["fields/price/present"] == 90
+        assert sum(v for k, v in shared.items()
+                   if k.startswith("timeline/") and k.endswith("/pages")) == shared["responses"]
+        # The worker that finished last saw everything in the shared record.
+        covered = [re.search(r'data-field="price">.*?<td>([\d,]+) of ([\d,]+)</td>',
+                             (tmp_path / f"r{i}.html").read_text(), flags=re.S) for i in (0, 1)]
+        assert ("90", str(PRODUCTS)) in {m.groups() for m in covered if m}
+    finally:
+        await frontier_purge(redis_url, "patchy", crawl_id)
