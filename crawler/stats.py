@@ -88,9 +88,10 @@ class Stats:
     _t0: float | None = None
     _t1: float | None = None
     _elapsed_before: float = 0.0
-    _hosts: dict[str, None] = field(default_factory=dict)
+    _hosts: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
     _paused: dict[str, float] = field(default_factory=dict)  # host -> monotonic end of pause
-    _fields: dict[str, int] = field(default_factory=dict)  # field -> examples kept of it missing
+    # field -> [its "present" stat key, how many examples of items missing it were kept]
+    _fields: dict[str, list[Any]] = field(default_factory=dict)
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -125,32 +126,35 @@ class Stats:
     # -- what the crawl report needs (a few dict updates per response or item) ---------------
 
     def _host(self, host: str) -> str:
-        hosts = self._hosts
-        if host in hosts:
-            return host
-        if len(hosts) >= MAX_HOSTS:
-            return OTHER_HOSTS
-        hosts[host] = None
-        return host
+        return self._host_keys(host)[0]
+
+    def _host_keys(self, host: str) -> tuple[str, str, str, str, str]:
+        """``(host or OTHER_HOSTS, its responses, latency, max latency and http_errors
+        keys)``, made once per host."""
+        keys = self._hosts.get(host)
+        if keys is None:
+            if len(self._hosts) >= MAX_HOSTS:
+                host = OTHER_HOSTS
+                keys = self._hosts.get(host)
+            if keys is None:
+                prefix = "hosts/" + host
+                keys = self._hosts[host] = (host, prefix + "/responses", prefix + "/latency",
+                                            "max_host_latency/" + host, prefix + "/http_errors")
+        return keys
 
     def host_response(self, host: str, status: int, latency: float) -> None:
         """One response from ``host`` after ``latency`` seconds (every attempt, not only the
         last). The first one after a pause has ended logs that the host resumed."""
-        host = self._host(host)
+        name, responses, total, slowest, http_errors = self._host_keys(host)
         values = self._values
-        prefix = "hosts/" + host
-        key = prefix + "/responses"
-        values[key] = values.get(key, 0) + 1
-        key = prefix + "/latency"
-        values[key] = values.get(key, 0.0) + latency
-        key = "max_host_latency/" + host
-        if latency > values.get(key, 0.0):
-            values[key] = latency
+        values[responses] = values.get(responses, 0) + 1
+        values[total] = values.get(total, 0.0) + latency
+        if latency > values.get(slowest, 0.0):
+            values[slowest] = latency
         if status >= 400:
-            key = prefix + "/http_errors"
-            values[key] = values.get(key, 0) + 1
+            values[http_errors] = values.get(http_errors, 0) + 1
         if self._paused:
-            self._check_resumed(host)
+            self._check_resumed(name)
 
     def host_failed(self, host: str) -> None:
         """A download to ``host`` failed without a response (timeout, refused, reset...)."""
@@ -186,8 +190,8 @@ class Stats:
         when no item has them."""
         fields = self._fields
         for name in names:
-            if len(fields) < MAX_FIELDS:
-                fields.setdefault(name, 0)
+            if len(fields) < MAX_FIELDS and name not in fields:
+                fields[name] = [f"fields/{name}/present", 0]
 
     def item_fields(self, item: Any, url: str) -> None:
         """Count which fields of one scraped item (a dict) are present and not empty; keep
@@ -197,17 +201,22 @@ class Stats:
         values = self._values
         values["fields_checked"] = values.get("fields_checked", 0) + 1
         fields = self._fields
-        if len(fields) < MAX_FIELDS:
-            for name in item:
-                if name not in fields and isinstance(name, str):
-                    self.expect_fields((name,))
-        for name, examples in fields.items():
-            if _filled(item.get(name)):
-                key = f"fields/{name}/present"
+        if len(fields) < MAX_FIELDS and not fields.keys() >= item.keys():
+            self.expect_fields([k for k in item if isinstance(k, str) and k not in fields])
+        get = item.get
+        for name, entry in fields.items():
+            value = get(name)
+            if value is not None and (
+                # Present and not empty: not None, not a blank string, not an empty
+                # collection. Inlined: this runs for every field of every item.
+                (value.__class__ is not str or value.strip())
+                and (value.__class__ not in _COLLECTIONS or value)
+            ):
+                key = entry[0]
                 values[key] = values.get(key, 0) + 1
-            elif examples < MISSING_EXAMPLES:
+            elif entry[1] < MISSING_EXAMPLES:
                 values[f"fields/{name}/missing/{url}"] = 1
-                fields[name] = examples + 1
+                entry[1] += 1
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -347,15 +356,7 @@ class Stats:
         return "\n".join(lines)
 
 
-def _filled(value: Any) -> bool:
-    """Present and not empty: not None, not a blank string, not an empty collection."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, (list, tuple, dict, set)):
-        return bool(value)
-    return True
+_COLLECTIONS = frozenset({list, tuple, dict, set})
 
 
 def _rate(count: Any, seconds: float) -> float:
@@ -588,13 +589,13 @@ class Progress:
             text.append(f"{now.pages:,}", style="bold")
             text.append(f" pages ({page_rate:,.1f}/s) · ")
             text.append(f"{now.items:,}", style="bold")
-            text.append(f" items ({item_rate:,.1f}/s) · pending {now.pending:,} · "
-                        f"in flight {now.in_flight:,} · ")
-            text.append(f"errors {now.errors:,}", style="bold red" if now.errors else "")
-            text.append(f" · {_duration(self.stats.elapsed)}", style="dim")
+            text.append(f" items ({item_rate:,.1f}/s) · pending {now.pending:,}")
             eta = _eta(now.pending, long_rate)
             if eta:
-                text.append(f" · about {eta} left", style="dim")
+                text.append(f" (about {eta} left)", style="dim")
+            text.append(f" · in flight {now.in_flight:,} · ")
+            text.append(f"errors {now.errors:,}", style="bold red" if now.errors else "")
+            text.append(f" · {_duration(self.stats.elapsed)}", style="dim")
             rows = busiest_and_slowest(self.stats)
             if not rows:
                 return text
