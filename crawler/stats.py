@@ -3,13 +3,15 @@
 Stat keys are flat strings; a ``/`` groups a family (``status/200``, ``errors/DownloadTimeout``).
 The engine uses::
 
-    requests  responses  status/<code>  bytes  retries  redirects  max_depth
+    requests  requests_enqueued  responses  status/<code>  bytes  retries  redirects  max_depth
     items_scraped  items_dropped  items_invalid  errors/<ExceptionType>
     duplicates_filtered  offsite_dropped  pending  in_flight  finish_reason
 
 :meth:`Stats.to_dict` adds ``start_time``, ``finish_time`` (ISO 8601, UTC), ``elapsed``
 (seconds), ``pages_per_second`` (responses / elapsed) and ``items_per_second``, computed when
-called. This module does not import ``rich``: only :class:`Progress` on a terminal does.
+called. ``requests_enqueued`` counts every request the frontier accepted (start requests and
+the requests callbacks yield; duplicates are ``duplicates_filtered``). This module does not
+import ``rich``: only :class:`Progress` on a terminal does.
 
 What the crawl report (:mod:`crawler.report`) needs is recorded here too, as plain counters so
 that it is saved with the stats, continues across resumes and is summed across Redis workers::
