@@ -526,8 +526,10 @@ class Progress:
         pending = int(waiting)
         if self.counts is not None:
             try:
-                pending += int((await self.counts()).pending)
-            except Exception as exc:  # a frontier briefly unreachable: show what is known
+                # A frontier waiting out an outage (Redis) must not freeze the display.
+                async with asyncio.timeout(2.0):
+                    pending += int((await self.counts()).pending)
+            except (Exception, TimeoutError) as exc:  # unreachable: show what is known
                 logger.debug("frontier counts unavailable: %s", exc)
         return _Snapshot(int(stats.get("responses")), int(stats.get("items_scraped")), pending,
                          int(in_flight), int(stats.total("errors")))
