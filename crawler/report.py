@@ -2,7 +2,8 @@
 
 ``crawl NAME --report report.html`` writes it at the end of a crawl; ``crawler report
 STATS.json... -o report.html`` writes it later from saved stats (several files, such as one per
-worker, are added together as a resumed job's stats are). Everything it shows comes from the
+worker, are added together as a resumed job's stats are; a ``--jobdir`` directory gives the
+stats its job committed last). Everything it shows comes from the
 counters :class:`~crawler.stats.Stats` records during the crawl (see that module for the keys):
 pages/s, items/s and errors over time, responses by status, the slowest and the most failing
 hosts, the depth distribution, drop reasons and item field coverage.
@@ -36,9 +37,9 @@ _COLORS = {"pages": "#2563eb", "items": "#16a34a", "errors": "#dc2626"}
 
 
 def load_stats(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
-    """The stats saved in ``paths`` (``--stats`` files), added together: counters summed,
-    ``max_*`` the largest, elapsed times added. Raises ConfigError for a missing or unreadable
-    file, naming it."""
+    """The stats saved in ``paths`` (``--stats`` files, or job directories), added together:
+    counters summed, ``max_*`` the largest, elapsed times added. Raises ConfigError for a
+    missing or unreadable file, naming it."""
     if not paths:
         raise ConfigError("no stats file given")
     if len(paths) == 1:
@@ -50,6 +51,8 @@ def load_stats(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    if Path(path).is_dir():
+        return _read_job(Path(path))
     try:
         data = orjson.loads(Path(path).read_bytes())
     except OSError as exc:
@@ -59,6 +62,31 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{os.fspath(path)!r} is not a stats JSON file (not an object)")
     return data
+
+
+def _read_job(path: Path) -> dict[str, Any]:
+    """The stats a ``--jobdir`` job committed last (even a job killed without ``--stats``),
+    read without taking the job's lock: a running crawl is not disturbed."""
+    import sqlite3
+
+    from .jobdir import DB_FILE
+
+    db = path / DB_FILE
+    if not db.is_file():
+        raise ConfigError(f"{os.fspath(path)!r} is a directory but not a job directory "
+                          f"(no {DB_FILE})")
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'stats'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read the stats of job {os.fspath(path)!r}: {exc}") from exc
+    if not row or not row[0]:
+        raise ConfigError(f"job {os.fspath(path)!r} has no stats yet")
+    data = orjson.loads(row[0])
+    return data if isinstance(data, dict) else {}
 
 
 def write_report(stats: dict[str, Any], path: str | os.PathLike[str], *,

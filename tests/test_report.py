@@ -260,6 +260,12 @@ async def test_jobdir_keeps_the_report_data_across_a_resume(tmp_path: Path) -> N
     stats = json.loads(stats_path.read_text())
     assert stats["fields_checked"] == PRODUCTS
     assert stats["fields/price/present"] == 90
+    # The job directory itself is a source for `crawler report` (no --stats needed).
+    report = tmp_path / "job.html"
+    code, _, err = await run(str(BIN / "crawler"), "report", str(tmp_path / "job"), "-o",
+                             str(report))
+    assert code == 0, err
+    assert re.search(r'data-field="price">.*?<td>90 of 100</td>', report.read_text(), re.S)
     assert sum(v for k, v in stats.items() if k.startswith("timeline/")
                and k.endswith("/pages")) == stats["responses"]
 
