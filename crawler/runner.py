@@ -31,6 +31,7 @@ from .loader import import_object
 from .middleware import MiddlewareChain, instantiate
 from .robots import RobotsCache
 from .settings import Settings
+from .slots import Slots
 from .spider import Spider
 from .stats import Progress, Stats
 from .tasks import stop_task
@@ -62,7 +63,7 @@ def build_frontier(settings: Settings, spider_name: str) -> Frontier:
         from .frontier.redis import RedisFrontier  # only shared crawls pay for redis-py
 
         return RedisFrontier.from_settings(settings, spider_name)
-    return MemoryFrontier()
+    return MemoryFrontier(Slots.from_settings(settings))
 
 
 @asynccontextmanager
@@ -129,18 +130,16 @@ async def run_spider(
                 logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
                             job.finish_reason)
                 return CrawlResult("finished", job.last_stats)
-            frontier = job.frontier()
+            frontier = job.frontier(slots=Slots.from_settings(settings))
         elif frontier is None:
             frontier = build_frontier(settings, spider.name)
         await frontier.open()
         stack.push_async_callback(frontier.close)
-        host_gate = None
         shared = _shared(frontier)
         if shared is not None:
             # Each worker writes its own output; "{worker}" in the path names this one.
             if output and "{worker}" in output:
                 output = output.replace("{worker}", shared.worker_id)
-            host_gate = shared.host_gate()
             for pipeline in pipelines:
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
@@ -197,7 +196,6 @@ async def run_spider(
             stats=stats,
             robots=robots,
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
-            host_gate=host_gate,
         )
         if on_engine is not None:
             on_engine(engine)
