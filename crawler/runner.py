@@ -172,13 +172,20 @@ async def run_spider(
         )
         if invalid is not None:
             stack.callback(invalid.close)
-        downloader = await stack.enter_async_context(Downloader(settings, stats))
+        downloader = await stack.enter_async_context(
+            Downloader(settings, stats, on_sent=frontier.slots.started)
+        )
         await items.open()
         stack.push_async_callback(items.close)
         robots = (
             RobotsCache.from_settings(settings, downloader.fetch, stats)
             if settings.obey_robots else None
         )
+        if durable is not None:
+            # A Retry-After pause holds across a resume (a Crawl-delay comes back with the
+            # saved robots.txt rules).
+            frontier.slots.restore_pauses(durable.load_extra("pauses") or {})
+            durable.track_extra("pauses", frontier.slots.pauses)
         if robots is not None and durable is not None:
             saved_robots = durable.load_extra("robots")
             if saved_robots:

@@ -103,6 +103,7 @@ class Slots:
         self._waiting: list[tuple[float, int, int, Slot]] = []
         self._idle: deque[Slot] = deque()
         self._seq = itertools.count()
+        self._paused: dict[str, float] = {}  # key -> paused_until, for pauses()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Slots:
@@ -195,6 +196,17 @@ class Slots:
             slot.next_start = now + slot.delay
         self.place(slot, now)
 
+    def started(self, key: str) -> None:
+        """A request of ``key`` is being sent now: its delay counts from here, not from its
+        lease (the time between the two, a connection to open or a busy event loop, must not
+        shorten the gap the server sees)."""
+        slot = self._slots.get(key)
+        if slot is not None and slot.delay > 0:
+            start = self.clock() + slot.delay
+            if start > slot.next_start:
+                slot.next_start = start
+                self.place(slot)
+
     def added(self, slot: Slot, n: int, priority: int) -> None:
         """``n`` requests of priority ``priority`` became pending on ``slot``."""
         if slot.pending <= 0 or priority > slot.top:
@@ -252,8 +264,24 @@ class Slots:
         until = self.clock() + seconds
         if until > slot.paused_until:
             slot.paused_until = until
+            self._paused[key] = until
             self.changed(slot)
         return slot
+
+    def pauses(self) -> dict[str, float]:
+        """The hosts paused now, each with the wall-clock time (``time.time()``) its pause
+        ends: what a durable job saves so that a pause holds across a resume."""
+        now, wall = self.clock(), time.time()
+        for key in [k for k, until in self._paused.items() if until <= now]:
+            del self._paused[key]
+        return {key: round(wall + until - now, 3) for key, until in self._paused.items()}
+
+    def restore_pauses(self, saved: dict[str, float]) -> None:
+        """Pause again the hosts of :meth:`pauses` whose pause has not ended yet."""
+        wall = time.time()
+        for key, end in saved.items():
+            if end > wall:
+                self.pause(key, end - wall)
 
     def hold(self, key: str) -> Slot:
         """No request of ``key`` starts until :meth:`unhold` (its robots.txt is being fetched)."""

@@ -156,7 +156,7 @@ class MemoryFrontier:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), request))
 
     async def release(self, leases: Sequence[Lease]) -> None:
-        for lease in leases:
+        for lease in reversed(leases):  # each goes to the front: the first ends up first
             if self._finish(lease):
                 self._push(lease.request, front=True)
 
