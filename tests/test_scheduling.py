@@ -160,3 +160,25 @@ async def test_concurrency_per_host_holds_with_many_requests_each(
     assert result.stats["items_scraped"] == len(urls)
     for site in sites:
         assert max(site.stats.max_inflight_by_host.values()) == 3
+
+
+class CountsTasks(HostAfterHost):
+    name = "counts_tasks"
+    most_tasks = 0
+
+    def parse(self, response: Response) -> Iterator[dict[str, Any]]:
+        CountsTasks.most_tasks = max(CountsTasks.most_tasks, len(asyncio.all_tasks()))
+        yield {"url": response.url}
+
+
+async def test_a_high_concurrency_costs_only_the_requests_in_flight(
+    sites: list[TestSite], tmp_path: Path
+) -> None:
+    """One task per request in flight, not per unit of ``concurrency``."""
+    urls = page_urls(sites, 2)
+    result = await run_spider(
+        CountsTasks, make_settings(concurrency=50_000, concurrency_per_host=1),
+        spider_args={"urls": urls}, output=str(tmp_path / "items.jsonl"), overwrite=True,
+    )
+    assert result.stats["items_scraped"] == len(urls)
+    assert 0 < CountsTasks.most_tasks < 50
