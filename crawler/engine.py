@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 
+from . import redirect
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
@@ -41,6 +42,7 @@ from .errors import (
     UnstorableRequest,
 )
 from .exporters import Exporter
+from .filters import RequestFilters
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
@@ -51,15 +53,12 @@ from .settings import Settings
 from .spider import Spider
 from .stats import Stats
 from .throttle import AutoThrottle, retry_after
-from .urls import DomainFilter, host_key, parse_url
+from .urls import host_key
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Engine"]
 
-_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-# Where a <meta http-equiv="refresh"> is looked for: the start of the page, as in Scrapy.
-_META_REFRESH_SCAN = 4096
 # Small batches: the first requests go out while start() is still producing the rest.
 _SEED_BATCH = 100
 
@@ -116,12 +115,9 @@ class Engine:
             | frozenset(getattr(spider, "handle_httpstatus_list", ()))
         )
         self._handle_all = bool(getattr(spider, "handle_httpstatus_all", False))
-        allowed = spider.allowed_domains
-        self._domains = DomainFilter(allowed) if allowed else None
-        self._depth_limit = settings.depth_limit
+        self._filters = RequestFilters(settings, spider.allowed_domains or (), stats)
+        self._allowed = self._filters.allows
         self._depth_priority = settings.depth_priority
-        self._url_length_limit = settings.url_length_limit
-        self._max_repeated = settings.max_repeated_segments
         self._max_pages = settings.max_pages_per_host
         self._meta_refresh = settings.meta_refresh
         self._host_pages: dict[str, int] = {}
@@ -321,8 +317,9 @@ class Engine:
         back (a Crawl-delay just learnt must apply from the first page on)."""
         request = lease.request
         rules = robots.known(request.url)  # the common case: one dict lookup
-        waited = rules is None
-        if waited:
+        waited = False
+        if rules is None:
+            waited = True
             # The first request to this origin, or one waiting for a retry of its robots.txt:
             # fetch it (the host is held meanwhile), or wait for the fetch another started.
             slot = self.slots.hold(lease.host)
@@ -404,7 +401,10 @@ class Engine:
                 "handle_httpstatus_list", ()
             )
         follow = not (meta and meta.get("dont_redirect"))
-        if status in _REDIRECT_CODES and not handled and follow and "Location" in response.headers:
+        if (
+            status in redirect.REDIRECT_CODES and not handled and follow
+            and "Location" in response.headers
+        ):
             await self._redirect(lease, response, response.headers["Location"], "http")
             return
         if (
@@ -422,10 +422,9 @@ class Engine:
         if (
             self._meta_refresh
             and follow
-            # Cheap first: "http-equiv" alone is on most pages (Content-Type), "refresh" not.
-            and b"refresh" in response.body[:_META_REFRESH_SCAN].lower()
+            and redirect.has_meta_refresh(response)
         ):
-            target = self._meta_refresh_target(response)
+            target = redirect.meta_refresh_target(response, self.settings.meta_refresh_max_delay)
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
@@ -435,81 +434,20 @@ class Engine:
         )
         await self._ack(lease, children, items)
 
-    def _meta_refresh_target(self, response: Response) -> str | None:
-        """The URL an HTML page's ``<meta http-equiv="refresh">`` sends to, when it is to be
-        followed: within ``meta_refresh_max_delay``, not inside ``<script>``/``<noscript>``,
-        and not the page itself."""
-        content_type = response.headers.get("Content-Type", "text/html").lower()
-        if "html" not in content_type:
-            return None
-        from w3lib.html import get_meta_refresh  # parsel's dependency; only pages that have one
-
-        try:
-            delay, url = get_meta_refresh(response.text[:_META_REFRESH_SCAN], response.url)
-        except ValueError:  # a hostile refresh value: the page is parsed as it is
-            return None
-        if url is None or delay is None or delay > self.settings.meta_refresh_max_delay:
-            return None
-        try:
-            target = str(parse_url(url))
-        except InvalidURL as exc:  # javascript:, a broken host...: the page is what there is
-            logger.debug("Not following the meta refresh of %s: %s", response.url, exc.reason)
-            return None
-        return None if target == response.url else target
-
     async def _redirect(
         self, lease: Lease, response: Response, location: str, kind: str
     ) -> None:
         """Follow a redirect (``kind``: ``http`` for a 3xx Location, ``meta_refresh``) as a
-        new request in the same chain: loops and ``max_redirects`` end it with a
-        RedirectError."""
-        request = lease.request
-        try:
-            target = parse_url(location.strip(), response.yurl)
-        except InvalidURL as exc:
-            await self._fail(
-                lease, RedirectError(request.url, f"bad redirect target: {exc.reason}"), response
-            )
-            return
-        chain: list[str] = [*request.meta.get("redirect_urls", ()), request.url]
-        target_s = str(target)
-        if target_s in chain:
-            await self._fail(lease, RedirectError(request.url, f"redirect loop via {target_s}"),
-                             response)
-            return
-        if len(chain) > self.settings.max_redirects:
-            await self._fail(
-                lease,
-                RedirectError(
-                    request.url, f"more than max_redirects={self.settings.max_redirects}"
-                ),
-                response,
-            )
+        new request in the same chain (:func:`crawler.redirect.follow`); a loop, a bad target
+        or more than ``max_redirects`` fail the request."""
+        new = redirect.follow(lease.request, response, location, kind=kind,
+                              max_redirects=self.settings.max_redirects)
+        if isinstance(new, RedirectError):
+            await self._fail(lease, new, response)
             return
         self.stats.inc("redirects")
         if kind != "http":
             self.stats.inc(f"redirects/{kind}")
-        method, body = request.method, request.body
-        if kind != "http" or (response.status == 303 and method != "HEAD") or (
-            response.status in (301, 302) and method == "POST"
-        ):
-            method, body = "GET", b""  # what browsers do; 307/308 keep method and body
-        meta = dict(request.meta)
-        meta["redirect_urls"] = chain
-        new = Request(
-            target,
-            request.callback,
-            method=method,
-            headers=redirect_headers(request, target, body_dropped=not body and bool(request.body)),
-            body=body,
-            errback=request.errback,
-            cb_kwargs=request._cb_kwargs,
-            meta=meta,
-            priority=request.priority,
-            dont_filter=request.dont_filter,
-            depth=request.depth,
-            handle_status=request.handle_status,
-        )
         await self._ack(lease, [new] if self._allowed(new) else [], [])
 
     async def _retry(self, lease: Lease, reason: str, retry_after: float | None) -> bool:
@@ -637,30 +575,6 @@ class Engine:
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
                      parent.url, type(output).__name__)
 
-    def _allowed(self, request: Request) -> bool:
-        """The built-in filters on a new request: depth limit, URL length, repeated path
-        segments (spider traps) and allowed_domains."""
-        depth = request.depth
-        if self._depth_limit and depth > self._depth_limit:
-            self.stats.inc("dropped/depth_limit")
-            return False
-        url = request.url
-        if self._url_length_limit and len(url) > self._url_length_limit:
-            self.stats.inc("dropped/url_length_limit")
-            logger.debug("Dropped %s...: longer than url_length_limit=%d", url[:200],
-                         self._url_length_limit)
-            return False
-        if self._max_repeated and _repeats_segment(url, self._max_repeated):
-            self.stats.inc("dropped/max_repeated_segments")
-            logger.debug("Dropped %s: a path segment repeats more than %d times", url,
-                         self._max_repeated)
-            return False
-        if self._domains is not None and not self._domains.allows(request.yurl.host or ""):
-            self.stats.inc("offsite_dropped")
-            logger.debug("Dropped offsite request %s", request.url)
-            return False
-        return True
-
     def _storable(self, request: Request) -> bool:
         """Frontiers that keep requests outside the process need them in plain JSON: a
         request that cannot be stored fails here, where the spider yielded it, naming the
@@ -738,50 +652,6 @@ class Engine:
         result = method(*args)
         if inspect.isawaitable(result):
             await result
-
-
-def redirect_headers(request: Request, target: Any, body_dropped: bool) -> dict[str, str]:
-    """The headers a redirect hop keeps. Credentials never follow a change of origin:
-
-    - another host: drop ``Authorization``, ``Cookie`` and ``Proxy-Authorization``;
-    - another scheme or port: drop ``Authorization``;
-    - https → http: drop ``Authorization`` and ``Cookie``.
-    The cookie jar still adds the cookies that belong to the new host.
-    """
-    old = request.yurl
-    drop: set[str] = set()
-    if (old.host or "").lower() != (target.host or "").lower():
-        drop |= {"authorization", "cookie", "proxy-authorization"}
-    if old.scheme != target.scheme or old.port != target.port:
-        drop.add("authorization")
-    if old.scheme == "https" and target.scheme == "http":
-        drop |= {"authorization", "cookie"}
-    if body_dropped:
-        drop |= {"content-type", "content-length", "content-encoding"}
-    return {k: v for k, v in request.headers.items() if k.lower() not in drop}
-
-
-def _repeats_segment(url: str, limit: int) -> bool:
-    """Whether one segment of the URL's path occurs more than ``limit`` times
-    (``/a/b/a/b/a/b/a/b``: a relative link that keeps growing the path)."""
-    if url.count("/") - 2 <= limit:  # too few segments to repeat one: the common case
-        return False
-    start = url.find("/", 8)
-    if start == -1:
-        return False
-    end = len(url)
-    for sep in "?#":
-        cut = url.find(sep, start)
-        if cut != -1 and cut < end:
-            end = cut
-    counts: dict[str, int] = {}
-    for segment in url[start:end].split("/"):
-        if segment:
-            n = counts.get(segment, 0) + 1
-            if n > limit:
-                return True
-            counts[segment] = n
-    return False
 
 
 def _is_sync_iterable(result: Any) -> bool:

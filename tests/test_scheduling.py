@@ -137,7 +137,7 @@ async def test_retry_after_pauses_only_the_host_that_asked(
     urls = page_urls(sites, 4)
     want = 4 * len(others)
 
-    result, engine = await crawl_until(
+    result, _ = await crawl_until(
         tmp_path, urls, lambda: sum(s.stats.total for s in others) >= want,
         concurrency_per_host=1,
     )
