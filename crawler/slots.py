@@ -34,7 +34,6 @@ import heapq
 import itertools
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,9 +41,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["Slot", "Slots"]
+__all__ = ["IDLE_KEEP", "Slot", "Slots"]
 
 _NOWHERE, _READY, _WAITING = 0, 1, 2
+
+#: Seconds an idle slot with a learnt delay (Crawl-delay, AutoThrottle) is kept.
+IDLE_KEEP = 60.0
 
 
 @dataclass(slots=True, eq=False)
@@ -101,7 +103,7 @@ class Slots:
         self._slots: dict[str, Slot] = {}
         self._ready: list[tuple[float, int, int, Slot]] = []
         self._waiting: list[tuple[float, int, int, Slot]] = []
-        self._idle: deque[Slot] = deque()
+        self._idle: list[tuple[float, int, Slot]] = []  # heap: (when to look again, seq, slot)
         self._seq = itertools.count()
         self._paused: dict[str, float] = {}  # key -> paused_until, for pauses()
 
@@ -125,6 +127,7 @@ class Slots:
             slot = self._slots[key] = Slot(key, self.concurrency, self.delay, self.delay)
             if self.on_new is not None:
                 self.on_new(slot)
+            self._went_idle(slot)  # dropped later if it never gets a request
         return slot
 
     # ------------------------------------------------------------------ scheduling
@@ -220,22 +223,29 @@ class Slots:
         if slot.pending:
             self.place(slot)
         elif not slot.active:
-            self._idle.append(slot)
+            self._went_idle(slot)
+
+    def _went_idle(self, slot: Slot) -> None:
+        now = self.clock()
+        learnt = slot.delay != self.delay or slot.min_delay != self.delay
+        at = max(slot.ready_at, now) + (IDLE_KEEP if learnt else 0.0)
+        heapq.heappush(self._idle, (at, next(self._seq), slot))
 
     def _sweep(self, now: float) -> None:
-        """Drop slots that have nothing to remember: a crawl over a million hosts must not
-        keep them all. A slot keeps its delay and last start while they still matter, and a
-        slot with a learnt delay (Crawl-delay, AutoThrottle) or a pause is kept."""
+        """Drop slots that have nothing left to remember: a crawl over a million hosts must
+        not keep them all. A slot is kept while its delay or pause still matters, and a slot
+        with a learnt delay (Crawl-delay, AutoThrottle) for :data:`IDLE_KEEP` seconds more
+        (as Scrapy does); a Crawl-delay dropped with it is learnt again from the robots.txt
+        rules. Only the slots whose time has come are looked at."""
         idle = self._idle
-        for _ in range(len(idle)):
-            slot = idle.popleft()
+        while idle and idle[0][0] <= now:
+            _, _, slot = heapq.heappop(idle)
             if slot.pending or slot.active or self._slots.get(slot.key) is not slot:
+                continue  # busy again (it goes idle again later), or dropped already
+            if slot.ready_at > now:  # paused again meanwhile
+                self._went_idle(slot)
                 continue
-            if slot.ready_at > now:
-                idle.append(slot)  # its delay or pause still matters
-                continue
-            if slot.delay == self.delay and slot.min_delay == self.delay:
-                del self._slots[slot.key]
+            del self._slots[slot.key]
 
     def next_ready_in(self, now: float | None = None) -> float | None:
         """Seconds until a host may start a request: 0 when one may now, None when no host
@@ -262,9 +272,10 @@ class Slots:
         the other hosts go on."""
         slot = self.slot(key)
         until = self.clock() + seconds
+        if until > self._paused.get(key, 0.0):
+            self._paused[key] = until
         if until > slot.paused_until:
             slot.paused_until = until
-            self._paused[key] = until
             self.changed(slot)
         return slot
 
@@ -292,11 +303,13 @@ class Slots:
 
     def unhold(self, slot: Slot) -> None:
         if slot.paused_until == math.inf:
-            slot.paused_until = 0.0
+            # A Retry-After pause asked meanwhile still holds.
+            until = self._paused.get(slot.key, 0.0)
+            slot.paused_until = until if until > self.clock() else 0.0
             slot.where = _NOWHERE
             self.changed(slot)
             if not slot.pending and not slot.active:
-                self._idle.append(slot)
+                self._went_idle(slot)
 
     def raise_min_delay(self, key: str, delay: float) -> Slot:
         """A floor for the host's delay (robots.txt Crawl-delay); the next start waits for it,
