@@ -99,6 +99,7 @@ class Engine:
         self.throttle = throttle
 
         self.slots = frontier.slots
+        self._lease_batch = min(frontier.lease_batch, settings.concurrency)
         if throttle is not None:
             self.slots.on_new = throttle.start
             for slot in self.slots:  # the slots a resumed frontier made already
@@ -180,8 +181,12 @@ class Engine:
                     self._wake.clear()
                     await self._wake.wait()
                 return
+            # Cleared before leasing: a request that ends meanwhile must wake the wait below.
+            self._wake.clear()
             room = limit - self._active
-            leased = await frontier.lease(room) if room > 0 else []
+            # A frontier with a round trip per call is asked once a few places are free.
+            worth = room >= self._lease_batch or (room > 0 and self._active == 0)
+            leased = await frontier.lease(room) if worth else []
             for lease in leased:
                 self._active += 1
                 tg.create_task(self._run(lease))
@@ -190,9 +195,8 @@ class Engine:
                 continue
             if not self._seeding and self._active == 0 and await frontier.is_finished():
                 return
-            self._wake.clear()
             wait = frontier.next_ready_in()
-            if room <= 0 or wait is None:
+            if not worth or wait is None:  # a request that ends wakes this up
                 await self._wake.wait()
             else:
                 try:

@@ -78,6 +78,9 @@ class Frontier(Protocol):
     """
 
     outbox: bool
+    #: The smallest number of free places worth a :meth:`lease` call: 1 for a backend in the
+    #: process, more for one that pays a round trip per call.
+    lease_batch: int
     #: The per-host politeness state this frontier schedules by; the engine reports pauses,
     #: Crawl-delays and AutoThrottle delays to it.
     slots: Slots

@@ -41,6 +41,7 @@ class MemoryFrontier:
     slot and one list per priority (a few hundred bytes).
     """
 
+    lease_batch = 1
     outbox = False
     stores_requests = False
     seeded = False

@@ -187,6 +187,7 @@ class SqliteFrontier:
     all work (raises): the state on disk is intact, and resuming the job continues exactly.
     """
 
+    lease_batch = 1
     outbox = True
     stores_requests = True
 
