@@ -33,6 +33,7 @@ from .downloader import Downloader
 from .errors import (
     CloseSpider,
     DownloadError,
+    FrontierLost,
     HttpError,
     IgnoreRequest,
     InvalidURL,
@@ -185,15 +186,20 @@ class Engine:
                     await self._wake.wait()
                 return
             room = limit - self._active
-            leased = await frontier.lease(room) if room > 0 else []
-            for lease in leased:
-                self._active += 1
-                tg.create_task(self._run(lease))
-            if leased:
-                await asyncio.sleep(0)  # let them start before leasing more
+            try:
+                leased = await frontier.lease(room) if room > 0 else []
+                for lease in leased:
+                    self._active += 1
+                    tg.create_task(self._run(lease))
+                if leased:
+                    await asyncio.sleep(0)  # let them start before leasing more
+                    continue
+                if not self._seeding and self._active == 0 and await frontier.is_finished():
+                    return
+            except FrontierLost as exc:  # a shared frontier's state vanished: the run fails
+                logger.error("Stopping: %s", exc)
+                self.stop("frontier_lost")
                 continue
-            if not self._seeding and self._active == 0 and await frontier.is_finished():
-                return
             self._wake.clear()
             wait = frontier.next_ready_in()
             if room <= 0 or wait is None:

@@ -786,7 +786,7 @@ class _Hint:
     """What this process last learned about the shared queue, for the sync next_ready_in."""
 
     ready: bool = True  # unknown at start: try
-    leased: int = 0  # leases held across the cluster (this worker's included)
+    leased: int = 0  # leases other workers hold (this worker's own end with a wake-up)
     wake_at: float | None = None  # monotonic time the earliest waiting host or retry is due
     empty_polls: int = 0
 
@@ -1233,7 +1233,7 @@ class RedisFrontier:
                            dead, self.max_deliveries)
         hint = self._hint
         hint.ready = int(ready) > 0
-        hint.leased = int(leased)
+        hint.leased = max(0, int(leased) - len(self._held))
         wait = float(wake_in)
         hint.wake_at = _now_hint() + wait if wait >= 0 else None
         hint.empty_polls = 0 if leases else hint.empty_polls + 1
@@ -1292,9 +1292,10 @@ class RedisFrontier:
     def next_ready_in(self) -> float | None:
         """From what the last :meth:`lease` (and later calls of this process) saw: 0 when a
         host was ready; the time until the earliest waiting host (its delay or pause) or
-        delayed request; a polling interval (0.05 s growing to 0.5 s) while leases are held
-        anywhere in the cluster, since their acks may free a host or add requests, or they
-        may expire; None when the crawl looked finished."""
+        delayed request; a polling interval (0.05 s growing to 0.5 s) while other workers
+        hold leases, since their acks may free a host or add requests, or they may expire;
+        None when nothing is due (the crawl looked finished, or only this worker's own
+        leases hold the rest back)."""
         hint = self._hint
         if hint.ready:
             return 0.0
@@ -1349,7 +1350,7 @@ class RedisFrontier:
         adding start requests."""
         s = await self._snapshot()
         hint = self._hint
-        hint.leased = s.leased
+        hint.leased = max(0, s.leased - len(self._held))
         if not s.pending:
             hint.ready = False
         elif hint.wake_at is None and not s.leased:
