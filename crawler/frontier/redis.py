@@ -132,6 +132,7 @@ import re
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -190,6 +191,10 @@ _BACKOFF_MAX = 5.0
 #: Most requests one script call moves (reclaims, promotions, adds): keeps each call short,
 #: since Redis runs one script at a time for every worker.
 _BATCH = 1000
+#: Most acks sent in one script call.
+_ACK_BATCH = 100
+#: Fingerprints a worker remembers having sent (16 bytes each, about 80 with the set).
+_KNOWN_MAX = 250_000
 #: Polling interval bounds while other workers hold work (see next_ready_in).
 _POLL_MIN = 0.05
 _POLL_MAX = 0.5
@@ -435,36 +440,49 @@ return {out, tonumber(redis.call('GET', K_NPENDING) or '0'), redis.call('ZCARD',
         redis.call('ZCARD', K_READY), nxt < 0 and '-1' or f6(nxt), #expired, dead}
 """
 
-# ARGV from 9: id, then (fp, score, raw, host) quads of children.
-# Returns {children added, 1 if this ack completed the request else 0}. The first ack of a
-# request wins, whoever holds its lease now: the work is done, and a second ack is a no-op.
+# ARGV from 9, for each ack: id, how many children, then the children's (fp, score, raw,
+# host) quads. Returns {children added, 1 if this ack completed the request else 0} per ack,
+# flat. The first ack of a request wins, whoever holds its lease now: the work is done, and
+# a second ack is a no-op.
 _ACK_LUA = _HOSTS + _ENQUEUE + """
-local id = ARGV[9]
-local host = host_of(id)
-local found = 0
-if redis.call('ZREM', K_LEASED, id) == 1 then
-  found = 1
-  redis.call('HINCRBY', P .. 'h:' .. host, 'a', -1)
-  touch(host)
-elseif redis.call('ZREM', P .. 'q:' .. host, id) == 1 then
-  found = 1
-  redis.call('DECR', K_NPENDING)
-  touch(host)
-elseif redis.call('ZREM', K_DELAYED, id) + redis.call('HDEL', P .. 'dead', id) > 0 then
-  found = 1
+local out = {}
+local total = 0
+local i = 9
+while i <= #ARGV do
+  local id, nc = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  local host = host_of(id)
+  local found = 0
+  if redis.call('ZREM', K_LEASED, id) == 1 then
+    found = 1
+    redis.call('HINCRBY', P .. 'h:' .. host, 'a', -1)
+    touch(host)
+  elseif redis.call('ZREM', P .. 'q:' .. host, id) == 1 then
+    found = 1
+    redis.call('DECR', K_NPENDING)
+    touch(host)
+  elseif redis.call('ZREM', K_DELAYED, id) + redis.call('HDEL', P .. 'dead', id) > 0 then
+    found = 1
+  end
+  if found == 1 then
+    redis.call('HDEL', K_DATA, id)
+    redis.call('HDEL', K_SCORE, id)
+    redis.call('HDEL', K_DELIV, id)
+    redis.call('HDEL', K_OWNER, id)
+    redis.call('INCR', P .. 'done')
+  end
+  local added = 0
+  for _ = 1, nc do
+    added = added + enqueue(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  end
+  total = total + added
+  out[#out + 1] = added
+  out[#out + 1] = found
 end
-if found == 1 then
-  redis.call('HDEL', K_DATA, id)
-  redis.call('HDEL', K_SCORE, id)
-  redis.call('HDEL', K_DELIV, id)
-  redis.call('HDEL', K_OWNER, id)
-  redis.call('INCR', P .. 'done')
-end
-local added = 0
-for i = 10, #ARGV, 4 do added = added + enqueue(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]) end
-if added > 0 then redis.call('INCRBY', K_NPENDING, added) end
+if total > 0 then redis.call('INCRBY', K_NPENDING, total) end
 settle()
-return {added, found}
+return out
 """
 
 # ARGV from 9: id worker raw score delay. Returns 1 if moved, 0 if the lease was not held.
@@ -810,6 +828,15 @@ def _entries(requests: Sequence[Request]) -> list[bytes | str]:
     return args
 
 
+@dataclass(slots=True)
+class _Ack:
+    """An ack waiting for the next ack script call."""
+
+    key: bytes
+    children: Sequence[Request]
+    done: asyncio.Future[list[int] | None]
+
+
 def _host_of(key: bytes) -> str:
     """The host in a request id (``<16 digits>@<host>``)."""
     return key[17:].decode()
@@ -997,6 +1024,10 @@ class RedisFrontier:
         self._hint = _Hint()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._policy_task: asyncio.Task[None] | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._acks: deque[_Ack] = deque()
+        self._ack_wanted = asyncio.Event()
+        self._known: set[bytes] = set()  # fingerprints already in the seen set
         self._urgent = asyncio.Event()
         self._merged: dict[str, float] = {}  # stats already added to the shared record
         self._started = time.time()
@@ -1051,6 +1082,9 @@ class RedisFrontier:
         self._policy_task = asyncio.create_task(
             self._policy_loop(), name=f"frontier-policy-{self.worker_id}"
         )
+        self._ack_task = asyncio.create_task(
+            self._ack_loop(), name=f"frontier-acks-{self.worker_id}"
+        )
 
     async def close(self) -> None:
         """Stop the heartbeat and disconnect. Shared state is left as it is: leases still
@@ -1058,9 +1092,11 @@ class RedisFrontier:
         if self._closed:
             return
         self._closed = True
-        for task in (self._heartbeat_task, self._policy_task):
+        for task in (self._heartbeat_task, self._policy_task, self._ack_task):
             await stop_task(task)
-        self._heartbeat_task = self._policy_task = None
+        self._heartbeat_task = self._policy_task = self._ack_task = None
+        while self._acks:
+            self._acks.popleft().done.cancel()
         try:
             if self._opened and self._lost is None:
                 # Best effort and bounded: a worker must be able to stop while Redis is down.
@@ -1195,9 +1231,11 @@ class RedisFrontier:
     async def add(self, requests: Sequence[Request]) -> int:
         added = 0
         for start in range(0, len(requests), _BATCH):
-            n = await self._quiet("add", self._add_script,
-                                  *_entries(requests[start:start + _BATCH]))
-            added += n or 0
+            batch = self._unknown(requests[start:start + _BATCH])
+            n = await self._quiet("add", self._add_script, *_entries(batch))
+            if n is not None:
+                self._learn(batch)
+                added += n
         if added:
             self._hint.ready = True
         return added
@@ -1242,21 +1280,76 @@ class RedisFrontier:
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
     ) -> int:
+        """Acks that arrive while another is on its way to Redis go together in the next
+        script call (each is still one step with its children): under load a worker makes
+        a fraction of a call per request."""
         key: bytes = lease.key
         # Children beyond one batch are enqueued first by add(): a crash in between leaves
         # them pending and the request leased, so it is redone and they dedup, nothing lost.
         head, rest = children[:_BATCH], children[_BATCH:]
         added = await self.add(rest) if rest else 0
+        fresh = self._unknown(head)
         with self._settle([key]):
-            reply: list[int] | None = await self._quiet("ack", self._ack_script, key,
-                                                        *_entries(head))
+            if self._ack_task is None:  # not opened: no batching
+                reply = await self._quiet("ack", self._ack_script, key, len(fresh),
+                                          *_entries(fresh))
+            else:
+                done: asyncio.Future[list[int] | None] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._acks.append(_Ack(key, fresh, done))
+                self._ack_wanted.set()
+                reply = await done
         if reply is None:
             return added
+        self._learn(fresh)
         added += int(reply[0])
         self._hint.ready = True  # its host has a free place again, or children came
         if not reply[1]:
             logger.debug("Late ack of %s: already done by another worker", lease.request.url)
         return added
+
+    async def _ack_loop(self) -> None:
+        """Send the queued acks, as many as fit in one script call at a time."""
+        acks = self._acks
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            while acks:
+                batch: list[_Ack] = []
+                args: list[bytes | str | int] = []
+                while acks and len(batch) < _ACK_BATCH and len(args) < 4 * _BATCH:
+                    ack = acks.popleft()
+                    batch.append(ack)
+                    args += (ack.key, len(ack.children), *_entries(ack.children))
+                try:
+                    reply: list[int] | None = await self._quiet("ack", self._ack_script, *args)
+                except asyncio.CancelledError:
+                    for ack in batch:
+                        ack.done.cancel()
+                    raise
+                except Exception as exc:
+                    for ack in batch:
+                        if not ack.done.done():
+                            ack.done.set_exception(exc)
+                    continue
+                for n, ack in enumerate(batch):
+                    if not ack.done.done():
+                        ack.done.set_result(None if reply is None else reply[2 * n:2 * n + 2])
+
+    def _unknown(self, requests: Sequence[Request]) -> Sequence[Request]:
+        """``requests`` without those this worker already sent to Redis: their fingerprints
+        are in the seen set for good, so they are duplicates (most links of a page are)."""
+        known = self._known
+        if not known:
+            return requests
+        return [r for r in requests if r.dont_filter or r.fingerprint not in known]
+
+    def _learn(self, sent: Sequence[Request]) -> None:
+        known = self._known
+        if len(known) > _KNOWN_MAX:
+            known.clear()  # bounded memory: forgetting only costs sending them again
+        known.update(r.fingerprint for r in sent if not r.dont_filter)
 
     async def drain(self, exporter: Any) -> int:
         return 0
