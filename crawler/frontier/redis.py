@@ -197,7 +197,7 @@ _ACK_BATCH = 100
 _KNOWN_MAX = 250_000
 #: Polling interval bounds while other workers hold work (see next_ready_in).
 _POLL_MIN = 0.05
-_POLL_MAX = 0.5
+_POLL_MAX = 0.2
 #: The error the scripts raise when the crawl marker is gone (see "Guarantees").
 _LOST = "CRAWL_LOST"
 #: Stats keys that are not counters: computed when read, or gauges of one process.
@@ -933,9 +933,9 @@ class RedisSlots(Slots):
     def take_changes(self) -> str:
         """The recorded changes as the scripts' JSON argument ('' for none), forgotten here.
         A pause is sent as the seconds left (the server adds its own clock)."""
+        if self._idle:
+            self._sweep(self.clock())
         if not self._changes:
-            if self._idle:
-                self._sweep(self.clock())
             return ""
         changes, self._changes = self._changes, {}
         now = self.clock()
@@ -1027,6 +1027,7 @@ class RedisFrontier:
         self._ack_task: asyncio.Task[None] | None = None
         self._acks: deque[_Ack] = deque()
         self._ack_wanted = asyncio.Event()
+        self._changes_lock = asyncio.Lock()
         self._known: set[bytes] = set()  # fingerprints already in the seen set
         self._urgent = asyncio.Event()
         self._merged: dict[str, float] = {}  # stats already added to the shared record
@@ -1195,9 +1196,18 @@ class RedisFrontier:
         crawl's state vanished."""
         if self._lost is not None:
             raise self._lost
+        if not self._slots.has_changes:
+            return await self._call(what, script, "", args)
+        # One call carrying changes at a time, so they reach Redis in the order they were
+        # made: a hold sent on one connection must not land after its unhold sent on another.
+        async with self._changes_lock:
+            return await self._call(what, script, self._slots.take_changes(), args)
+
+    async def _call(self, what: str, script: AsyncScript, changes: str,
+                    args: Sequence[Any]) -> Any:
         slots = self._slots
-        head = [self.prefix, self._marker, self._epoch, slots.take_changes(),
-                slots.concurrency, slots.fresh_delay, slots.delay, self.lease_timeout]
+        head = [self.prefix, self._marker, self._epoch, changes, slots.concurrency,
+                slots.fresh_delay, slots.delay, self.lease_timeout]
         try:
             return await self.connection.call(what, script, args=[*head, *args])
         except rexc.ResponseError as exc:
@@ -1385,7 +1395,7 @@ class RedisFrontier:
     def next_ready_in(self) -> float | None:
         """From what the last :meth:`lease` (and later calls of this process) saw: 0 when a
         host was ready; the time until the earliest waiting host (its delay or pause) or
-        delayed request; a polling interval (0.05 s growing to 0.5 s) while other workers
+        delayed request; a polling interval (0.05 s growing to 0.2 s) while other workers
         hold leases, since their acks may free a host or add requests, or they may expire;
         None when nothing is due (the crawl looked finished, or only this worker's own
         leases hold the rest back)."""
