@@ -378,6 +378,25 @@ async def test_poison_request_is_dead_lettered_and_crawl_goes_on(redis_crawl: Re
     assert status["dead_lettered"] == 1
 
 
+async def test_unreadable_request_is_dead_lettered_and_frees_its_host(
+    redis_crawl: RedisCrawl,
+) -> None:
+    f = await redis_crawl.frontier(concurrency_per_host=1)
+    await f.add([Request("http://h.test/bad"), Request("http://h.test/good")])
+    client = redis_crawl.client()
+    try:
+        bad_id = "0000000000000001@h.test"  # the first request's id: its number, its host
+        assert client.hexists(redis_crawl.key("data"), bad_id)
+        client.hset(redis_crawl.key("data"), bad_id, b'{"v": 999}')  # another version's
+    finally:
+        client.close()
+    assert await f.lease(10) == []  # the unreadable one went to the dead letters...
+    assert urls(await f.lease(10)) == ["http://h.test/good"]  # ...and freed h.test's place
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    assert status["dead_lettered"] == 1
+    assert "cannot decode" in status["dead_letters"][0]["reason"]
+
+
 # ----------------------------------------------------------------------------- outage
 
 

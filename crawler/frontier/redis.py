@@ -870,6 +870,15 @@ class RedisSlots(Slots):
         self._changes: dict[str, dict[str, float]] = {}
         self._holding: set[str] = set()
 
+    @classmethod
+    def like(cls, slots: Slots) -> RedisSlots:
+        """``slots`` itself if it is a RedisSlots, else new RedisSlots with its defaults."""
+        if isinstance(slots, RedisSlots):
+            return slots
+        made = cls(slots.concurrency, slots.delay)
+        made.on_new = slots.on_new
+        return made
+
     def slot(self, key: str) -> Slot:
         slot = self._slots.get(key)
         if slot is None:
@@ -959,8 +968,9 @@ class RedisFrontier:
     ``worker_id``: this worker's name in ``frontier status`` (default
     ``<hostname>-<pid>-<hex>``). ``concurrency_per_host`` and ``download_delay``: the
     politeness of a host no worker reported anything else for (every worker of a crawl
-    should use the same); ``slots`` (a :class:`RedisSlots`) instead gives them with the
-    slots themselves.
+    should use the same); ``slots`` instead gives them as the defaults of a
+    :class:`~crawler.slots.Slots` (a :class:`RedisSlots` is used as it is, another one's
+    defaults and ``on_new`` are taken over: use :attr:`slots` afterwards).
 
     ``outbox`` is False: the engine writes a request's items before calling :meth:`ack`, so a
     worker killed between the two repeats that request's items once more (at-least-once).
@@ -982,7 +992,7 @@ class RedisFrontier:
         worker_id: str | None = None,
         concurrency_per_host: int = 8,
         download_delay: float = 0.0,
-        slots: RedisSlots | None = None,
+        slots: Slots | None = None,
     ) -> None:
         if lease_timeout <= 0:
             raise ConfigError(f"lease_timeout must be > 0, got {lease_timeout}")
@@ -994,8 +1004,8 @@ class RedisFrontier:
         self.lease_timeout = float(lease_timeout)
         self.max_deliveries = max_deliveries
         self.worker_id = worker_id or default_worker_id()
-        self._slots = slots if slots is not None else RedisSlots(concurrency_per_host,
-                                                                 download_delay)
+        self._slots = (RedisSlots(concurrency_per_host, download_delay) if slots is None
+                       else RedisSlots.like(slots))
         self._slots.on_urgent = self._urge
         #: The engine reports pauses, holds and delays here (see :class:`RedisSlots`).
         self.slots: Slots = self._slots
@@ -1472,9 +1482,6 @@ class RedisFrontier:
                 self.prefix,
             )
         return True
-
-    async def _dead_letter(self, key: bytes, reason: str) -> None:
-        await self._quiet("dead-letter", self._dead_letter_script, key, reason)
 
     @contextlib.contextmanager
     def _settle(self, keys: list[bytes]) -> Iterator[None]:
