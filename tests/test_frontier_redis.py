@@ -498,6 +498,25 @@ async def test_hosts_served_by_priority_then_longest_ready(redis_crawl: RedisCra
     assert urls(await f.lease(10)) == ["http://c.test/2"]
 
 
+async def test_idle_hosts_leave_nothing_behind(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier(download_delay=0.2)
+    await f.add([Request("http://a.test/1"), Request("http://b.test/1")])
+    for lease in await f.lease(10):
+        await f.ack(lease)
+    client = redis_crawl.client()
+    try:
+        # The next allowed start still matters for a while, then the host is forgotten.
+        assert 0 < client.pttl(redis_crawl.key("h:a.test")) <= 1200
+        await asyncio.sleep(1.3)
+        assert client.keys(redis_crawl.key("h:*")) == []
+        assert client.keys(redis_crawl.key("q:*")) == []
+        assert client.zcard(redis_crawl.key("ready")) == client.zcard(redis_crawl.key("wait")) == 0
+    finally:
+        client.close()
+    await f.add([Request("http://a.test/2")])  # a host coming back starts afresh
+    assert urls(await f.lease(10)) == ["http://a.test/2"]
+
+
 async def test_two_workers_never_exceed_concurrency_per_host(redis_crawl: RedisCrawl) -> None:
     workers = [await redis_crawl.frontier(concurrency_per_host=2) for _ in range(2)]
     await workers[0].add([Request(f"http://{h}.test/{i}") for i in range(20) for h in "ab"])

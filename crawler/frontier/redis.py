@@ -256,8 +256,14 @@ local function place(host, since)
   if #top == 0 or a >= (tonumber(st[5]) or C0) then
     redis.call('ZREM', K_READY, host)
     redis.call('ZREM', K_WAIT, host)
-    if #top == 0 and a <= 0 and at <= now and not (st[5] or st[6] or st[7]) then
-      redis.call('DEL', hk)  -- nothing left to remember about this host
+    if #top == 0 and a <= 0 and not (st[5] or st[6] or st[7]) then
+      -- Nothing left to remember about this host once its next start or pause has passed
+      -- (a lease or a report makes the hash PERSIST again).
+      if at <= now then
+        redis.call('DEL', hk)
+      else
+        redis.call('PEXPIREAT', hk, math.ceil(at * 1000) + 1000)
+      end
     end
     return
   end
@@ -288,6 +294,7 @@ end
 if ARGV[4] ~= '' then
   for host, ch in pairs(cjson.decode(ARGV[4])) do
     local hk = P .. 'h:' .. host
+    redis.call('PERSIST', hk)
     if ch.c then redis.call('HSET', hk, 'c', ch.c) end
     local m = tonumber(redis.call('HGET', hk, 'm')) or M0
     if ch.m and ch.m > m then
@@ -422,6 +429,7 @@ while got < limit and rounds < limit + 100 do
   if taken > 0 then
     got = got + taken
     redis.call('HSET', hk, 'a', a + taken)
+    redis.call('PERSIST', hk)
     if d > 0 then redis.call('HSET', hk, 'n', f6(now + d)) end
   end
   place(host)
