@@ -65,7 +65,9 @@ sorted sets, every state change is one Lua script, so it is atomic on the server
   leased more than ``max_deliveries`` times without an outcome goes to ``dead`` instead.
 - ``ack``: remove from leased (or from its queue or delayed if the lease had already
   expired), free its host's place, count it done and enqueue its children with the same
-  dedup step, in one script.
+  dedup step, in one script. Acks made while another call is on its way go together in the
+  next call, and children this worker sent before are not sent again (they are in the seen
+  set for good), so a busy worker makes a fraction of a call per request.
 - ``reschedule`` / ``release``: back to delayed / the host's queue, only if this worker still
   holds the lease; the delivery count is given back (a retry or a graceful stop is an outcome,
   not a crash).
