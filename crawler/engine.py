@@ -34,6 +34,7 @@ from .downloader import Downloader
 from .errors import (
     CloseSpider,
     DownloadError,
+    FrontierLost,
     HttpError,
     IgnoreRequest,
     InvalidURL,
@@ -99,7 +100,8 @@ class Engine:
         self.throttle = throttle
 
         self.slots = frontier.slots
-        self._lease_batch = min(frontier.lease_batch, settings.concurrency)
+        # At most an eighth of the places wait for a batch: small crawls lease at once.
+        self._lease_batch = max(1, min(frontier.lease_batch, settings.concurrency // 8))
         if throttle is not None:
             self.slots.on_new = throttle.start
             for slot in self.slots:  # the slots a resumed frontier made already
@@ -186,15 +188,20 @@ class Engine:
             room = limit - self._active
             # A frontier with a round trip per call is asked once a few places are free.
             worth = room >= self._lease_batch or (room > 0 and self._active == 0)
-            leased = await frontier.lease(room) if worth else []
-            for lease in leased:
-                self._active += 1
-                tg.create_task(self._run(lease))
-            if leased:
-                await asyncio.sleep(0)  # let them start before leasing more
+            try:
+                leased = await frontier.lease(room) if worth else []
+                for lease in leased:
+                    self._active += 1
+                    tg.create_task(self._run(lease))
+                if leased:
+                    await asyncio.sleep(0)  # let them start before leasing more
+                    continue
+                if not self._seeding and self._active == 0 and await frontier.is_finished():
+                    return
+            except FrontierLost as exc:  # a shared frontier's state vanished: the run fails
+                logger.error("Stopping: %s", exc)
+                self.stop("frontier_lost")
                 continue
-            if not self._seeding and self._active == 0 and await frontier.is_finished():
-                return
             wait = frontier.next_ready_in()
             if not worth or wait is None:  # a request that ends wakes this up
                 await self._wake.wait()

@@ -54,6 +54,15 @@ class CrawlResult:
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def failed(self) -> bool:
+        """The crawl failed (the CLI exits 1), as opposed to finishing or being stopped."""
+        return self.reason in FAILURES
+
+
+#: Finish reasons that make the run a failure.
+FAILURES = frozenset({"frontier_lost"})
+
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
     """The frontier backend the settings ask for: Redis for a ``frontier_url`` of
