@@ -928,7 +928,7 @@ class RedisSlots(Slots):
             slot.paused_until = 0.0
             self._holding.discard(slot.key)
             self._note(slot.key, {"h": 0}, urgent=True)
-            self._idle.append(slot)
+            self._went_idle(slot)
 
     def raise_min_delay(self, key: str, delay: float) -> Slot:
         slot = self.slot(key)
