@@ -174,7 +174,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
-    return EXIT_OK
+    return EXIT_FAILED if result.failed else EXIT_OK
 
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:
