@@ -90,13 +90,17 @@ def setup_logging(level: str) -> None:
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run on uvloop when it is installed (the ``speed`` extra) and ``CRAWLER_NO_UVLOOP`` is
     not set, else on asyncio's own loop."""
-    try:
-        if os.environ.get("CRAWLER_NO_UVLOOP"):
-            raise ImportError("CRAWLER_NO_UVLOOP is set")
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    loop_factory = None
+    if not os.environ.get("CRAWLER_NO_UVLOOP"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            loop_factory = uvloop.new_event_loop
+    # The loop runs outside the except block: a traceback logged during the crawl must not
+    # begin with the ImportError ("During handling of the above exception...").
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coro)
 
 

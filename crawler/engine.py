@@ -22,6 +22,7 @@ moves above. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
@@ -47,8 +48,8 @@ from .exporters import Exporter
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
-from .items import InvalidItem, ItemProcessor, is_item, to_dict
-from .middleware import MiddlewareChain, aiter_outputs
+from .items import InvalidItem, ItemProcessor, PipelineFailed, is_item, to_dict
+from .middleware import MiddlewareChain, aiter_outputs, same_origin
 from .robots import RobotsCache, RobotsUnavailable
 from .settings import Settings
 from .spider import Spider
@@ -426,13 +427,13 @@ class Engine:
             started = time.monotonic() if throttle is not None else 0.0
             try:
                 if self.host_gate is None:
-                    result = await self._fetch(request)
+                    sent, result = await self._fetch(request)
                 else:
                     # A shared frontier: per-host concurrency and delay hold for the whole
                     # cluster, so every worker takes a cluster-wide token for the host first.
                     delay = max(slot.delay, slot.min_delay)
                     async with self.host_gate.slot(slot.key, slot.concurrency, delay):
-                        result = await self._fetch(request)
+                        sent, result = await self._fetch(request)
             except (DownloadError, InvalidURL) as exc:
                 await self._download_failed(lease, exc)
                 return
@@ -442,8 +443,11 @@ class Engine:
                 await self.frontier.ack(lease)
                 return
             if isinstance(result, Request):  # a middleware asked for another request instead
-                await self._ack(lease, [result], [])
+                await self._instead(lease, result)
                 return
+            if sent is not request:
+                # Downloaded in place of the original: its callback, meta and errback apply.
+                lease = dataclasses.replace(lease, request=sent)
             if throttle is not None:
                 throttle.on_response(slot, time.monotonic() - started, result)
             await self._handle_response(lease, result)
@@ -455,6 +459,15 @@ class Engine:
         except Exception as exc:
             self._count_error(exc, request)
             await self._ack_quietly(lease)
+
+    async def _instead(self, lease: Lease, new: Request) -> None:
+        """A middleware's Request to schedule instead of this one. The same request again (a
+        middleware's own retry, a changed header) goes back to pending as it is, since it is no
+        duplicate of itself; another one is a child, through the filters and the dedup."""
+        if new.fingerprint == lease.request.fingerprint:
+            await self.frontier.reschedule(lease, new, 0.0)
+            return
+        await self._ack(lease, [new] if self._allowed(new) else [], [])
 
     async def _robots_allow(self, robots: RobotsCache, lease: Lease, slot: Slot) -> bool:
         """robots.txt. True to go on; False when the request was dealt with here: dropped
@@ -517,12 +530,21 @@ class Engine:
         self._host_pages[key] = done + 1
         return True
 
-    async def _fetch(self, request: Request) -> Response | Request:
-        """Middlewares' process_request → download → process_response (or process_exception)."""
+    async def _fetch(self, request: Request) -> tuple[Request, Response | Request]:
+        """Middlewares' process_request → download → process_response (or process_exception).
+        Returns the request sent (a same-origin replacement from process_request is
+        downloaded in place of the original) with its Response, or a Request to schedule
+        instead."""
         mw = self.middlewares
-        early = await mw.process_request(request)
-        if early is not None:
-            return early
+        sent = await mw.process_request(request)
+        if isinstance(sent, Response):
+            return request, sent
+        if sent is not request and not same_origin(sent, request):
+            return request, sent
+        return sent, await self._download(sent)
+
+    async def _download(self, request: Request) -> Response | Request:
+        mw = self.middlewares
         try:
             response = await self.downloader.fetch(request)
         except (DownloadError, InvalidURL) as exc:
@@ -772,7 +794,12 @@ class Engine:
             if type(item) is InvalidItem:
                 self._invalid(item, parent)
                 return
-            item = await self.items.run_pipelines(item)
+            try:
+                item = await self.items.run_pipelines(item)
+            except PipelineFailed as exc:
+                # Only this item is lost: the page's other items and its links go on.
+                self._count_error(exc.error, parent, where=f"pipeline {exc.pipeline}")
+                return
             if item is None:
                 self.stats.inc("items_dropped")
                 return

@@ -208,6 +208,14 @@ class Request:
         object.__setattr__(self, "priority", priority)
         return self
 
+    def set_header(self, name: str, value: str) -> None:
+        """Set one header on this request, in place: what a downloader middleware's
+        ``process_request`` usually does (then it returns None). Headers are not part of
+        the fingerprint; ``request.meta[key] = value`` sets a meta key in place the same way."""
+        headers = CIMultiDict(self.headers)
+        headers[name] = value
+        object.__setattr__(self, "headers", CIMultiDictProxy(headers))
+
     def replace(self, **changes: Any) -> Request:
         """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared."""
         kwargs: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}

@@ -15,7 +15,8 @@ from .errors import DropItem
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "to_dict", "validate_item",
+    "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "PipelineFailed",
+    "to_dict", "validate_item",
 ]
 
 
@@ -93,8 +94,8 @@ class ItemProcessor:
     """Validates items against the spider's model, then runs them through the pipelines.
 
     ``process`` returns the finished item, ``None`` when a pipeline dropped it, or an
-    :class:`InvalidItem`. Pipeline exceptions other than DropItem propagate to the engine's
-    per-request boundary, which logs and counts them.
+    :class:`InvalidItem`. Pipeline exceptions other than DropItem are raised as
+    :class:`PipelineFailed`; the engine logs and counts them and loses only that item.
     """
 
     def __init__(self, spider: Any, model: type[BaseModel] | None, pipelines: list[Any]) -> None:
@@ -135,14 +136,32 @@ class ItemProcessor:
         return result
 
     async def run_pipelines(self, item: Any) -> Any:
-        """The item after every pipeline, or None if one dropped it."""
+        """The item after every pipeline, or None if one dropped it. Any other exception is
+        raised as :class:`PipelineFailed` naming the pipeline: it costs that item only."""
         for method, is_async in self._steps:
             try:
                 item = (await method(item, self.spider)) if is_async else method(item, self.spider)
             except DropItem as exc:
                 logger.debug("Dropped item: %s", exc)
                 return None
+            except Exception as exc:
+                raise PipelineFailed(_owner_name(method), exc) from exc
         return item
+
+
+class PipelineFailed(Exception):
+    """A pipeline's ``process_item`` raised (not DropItem): ``pipeline`` names it, ``error``
+    is what it raised. The engine counts ``errors/<type of error>`` and drops that item."""
+
+    def __init__(self, pipeline: str, error: Exception) -> None:
+        super().__init__(f"pipeline {pipeline} failed: {type(error).__name__}: {error}")
+        self.pipeline = pipeline
+        self.error = error
+
+
+def _owner_name(method: Any) -> str:
+    owner = getattr(method, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(method, "__qualname__", "?")
 
 
 async def _maybe_await(method: Any, *args: Any) -> None:

@@ -104,10 +104,10 @@ async def run_spider(
     """
     spider = spider_cls(**(spider_args or {}))
     stats = Stats()
-    pipelines = [instantiate(p) for p in spider.pipelines]
-    pipelines += [instantiate(import_object(p)) for p in settings.pipelines]
-    middlewares = [instantiate(m) for m in spider.middlewares]
-    middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
+    pipelines = [_component(p, "pipelines", spider_cls) for p in spider.pipelines]
+    pipelines += [_component(p, "pipelines", None) for p in settings.pipelines]
+    middlewares = [_component(m, "middlewares", spider_cls) for m in spider.middlewares]
+    middlewares += [_component(m, "middlewares", None) for m in settings.middlewares]
     cache = None
     if settings.http_cache:
         from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
@@ -296,6 +296,32 @@ async def parse_once(
     alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
     result = await run_spider(probe, alone, spider_args=spider_args)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
+
+
+_HOOKS = {
+    "pipelines": ("open", "process_item", "close"),
+    "middlewares": ("process_request", "process_response", "process_exception",
+                    "process_spider_output"),
+}
+
+
+def _component(obj: Any, kind: str, spider_cls: type[Spider] | None) -> Any:
+    """A pipeline or middleware as given by the spider (``spider_cls``) or the settings: an
+    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class instantiated.
+    Something with none of the hooks of its kind is refused, never silently ignored."""
+    where = f"{spider_cls.__name__}.{kind}" if spider_cls is not None else f"setting {kind!r}"
+    if isinstance(obj, str):
+        try:
+            obj = import_object(obj)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    obj = instantiate(obj)
+    hooks = _HOOKS[kind]
+    if not any(callable(getattr(obj, hook, None)) for hook in hooks):
+        raise ConfigError(
+            f"{where}: {obj!r} is not a {kind[:-1]} (it has none of {', '.join(hooks)})"
+        )
+    return obj
 
 
 # The frontier kinds that need more wiring. Neither test imports a module: an instance of a

@@ -59,6 +59,9 @@ class Spider:
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
+            if isinstance(value, str) and _is_list_attribute(type(self), key):
+                # -a start_urls=http://a/,http://b/: a string for a list is its items.
+                value = [part.strip() for part in value.split(",") if part.strip()]
             setattr(self, key, value)
         self.state: dict[str, Any] = {}
         self.logger = logging.getLogger(f"spiders.{self.name or type(self).__name__}")
@@ -107,3 +110,13 @@ class Spider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+#: List attributes that default to None, yet take a list (``-a allowed_domains=a.com,b.com``).
+_LIST_ATTRIBUTES = frozenset({"start_urls", "allowed_domains", "sitemap_urls"})
+
+
+def _is_list_attribute(cls: type[Spider], name: str) -> bool:
+    """Whether ``name`` is a list attribute of the spider class (a string given for it with
+    ``-a`` is split on commas, not iterated letter by letter)."""
+    return name in _LIST_ATTRIBUTES or isinstance(getattr(cls, name, None), (list, tuple))

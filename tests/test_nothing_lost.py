@@ -1,0 +1,235 @@
+"""Issue 11, "nothing lost, nothing silent": each defect, against a real local server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import Request, Response, Spider
+from crawler.errors import ConfigError
+from crawler.testsite import TestSite
+
+from .conftest import crawl
+from .test_cli import BIN, make_project, run
+
+
+class Pages(Spider):
+    """/links?n=N, then one item per page; ``pipelines``/``middlewares`` set by subclasses."""
+
+    name = "pages"
+    n = 5
+
+    async def start(self) -> Any:
+        yield Request(f"{self.base}/links?n={self.n}")
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url, "kind": "links"}
+        yield from response.follow_all(css="a", callback=self.parse_page)
+
+    def parse_page(self, response: Response) -> Any:
+        yield {"url": response.url, "kind": "page"}
+
+
+# ----------------------------------------------------------------- 2: pipeline errors
+
+
+class FailOnLinks:
+    """Raises on the start page's item only."""
+
+    def process_item(self, item: dict[str, Any], spider: Spider) -> dict[str, Any]:
+        if item["kind"] == "links":
+            raise RuntimeError("pipeline bug")
+        return item
+
+
+async def test_pipeline_error_costs_only_that_item(site: TestSite, tmp_path: Path) -> None:
+    class Failing(Pages):
+        pipelines = [FailOnLinks]
+
+    result, items = await crawl(Failing, tmp_path, spider_args={"base": site.url})
+    # The start page's links were still followed: every page's item is there.
+    assert sorted(i["url"] for i in items) == sorted(f"{site.url}/page/{i}" for i in range(5))
+    assert result.stats["errors/RuntimeError"] == 1
+    assert result.stats["items_scraped"] == 5
+    assert all(site.stats.hits[f"/page/{i}"] == 1 for i in range(5))
+
+
+async def test_pipeline_error_is_logged_under_the_pipelines_name(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing(Pages):
+        pipelines = [FailOnLinks]
+
+    await crawl(Failing, tmp_path, spider_args={"base": site.url})
+    errors = [r.getMessage() for r in caplog.records if "pipeline bug" in r.getMessage()]
+    assert len(errors) == 1 and "pipeline FailOnLinks" in errors[0], errors
+
+
+# ------------------------------------------------ 3: requests changed by a middleware
+
+
+class EchoPages(Spider):
+    name = "echo_pages"
+
+    async def start(self) -> Any:
+        for i in range(3):
+            yield Request(f"{self.base}/echo?i={i}")
+
+    def parse(self, response: Response) -> Any:
+        doc = response.json()
+        yield {"i": doc["query"]["i"], "token": doc["headers"].get("x-token")}
+
+
+class ReplaceHeader:
+    def process_request(self, request: Request, spider: Spider) -> Request | None:
+        if "X-Token" in request.headers:
+            return None
+        return request.replace(headers={**request.headers, "X-Token": "replaced"})
+
+
+class SetHeaderInPlace:
+    def process_request(self, request: Request, spider: Spider) -> None:
+        request.set_header("X-Token", "in-place")
+        request.meta["seen_by"] = "SetHeaderInPlace"
+
+
+@pytest.mark.parametrize(("middleware", "token"), [(ReplaceHeader, "replaced"),
+                                                   (SetHeaderInPlace, "in-place")])
+async def test_a_changed_request_is_downloaded_in_place(
+    site: TestSite, tmp_path: Path, middleware: type, token: str
+) -> None:
+    class Spider_(EchoPages):
+        middlewares = [middleware]
+
+    result, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
+    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
+    assert {i["token"] for i in items} == {token}
+    assert site.stats.hits["/echo"] == 3  # each downloaded once, none filtered as duplicate
+    assert "duplicates_filtered" not in result.stats
+
+
+class RetryOnce:
+    """Its own retry rule: the same request again from process_response, once."""
+
+    def process_response(self, request: Request, response: Response, spider: Spider) -> Any:
+        if not request.meta.get("again"):
+            return request.replace(meta={**request.meta, "again": True})
+        return response
+
+
+async def test_a_middleware_retry_of_the_same_request_is_not_a_duplicate(
+    site: TestSite, tmp_path: Path
+) -> None:
+    class Spider_(EchoPages):
+        middlewares = [RetryOnce]
+
+    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
+    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
+    assert site.stats.hits["/echo"] == 6
+
+
+class ToOtherOrigin:
+    def process_request(self, request: Request, spider: Spider) -> Request | None:
+        if request.url.startswith(spider.base):
+            return request.replace(url=request.url.replace("127.0.0.1", "localhost"))
+        return None
+
+
+async def test_a_replacement_for_another_origin_goes_through_the_frontier(
+    site: TestSite, tmp_path: Path
+) -> None:
+    class Spider_(EchoPages):
+        middlewares = [ToOtherOrigin]
+
+    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
+    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
+    assert [h.host for h in site.stats.log] == ["localhost"] * 3
+
+
+# ----------------------------------------------- 4: import strings on the spider
+
+
+async def test_spider_pipelines_and_middlewares_as_import_strings(
+    site: TestSite, tmp_path: Path
+) -> None:
+    class Spider_(EchoPages):
+        middlewares = ["tests.test_nothing_lost:SetHeaderInPlace"]
+        pipelines = ["tests.test_nothing_lost.Tag"]
+
+    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
+    assert len(items) == 3
+    assert {i["token"] for i in items} == {"in-place"}
+    assert {i["tagged"] for i in items} == {True}
+
+
+class Tag:
+    def process_item(self, item: dict[str, Any], spider: Spider) -> dict[str, Any]:
+        return {**item, "tagged": True}
+
+
+@pytest.mark.parametrize(("attribute", "value", "message"), [
+    ("pipelines", "tests.test_nothing_lost:Missing", "has no 'Missing'"),
+    ("pipelines", "nowhere.at.all:Name", "cannot import"),
+    ("middlewares", "tests.test_nothing_lost:Tag", "is not a middleware"),
+    ("pipelines", "tests.test_nothing_lost:ReplaceHeader", "is not a pipeline"),
+])
+async def test_a_spider_component_that_cannot_be_used_is_refused(
+    site: TestSite, tmp_path: Path, attribute: str, value: str, message: str
+) -> None:
+    Spider_ = type("Bad", (EchoPages,), {attribute: [value]})
+    with pytest.raises(ConfigError, match=message) as info:
+        await crawl(Spider_, tmp_path, spider_args={"base": site.url})
+    assert f"Bad.{attribute}" in str(info.value)
+    assert site.stats.total == 0  # refused before any request
+
+
+# ------------------------------------------------------ 5: -a for list attributes
+
+
+async def test_a_string_for_a_list_attribute_is_split_on_commas(
+    site: TestSite, tmp_path: Path
+) -> None:
+    class Plain(Spider):
+        name = "plain"
+        start_urls = ["http://unused.invalid/"]
+
+        def parse(self, response: Response) -> Any:
+            yield {"url": response.url}
+
+    one = f"{site.url}/page/a"
+    _, items = await crawl(Plain, tmp_path, spider_args={"start_urls": one})
+    assert [i["url"] for i in items] == [one]
+    two = f"{site.url}/page/b , {site.url}/page/c"
+    _, items = await crawl(Plain, tmp_path, spider_args={"start_urls": two,
+                                                         "allowed_domains": "127.0.0.1"})
+    assert sorted(i["url"] for i in items) == [f"{site.url}/page/b", f"{site.url}/page/c"]
+    assert Plain(allowed_domains="a.com,b.com").allowed_domains == ["a.com", "b.com"]
+    assert Plain(other="x,y").other == "x,y"
+
+
+# ------------------------------------------- 15: no uvloop ImportError in tracebacks
+
+
+async def test_tracebacks_do_not_carry_the_uvloop_import_error(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", {"boom": """
+        from crawler import Spider
+
+        class Boom(Spider):
+            name = "boom"
+
+            def parse(self, response):
+                raise ValueError("callback bug")
+                yield
+        """})
+    for env in ({"CRAWLER_NO_UVLOOP": "1"}, {}):
+        code, _, err = await run(
+            str(BIN / "crawl"), "boom", "-s", "obey_robots=false",
+            "-a", f"start_urls={site.url}/page/x", cwd=project, env=env,
+        )
+        assert code == 0, err
+        assert "ValueError: callback bug" in err
+        assert "During handling" not in err and "uvloop" not in err, err
