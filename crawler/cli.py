@@ -1,7 +1,8 @@
 """The ``crawl`` and ``crawler`` commands.
 
-Exit codes: 0 the crawl finished (or was stopped gracefully), 1 ``crawler parse`` could not
-run the callback (robots.txt, an HTTP error status, a download error), 2 a usage, settings or
+Exit codes: 0 the crawl finished (or was stopped gracefully), 1 the crawl failed (a start()
+that raised before yielding any request) or ``crawler parse`` could not run the callback
+(robots.txt, an HTTP error status, a download error), 2 a usage, settings or
 spider error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
 """
 
@@ -20,6 +21,7 @@ from . import __version__
 from .errors import ConfigError, InvalidURL
 
 if TYPE_CHECKING:
+    from .runner import ParseResult
     from .settings import Settings
     from .spider import Spider
 
@@ -175,7 +177,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
-    return EXIT_OK
+    return EXIT_FAILED if result.failed else EXIT_OK
 
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:
@@ -308,8 +310,6 @@ def _merge(args: argparse.Namespace) -> int:
 def _parse(args: argparse.Namespace) -> int:
     """``crawler parse URL --spider NAME [-c CALLBACK]``: the items (as JSON lines) and the
     requests one page gives, on stdout; nothing is followed, validated, piped or written."""
-    from .exporters import encode_item
-    from .items import InvalidItem, to_dict, validate_item
     from .runner import parse_once
 
     project = (args.project or Path.cwd()).resolve()
@@ -321,6 +321,23 @@ def _parse(args: argparse.Namespace) -> int:
     except (ConfigError, InvalidURL) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        code = _print_parsed(args, spider_cls, result)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
+        return code
+    except BrokenPipeError:  # `crawler parse ... | head -1`: the reader has what it wanted
+        from .exporters import silence_stdout
+
+        silence_stdout()
+        return EXIT_OK
+
+
+def _print_parsed(
+    args: argparse.Namespace, spider_cls: type[Spider], result: ParseResult
+) -> int:
+    from .exporters import encode_item
+    from .items import InvalidItem, to_dict, validate_item
+
     stats = result.stats
     if not result.called:
         failed = sorted(k.removeprefix("status/") for k in stats

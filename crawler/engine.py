@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from .errors import (
     HttpError,
     IgnoreRequest,
     InvalidURL,
+    OutputClosed,
     RedirectError,
     ResponseTooLarge,
     UnstorableRequest,
@@ -259,7 +260,7 @@ class Engine:
             self._wake.set()
             return
         try:
-            async for request in _aiter(self.spider.start()):
+            async for request in self._start_requests():
                 if self._stopping is not None:
                     break
                 if not isinstance(request, Request):
@@ -283,6 +284,28 @@ class Engine:
         finally:
             self._seeding = False
             self._wake.set()
+
+    async def _start_requests(self) -> AsyncIterator[Any]:
+        """What the spider's start() yields. If it raises before yielding anything the crawl
+        fails (reason ``start_failed``): there is nothing to crawl and that is a bug, not a
+        finished crawl. Raising later is logged and counted, and the crawl goes on with what
+        it yielded."""
+        yielded = 0
+        try:
+            async for output in _aiter(self.spider.start()):
+                yielded += 1
+                yield output
+        except Exception as exc:
+            self.stats.inc(f"errors/{type(exc).__name__}")
+            if yielded:
+                logger.error("start() of %r raised after %d requests; the crawl goes on with "
+                             "them: %s: %s", self.spider, yielded, type(exc).__name__, exc,
+                             exc_info=exc)
+                return
+            logger.error("start() of %r raised before yielding any request: %s: %s",
+                         self.spider, type(exc).__name__, exc, exc_info=exc)
+            self.stats.set("start_error", f"{type(exc).__name__}: {exc}")
+            self.stop("start_failed")
 
     async def _add(self, requests: list[Request]) -> None:
         added = await self.frontier.add(requests)
@@ -862,7 +885,12 @@ class Engine:
         if items and not self._outbox and self.exporter is not None:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.
-            self.exporter.write(items)
+            try:
+                self.exporter.write(items)
+            except OutputClosed:
+                # `-o - | head -1`: the reader has what it wanted. Stop quietly.
+                self.stop("output_closed")
+                items = []
         added = await frontier.ack(lease, children, items if self._outbox else ())
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)

@@ -20,6 +20,7 @@ The hierarchy::
     │   └── BlockedAddress             host resolves to a private range (block_private_addresses)
     ├── IgnoreRequest                  a request dropped on purpose (robots, offsite, budgets)
     ├── DropItem                       raised by a pipeline to discard an item
+    ├── OutputClosed                   the reader of -o - went away (| head -1)
     └── CloseSpider                    raised by a callback to end the crawl gracefully
 
 Third-party exceptions (aiohttp, zlib, ...) are translated into these at the boundary that
@@ -168,3 +169,8 @@ class CloseSpider(CrawlerError):
     def __init__(self, reason: str = "cancelled") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class OutputClosed(CrawlerError):
+    """The reader of standard output went away (``crawl ... -o - | head -1``): the crawl
+    stops quietly with the reason ``output_closed``."""

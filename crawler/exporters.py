@@ -47,7 +47,7 @@ from typing import IO, Any, Protocol, Self
 
 import orjson
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputClosed
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -302,6 +302,18 @@ def _write_all_fd(fd: int, data: bytes, offset: int | None = None) -> None:
             offset += n
 
 
+def silence_stdout() -> None:
+    """Point standard output at /dev/null once its reader went away (``| head -1``), so the
+    bytes still buffered and the interpreter's last flush go nowhere instead of raising
+    BrokenPipeError at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
+
+
 class _Sink:
     """An unbuffered binary file (or the binary stdout) with a byte count."""
 
@@ -331,10 +343,18 @@ class _Sink:
 
     def append(self, data: bytes) -> None:
         if self._closed:
+            if self.fd is None and self._stdout is None:
+                raise OutputClosed("standard output was closed by its reader")
             raise ValueError("write to a closed exporter")
         if self._stdout is not None:
-            self._stdout.write(data)
-            self._stdout.flush()
+            try:
+                self._stdout.write(data)
+                self._stdout.flush()
+            except BrokenPipeError as exc:
+                self._stdout = None
+                self._closed = True
+                silence_stdout()
+                raise OutputClosed("standard output was closed by its reader") from exc
         elif self.fd is not None:
             _write_all_fd(self.fd, data)
         self.position += len(data)

@@ -32,7 +32,7 @@ from .middleware import MiddlewareChain, instantiate
 from .robots import RobotsCache
 from .settings import Settings
 from .spider import Spider
-from .stats import Progress, Stats
+from .stats import Progress, Stats, reason_sentence
 from .tasks import stop_task
 from .throttle import AutoThrottle
 
@@ -52,6 +52,15 @@ class CrawlResult:
 
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """The crawl failed (the CLI exits 1), as opposed to finishing or being stopped."""
+        return self.reason in FAILURES
+
+
+#: Finish reasons that make the run a failure.
+FAILURES = frozenset({"start_failed"})
 
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
@@ -155,6 +164,7 @@ async def run_spider(
             # holds, carry the stats and the spider's state over.
             if job is not None and job.resumed:
                 logger.info("Resuming job %s", settings.jobdir)
+            stats.resumable = True
             saved_stats, spider.state = durable.load_state()
             stats.load(saved_stats)
             durable.track_state(lambda: (stats.to_dict(), spider.state))
@@ -222,7 +232,8 @@ async def run_spider(
             stats.finish(reason)
             if stats_path:
                 stats.dump_json(stats_path)
-    logger.info("Crawl %s.\n%s", reason, stats.summary())
+    log = logger.error if reason in FAILURES else logger.info
+    log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
     return CrawlResult(reason, stats.to_dict())
 
 

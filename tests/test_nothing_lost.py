@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from crawler import Request, Response, Spider
@@ -233,3 +234,114 @@ async def test_tracebacks_do_not_carry_the_uvloop_import_error(
         assert code == 0, err
         assert "ValueError: callback bug" in err
         assert "During handling" not in err and "uvloop" not in err, err
+
+
+# ----------------------------------------------------------- 8: a start() that raises
+
+
+START_SPIDERS = {"starts": """
+    from crawler import Request, Spider
+
+    class Broken(Spider):
+        name = "broken"
+
+        async def start(self):
+            yield Request(self.base + "/page/0", callbak=self.parse)  # a typo: TypeError
+
+    class Late(Spider):
+        name = "late"
+
+        async def start(self):
+            yield Request(self.base + "/page/0")
+            yield Request(self.base + "/page/1")
+            raise RuntimeError("third one failed")
+
+        def parse(self, response):
+            yield {"url": response.url}
+    """}
+
+
+async def test_start_raising_before_any_request_fails_the_run(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", START_SPIDERS)
+    stats = tmp_path / "stats.json"
+    code, _, err = await run(
+        str(BIN / "crawl"), "broken", "-a", f"base={site.url}", "-s", "obey_robots=false",
+        "--stats", str(stats), cwd=project,
+    )
+    assert code == 1, err
+    assert err.count("Traceback") == 1 and "callbak" in err
+    assert "Crawl failed: the spider's start() raised before yielding any request" in err
+    assert "Crawl finished" not in err
+    data = orjson.loads(stats.read_bytes())
+    assert data["finish_reason"] == "start_failed" and data["errors/TypeError"] == 1
+    assert "unexpected keyword argument 'callbak'" in data["start_error"]
+    assert site.stats.total == 0
+
+
+async def test_start_raising_later_is_counted_and_the_crawl_goes_on(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", START_SPIDERS)
+    out = tmp_path / "items.jsonl"
+    code, _, err = await run(
+        str(BIN / "crawl"), "late", "-a", f"base={site.url}", "-s", "obey_robots=false",
+        "-o", str(out), cwd=project,
+    )
+    assert code == 0, err
+    assert len(out.read_bytes().splitlines()) == 2
+    assert err.count("Traceback") == 1 and "third one failed" in err
+    assert "Crawl finished" in err and "RuntimeError" in err
+
+
+# ------------------------------------------------------ 16: a closed standard output
+
+
+async def test_closed_stdout_stops_the_crawl_quietly(site: TestSite, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"pages": """
+        from crawler import Request, Spider
+
+        class Pages(Spider):
+            name = "pages"
+
+            async def start(self):
+                for i in range(40):
+                    yield Request(f"{self.base}/page/{i}")
+
+            def parse(self, response):
+                yield {"url": response.url}
+        """})
+    stats = tmp_path / "stats.json"
+    crawl_cmd = (f"{BIN / 'crawl'} pages -o - -a base={site.url} -s obey_robots=false"
+                 f" -s concurrency_per_host=1 -s download_delay=0.05 --stats {stats}")
+    code, out, err = await run(
+        "bash", "-c", f"{crawl_cmd} | head -1; echo exit=${{PIPESTATUS[0]}} >&2", cwd=project,
+    )
+    assert code == 0 and len(out.splitlines()) == 1, err
+    assert "exit=0" in err
+    assert "BrokenPipe" not in err and "Traceback" not in err and "Exception ignored" not in err
+    data = orjson.loads(stats.read_bytes())
+    assert data["finish_reason"] == "output_closed"
+    assert data["items_scraped"] < 40 and site.stats.total < 40  # it stopped early
+
+
+async def test_crawler_parse_into_a_closed_pipe_is_quiet(site: TestSite, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"pages": """
+        from crawler import Spider
+
+        class Pages(Spider):
+            name = "pages"
+
+            def parse(self, response):
+                for i in range(3000):
+                    yield {"i": i, "text": "x" * 100}
+                yield from response.follow_all(css="a")
+        """})
+    code, out, err = await run(
+        "bash", "-c", f"{BIN / 'crawler'} parse {site.url}/links?n=500 --spider pages "
+        "-s obey_robots=false | head -1; echo exit=${PIPESTATUS[0]} >&2", cwd=project,
+    )
+    assert code == 0 and out.splitlines() == ["# 3000 item(s)"], err
+    assert "exit=0" in err
+    assert "BrokenPipe" not in err and "Traceback" not in err and "Exception ignored" not in err
