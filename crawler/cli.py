@@ -270,6 +270,14 @@ def _frontier(args: argparse.Namespace) -> int:
             deleted = run_async(frontier_purge(url, args.spider, crawl_id))
             print(f"purged {deleted} keys of crawl {args.spider!r} {crawl_id!r}")
             return EXIT_OK
+        known = run_async(frontier_crawls(url))
+        if (args.spider, crawl_id) not in known:
+            # A typo in --crawl-id must not read as a crawl that is running.
+            others = ", ".join(cid or "(no crawl_id)" for name, cid in known
+                               if name == args.spider) or "none"
+            print(f"crawl {args.spider!r} crawl_id {crawl_id!r}: unknown (no such crawl in "
+                  f"{url}; crawl ids of {args.spider!r} there: {others})", file=sys.stderr)
+            return EXIT_FAILED
         status = run_async(frontier_status(url, args.spider, crawl_id))
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)

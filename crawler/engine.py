@@ -49,12 +49,12 @@ from .exporters import Exporter
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
-from .items import InvalidItem, ItemProcessor, PipelineFailed, is_item, to_dict
+from .items import InvalidItem, ItemProcessor, LossyValues, PipelineFailed, is_item, to_dict
 from .middleware import MiddlewareChain, aiter_outputs, same_origin
 from .robots import RobotsCache, RobotsUnavailable
 from .settings import Settings
 from .spider import Spider
-from .stats import Stats
+from .stats import Stats, plural
 from .throttle import AutoThrottle, retry_after
 from .urls import DomainFilter, host_key, parse_url
 
@@ -167,6 +167,7 @@ class Engine:
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
+        self._lossy = LossyValues()
 
     # ------------------------------------------------------------------ run loop
 
@@ -178,7 +179,8 @@ class Engine:
     def stop(self, reason: str) -> None:
         """Stop gracefully: lease nothing more, finish what is in flight, then return."""
         if self._stopping is None:
-            logger.info("Stopping (%s): finishing %d requests in flight", reason, self._active)
+            logger.info("Stopping (%s): finishing %s in flight", reason,
+                        plural(self._active, "request"))
             self._stopping = reason
         self._wake.set()
 
@@ -826,7 +828,9 @@ class Engine:
             if item is None:
                 self.stats.inc("items_dropped")
                 return
-            items.append(to_dict(item))
+            record = to_dict(item)
+            self._lossy.check(record)
+            items.append(record)
             return
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",

@@ -15,7 +15,8 @@ from .errors import DropItem
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "PipelineFailed",
+    "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "LossyValues",
+    "PipelineFailed",
     "to_dict", "validate_item",
 ]
 
@@ -162,6 +163,32 @@ class PipelineFailed(Exception):
 def _owner_name(method: Any) -> str:
     owner = getattr(method, "__self__", None)
     return type(owner).__name__ if owner is not None else getattr(method, "__qualname__", "?")
+
+
+class LossyValues:
+    """Warns once per field when an item holds a value the output cannot keep as it is:
+    ``bytes`` (written as text decoded as UTF-8, bad bytes as U+FFFD) and NaN or infinity
+    (JSON has neither: written as null). The item is still written."""
+
+    def __init__(self) -> None:
+        self._warned: set[tuple[str, str]] = set()
+
+    def check(self, item: dict[str, Any]) -> None:
+        for key, value in item.items():
+            kind = type(value)
+            if kind is float:
+                if value - value == 0.0:  # finite: the common case, one subtraction
+                    continue
+                what, how = ("NaN" if value != value else "infinity"), "null"
+            elif kind is bytes or kind is bytearray:
+                what, how = "bytes", "text decoded as UTF-8"
+            else:
+                continue
+            if (str(key), what) in self._warned:
+                continue
+            self._warned.add((str(key), what))
+            logger.warning("Item field %r holds %s: written as %s (warned once per field)",
+                           key, what, how)
 
 
 async def _maybe_await(method: Any, *args: Any) -> None:

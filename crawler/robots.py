@@ -49,6 +49,7 @@ from yarl import URL
 
 from .errors import BlockedAddress, DownloadError, InvalidURL
 from .http import Request, Response
+from .stats import plural
 from .throttle import retry_after
 from .urls import parse_url
 
@@ -289,8 +290,8 @@ class RobotsCache:
             wait = max(wait, asked)
         self._inc("robots/unavailable")
         if final:
-            logger.warning("robots.txt of %s unreachable (%s) after %d attempts: not crawling "
-                           "this origin", origin, reason, attempts)
+            logger.warning("robots.txt of %s unreachable (%s) after %s: not crawling "
+                           "this origin", origin, reason, plural(attempts, "attempt"))
         else:
             logger.info("robots.txt of %s unreachable (%s): holding its requests, next try in "
                         "%.0fs", origin, reason, wait)

@@ -31,7 +31,7 @@ import orjson
 
 from .tasks import stop_task
 
-__all__ = ["Gauges", "Progress", "Stats", "reason_sentence"]
+__all__ = ["Gauges", "Progress", "Stats", "plural", "reason_sentence"]
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +260,11 @@ def reason_sentence(reason: str | None, *, resumable: bool = False) -> str:
             return f"Crawl paused by {signame}: run the same command to resume"
         return f"Crawl stopped by {signame}"
     return _SENTENCES.get(reason) or f"Crawl stopped: {reason}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 attempt``, ``3 attempts``: a count with its noun (regular plurals only)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _rate(count: Any, seconds: float) -> float:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
 from crawler import Request, Response, Spider
-from crawler.errors import ConfigError
-from crawler.testsite import TestSite
+from crawler.dedup import merge_outputs
+from crawler.errors import ConfigError, JobDirError
+from crawler.jobdir import JobDir
+from crawler.stats import plural
+from crawler.testsite import Canned, TestSite
 
 from .conftest import crawl
 from .test_cli import BIN, make_project, run
+
+if TYPE_CHECKING:
+    from .redis_util import RedisCrawl
 
 
 class Pages(Spider):
@@ -345,3 +353,114 @@ async def test_crawler_parse_into_a_closed_pipe_is_quiet(site: TestSite, tmp_pat
     assert code == 0 and out.splitlines() == ["# 3000 item(s)"], err
     assert "exit=0" in err
     assert "BrokenPipe" not in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+# ------------------------------------------------------------------- 17: messages
+
+
+async def test_frontier_status_of_an_unknown_crawl_is_unknown(
+    redis_url: str, redis_crawl: RedisCrawl
+) -> None:
+    frontier = await redis_crawl.frontier()
+    await frontier.add([Request("http://127.0.0.1:1/a")])
+    base = [str(BIN / "crawler"), "frontier", "status", "--frontier", redis_url,
+            "--spider", redis_crawl.spider]
+    code, out, err = await run(*base, "--crawl-id", redis_crawl.crawl_id)
+    assert code == 0 and "running" in out, err
+    code, out, err = await run(*base, "--crawl-id", "TYPO")
+    assert code == 1 and out == "", err
+    assert "'TYPO': unknown" in err and redis_crawl.crawl_id in err
+
+
+def test_an_empty_job_database_is_called_empty(tmp_path: Path) -> None:
+    path = tmp_path / "job"
+    JobDir(path, "books", None).open().close()
+    (path / "frontier.sqlite3").write_bytes(b"")
+    with pytest.raises(JobDirError, match=r"frontier.sqlite3 is empty \(0 bytes\)"):
+        JobDir(path, "books", None).open()
+
+
+SLOW_PAGES = """
+    from crawler import Request, Spider
+
+    class Slow(Spider):
+        name = "slow"
+
+        async def start(self):
+            for i in range(400):
+                yield Request(f"{self.base}/delay/0.2?i={i}")
+
+        def parse(self, response):
+            yield {"url": response.url}
+    """
+
+
+async def test_ctrl_c_on_a_jobdir_crawl_says_paused(site: TestSite, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"slow": SLOW_PAGES})
+    out = tmp_path / "out.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "crawl"), "slow", "-o", str(out), "-a", f"base={site.url}",
+        "--jobdir", str(tmp_path / "job"), "-s", "concurrency=8", "-s", "obey_robots=false",
+        cwd=project, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(400):
+        await asyncio.sleep(0.05)
+        if site.stats.hits["/delay/0.2"] >= 8:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err_b = await asyncio.wait_for(proc.communicate(), 60)
+    err = err_b.decode()
+    assert proc.returncode == 0, err
+    assert "Crawl paused by SIGINT: run the same command to resume" in err
+    assert "finished" not in err.lower().replace("unfinished", "")
+
+
+async def test_finish_reasons_read_as_sentences(site: TestSite, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"slow": SLOW_PAGES})
+    code, _, err = await run(
+        str(BIN / "crawl"), "slow", "-a", f"base={site.url}", "-s", "obey_robots=false",
+        "-s", "close_on.items=3", "-s", "concurrency=2", cwd=project,
+    )
+    assert code == 0, err
+    assert "Crawl stopped: close_on.items reached." in err
+    assert "close_on_items." not in err and "Crawl finished" not in err
+
+
+async def test_bytes_and_nan_in_items_warn_once_per_field(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Odd(Pages):
+        def parse_page(self, response: Response) -> Any:
+            yield {"url": response.url, "raw": b"\xff" + response.body[:5],
+                   "score": float("nan"), "top": float("inf"), "ok": 1.5}
+
+    _, items = await crawl(Odd, tmp_path, spider_args={"base": site.url})
+    assert len(items) == 5 + 1
+    odd = [i for i in items if "raw" in i]
+    assert {i["score"] for i in odd} == {None} and {i["top"] for i in odd} == {None}
+    warnings = sorted(r.getMessage() for r in caplog.records if "Item field" in r.getMessage())
+    assert warnings == [
+        "Item field 'raw' holds bytes: written as text decoded as UTF-8 (warned once per field)",
+        "Item field 'score' holds NaN: written as null (warned once per field)",
+        "Item field 'top' holds infinity: written as null (warned once per field)",
+    ]
+
+
+def test_messages_name_flags_and_count_in_words(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text('{"url": "a"}\n')
+    (tmp_path / "out.jsonl").write_text("")
+    with pytest.raises(ConfigError) as info:
+        merge_outputs([str(tmp_path / "in.jsonl")], str(tmp_path / "out.jsonl"), key=("url",))
+    assert "-O" in str(info.value) and "overwrite=" not in str(info.value)
+    assert plural(1, "attempt") == "1 attempt" and plural(4, "attempt") == "4 attempts"
+
+
+async def test_robots_gives_up_after_1_attempt_not_1_attempts(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.canned["/robots.txt"] = Canned(503, b"busy")
+    result, items = await crawl(Pages, tmp_path, spider_args={"base": site.url},
+                                obey_robots=True, retries=0)
+    assert items == [] and result.stats["dropped/robots_unavailable"] == 1
+    messages = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert any("after 1 attempt:" in m for m in messages), messages
