@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from types import TracebackType
 from typing import Any
@@ -261,8 +262,20 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return ConnectError(url, detail)
+        error = ConnectError(url, detail)
+        error.unreachable = _unreachable(exc)
+        return error
     if isinstance(exc, (ValueError, UnicodeError)):
         return ProtocolError(url, detail)
     return DownloadError(url, detail)
 
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a host cannot be reached at all (refused, or its name does not resolve), or ""
+    for a connection error that says nothing about the host (a reset, a timeout)."""
+    os_error = getattr(exc, "os_error", exc)
+    if isinstance(os_error, socket.gaierror):
+        return f"name does not resolve ({os_error.strerror or os_error})"
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    return ""

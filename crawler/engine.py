@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
+    ConnectError,
     DownloadError,
     HttpError,
     IgnoreRequest,
@@ -51,7 +52,7 @@ from .frontier.codec import encode_request
 from .http import Failure, Request, Response
 from .items import InvalidItem, ItemProcessor, LossyValues, PipelineFailed, is_item, to_dict
 from .middleware import MiddlewareChain, aiter_outputs, same_origin
-from .robots import RobotsCache, RobotsUnavailable
+from .robots import RobotsCache, RobotsUnavailable, origin_of
 from .settings import Settings
 from .spider import Spider
 from .stats import Stats, plural
@@ -168,6 +169,8 @@ class Engine:
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
         self._lossy = LossyValues()
+        #: Origins that refused connections or did not resolve, after retries: the reason.
+        self._failed_hosts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ run loop
 
@@ -437,6 +440,8 @@ class Engine:
         request = lease.request
         stats = self.stats
         try:
+            if self._failed_hosts and await self._host_is_failed(lease):
+                return
             robots = self.robots
             if robots is not None and not await self._robots_allow(robots, lease, slot):
                 return
@@ -485,6 +490,27 @@ class Engine:
             self._count_error(exc, request)
             await self._ack_quietly(lease)
 
+    async def _host_is_failed(self, lease: Lease) -> bool:
+        """A request to a failed host (refused or not resolving, after retries) fails at once,
+        through its errback, without a download."""
+        request = lease.request
+        reason = self._failed_hosts.get(origin_of(request.url))
+        if reason is None:
+            return False
+        await self._fail(lease, ConnectError(request.url, f"host failed: {reason}"), None,
+                         quiet=True)
+        return True
+
+    def _fail_host(self, request: Request, reason: str) -> None:
+        """Record a failed host, logged once with the reason."""
+        origin = origin_of(request.url)
+        if origin in self._failed_hosts:
+            return
+        self._failed_hosts[origin] = reason
+        self.stats.inc("hosts_failed")
+        logger.warning("Host %s failed (%s) after its retries: its requests fail through "
+                       "their errbacks without being fetched", origin, reason)
+
     async def _instead(self, lease: Lease, new: Request) -> None:
         """A middleware's Request to schedule instead of this one. The same request again (a
         middleware's own retry, a changed header) goes back to pending as it is, since it is no
@@ -525,6 +551,11 @@ class Engine:
 
     async def _robots_unavailable(self, lease: Lease, state: RobotsUnavailable) -> None:
         request = lease.request
+        if state.final and state.host_down:
+            self._fail_host(request, state.reason)
+            await self._fail(lease, ConnectError(request.url, f"host failed: {state.reason}"),
+                             None, quiet=True)
+            return
         if state.final:
             self.stats.inc("dropped/robots_unavailable")
             logger.debug("Dropped %s: robots.txt unreachable (%s)", request.url, state.reason)
@@ -737,6 +768,10 @@ class Engine:
             slot.delay = 1e-9
 
     async def _download_failed(self, lease: Lease, exc: DownloadError | InvalidURL) -> None:
+        down = exc.unreachable if isinstance(exc, ConnectError) else ""
+        if down and origin_of(lease.request.url) in self._failed_hosts:
+            await self._fail(lease, exc, None, quiet=True)  # failed meanwhile: no more tries
+            return
         if isinstance(exc, ResponseTooLarge):
             self.stats.inc("response_too_large")  # besides errors/ResponseTooLarge
         elif (
@@ -745,12 +780,15 @@ class Engine:
             and await self._retry(lease, type(exc).__name__, None)
         ):
             return
-        await self._fail(lease, exc, None)
+        if down:
+            self._fail_host(lease.request, down)
+        await self._fail(lease, exc, None, quiet=bool(down))
 
     async def _fail(
-        self, lease: Lease, exc: Exception, response: Response | None
+        self, lease: Lease, exc: Exception, response: Response | None, *, quiet: bool = False
     ) -> None:
-        """The request failed for good: count it, call the errback, ack it."""
+        """The request failed for good: count it, call the errback, ack it. ``quiet``: the
+        reason was logged already (a failed host), so no line per request."""
         request = lease.request
         name = type(exc).__name__
         self.stats.inc(f"errors/{name}")
@@ -763,6 +801,8 @@ class Engine:
             )
         elif isinstance(exc, HttpError):
             logger.info("Ignoring response %s: HTTP %d not handled", request.url, exc.status)
+        elif quiet:
+            logger.debug("Failed %s: %s", request.url, exc)
         else:
             logger.warning("Failed %s: %s", request.url, exc)
         self._check_error_limit()

@@ -117,6 +117,11 @@ class DownloadTimeout(DownloadError):
 class ConnectError(DownloadError):
     """The connection could not be made or was lost (refused, reset, DNS failure)."""
 
+    #: Why the host cannot be reached at all ("connection refused", "name does not
+    #: resolve ..."), or "" for other connection errors. After its retries, such an error
+    #: fails the host: its other requests fail at once, through their errbacks.
+    unreachable: str = ""
+
 
 class ProtocolError(DownloadError):
     """The server broke HTTP: invalid status line or headers, or a body shorter than announced."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,14 +12,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from crawler import Request, Response, Spider
+from crawler import Failure, Request, Response, Spider
 from crawler.dedup import merge_outputs
+from crawler.downloader import Downloader
 from crawler.errors import ConfigError, JobDirError
 from crawler.jobdir import JobDir
-from crawler.stats import plural
+from crawler.robots import RobotsCache, RobotsUnavailable
+from crawler.stats import Stats, plural
 from crawler.testsite import Canned, TestSite
 
-from .conftest import crawl
+from .conftest import crawl, make_settings
+from .redis_util import free_port
 from .test_cli import BIN, make_project, run
 
 if TYPE_CHECKING:
@@ -464,3 +469,84 @@ async def test_robots_gives_up_after_1_attempt_not_1_attempts(
     assert items == [] and result.stats["dropped/robots_unavailable"] == 1
     messages = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert any("after 1 attempt:" in m for m in messages), messages
+
+
+# ------------------------------------------------- 13: a host that cannot be reached
+
+
+class DeadAndAlive(Spider):
+    """Requests to ``dead`` hosts (refused or not resolving) and one good page."""
+
+    name = "dead_and_alive"
+
+    async def start(self) -> Any:
+        for url in self.dead:
+            yield Request(url, errback=self.failed)
+        yield Request(f"{self.base}/page/good", errback=self.failed)
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url}
+
+    def failed(self, failure: Failure) -> Any:
+        yield {"failed": failure.request.url, "error": type(failure.value).__name__,
+               "message": str(failure.value)}
+
+
+def _host_failed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "failed (" in r.getMessage()
+            and r.getMessage().startswith("Host ")]
+
+
+@pytest.mark.parametrize("obey_robots", [True, False])
+async def test_a_refusing_host_fails_its_requests_through_the_errback(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture, obey_robots: bool
+) -> None:
+    caplog.set_level(logging.INFO)
+    port = free_port()  # nothing listens there: connection refused
+    dead = [f"http://127.0.0.1:{port}/p{i}" for i in range(5)]
+    result, items = await crawl(DeadAndAlive, tmp_path, spider_args={"base": site.url,
+                                                                     "dead": dead},
+                                obey_robots=obey_robots, retries=2, retry_backoff=0.05)
+    failed = sorted(i["failed"] for i in items if "failed" in i)
+    assert failed == sorted(dead)
+    assert {i["error"] for i in items if "failed" in i} == {"ConnectError"}
+    assert [i["url"] for i in items if "url" in i] == [f"{site.url}/page/good"]
+    assert result.stats["errors/ConnectError"] == 5 and result.stats["hosts_failed"] == 1
+    assert "dropped/robots_unavailable" not in result.stats
+    lines = _host_failed_lines(caplog)
+    assert lines == [f"Host http://127.0.0.1:{port} failed (connection refused) after its "
+                     "retries: its requests fail through their errbacks without being fetched"]
+    assert not [r for r in caplog.records if r.getMessage().startswith("Failed http://127")]
+    if obey_robots:
+        # robots.txt tried on the pages' own retry schedule: 1 + retries attempts.
+        assert result.stats["robots/errors/ConnectError"] == 3
+        waits = [r.getMessage() for r in caplog.records if "wait until" in r.getMessage()]
+        assert len(waits) == 2 and all(r"(connection refused)" in w for w in waits), waits
+        assert all(re.search(r"wait until \d\d:\d\d:\d\d \(next try in", w) for w in waits)
+
+
+async def test_a_host_that_does_not_resolve_is_a_failed_host(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = ["http://no-such-host.invalid/a", "http://no-such-host.invalid/b"]
+    result, items = await crawl(DeadAndAlive, tmp_path, spider_args={"base": site.url,
+                                                                     "dead": dead},
+                                obey_robots=True, retries=1, retry_backoff=0.05)
+    assert sorted(i["failed"] for i in items if "failed" in i) == dead
+    assert result.stats["hosts_failed"] == 1
+    lines = _host_failed_lines(caplog)
+    assert len(lines) == 1 and "name does not resolve" in lines[0], lines
+
+
+async def test_robots_txt_503_still_holds_the_origin_back(
+    site: TestSite, tmp_path: Path
+) -> None:
+    """Other robots.txt failures stay a temporary disallow (RFC 9309): nothing fails."""
+    site.canned["/robots.txt"] = [Canned(503), Canned(200, "User-agent: *\nAllow: /\n")]
+    settings = make_settings(obey_robots=True)
+    stats = Stats()
+    async with Downloader(settings, stats) as downloader:
+        robots = RobotsCache.from_settings(settings, downloader.fetch, stats)
+        state = await robots.resolve(Request(f"{site.url}/page/1"))
+    assert isinstance(state, RobotsUnavailable) and not state.host_down and not state.final
+    assert 50 < state.retry_in() <= 60
