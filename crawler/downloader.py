@@ -8,6 +8,7 @@ translates every aiohttp/OS exception into :mod:`crawler.errors` here, in one pl
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import ssl
@@ -24,6 +25,7 @@ from .errors import (
     DownloadError,
     DownloadTimeout,
     InvalidURL,
+    OutOfFiles,
     ProtocolError,
     ResponseTooLarge,
 )
@@ -262,6 +264,8 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
+        if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            return OutOfFiles(url, detail)
         error = ConnectError(url, detail)
         error.unreachable = _unreachable(exc)
         return error

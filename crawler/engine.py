@@ -41,6 +41,7 @@ from .errors import (
     HttpError,
     IgnoreRequest,
     InvalidURL,
+    OutOfFiles,
     OutputClosed,
     RedirectError,
     ResponseTooLarge,
@@ -768,6 +769,9 @@ class Engine:
             slot.delay = 1e-9
 
     async def _download_failed(self, lease: Lease, exc: DownloadError | InvalidURL) -> None:
+        if isinstance(exc, OutOfFiles):
+            await self._out_of_files(lease, exc)
+            return
         down = exc.unreachable if isinstance(exc, ConnectError) else ""
         if down and origin_of(lease.request.url) in self._failed_hosts:
             await self._fail(lease, exc, None, quiet=True)  # failed meanwhile: no more tries
@@ -783,6 +787,17 @@ class Engine:
         if down:
             self._fail_host(lease.request, down)
         await self._fail(lease, exc, None, quiet=bool(down))
+
+    async def _out_of_files(self, lease: Lease, exc: OutOfFiles) -> None:
+        """No file descriptor for a connection: back-pressure, not the request's failure. It
+        goes back to the frontier for a short while (no retry counted), as the requests in
+        flight finish and give their descriptors back."""
+        stats = self.stats
+        if not stats.get("backpressure/open_files"):
+            logger.warning("Out of file descriptors (%s): requests wait for connections to "
+                           "close (raise `ulimit -n` or lower concurrency)", exc.detail)
+        stats.inc("backpressure/open_files")
+        await self.frontier.reschedule(lease, lease.request, random.uniform(0.1, 0.5))
 
     async def _fail(
         self, lease: Lease, exc: Exception, response: Response | None, *, quiet: bool = False

@@ -13,6 +13,7 @@ The hierarchy::
     ├── DownloadError                  a request failed; the engine may retry it
     │   ├── DownloadTimeout            connect / read / total deadline passed
     │   ├── ConnectError               connection refused, reset, DNS failure
+    │   │   └── OutOfFiles                 no file descriptor left (EMFILE): back-pressure
     │   ├── ProtocolError              malformed status line or headers, truncated body
     │   ├── ResponseTooLarge           body (or decompressed body) over max_response_size
     │   ├── HttpError                  a non-2xx status left after retries and redirects
@@ -121,6 +122,11 @@ class ConnectError(DownloadError):
     #: resolve ..."), or "" for other connection errors. After its retries, such an error
     #: fails the host: its other requests fail at once, through their errbacks.
     unreachable: str = ""
+
+
+class OutOfFiles(ConnectError):
+    """The process has no file descriptor left for a connection (EMFILE, ENFILE). Not the
+    request's fault: the engine waits and tries it again, without counting a retry."""
 
 
 class ProtocolError(DownloadError):

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from protego import Protego
 from yarl import URL
 
-from .errors import BlockedAddress, DownloadError, InvalidURL
+from .errors import BlockedAddress, DownloadError, InvalidURL, OutOfFiles
 from .http import Request, Response
 from .stats import plural
 from .throttle import retry_after
@@ -242,6 +242,10 @@ class RobotsCache:
                 self._inc(f"robots/errors/{type(exc).__name__}")
                 logger.debug("robots.txt of %s not fetched (%s): allowing", origin, exc)
                 return self._allow_all(0)
+            except OutOfFiles as exc:  # back-pressure: not the origin's failure, try soon
+                self._inc("robots/backpressure")
+                return RobotsUnavailable(time.monotonic() + 0.25, attempts - 1, exc.detail,
+                                         final=False)
             except DownloadError as exc:
                 self._inc(f"robots/errors/{type(exc).__name__}")
                 down = getattr(exc, "unreachable", "")

@@ -23,6 +23,7 @@ from .exporters import (
     invalid_path_for,
     open_exporter,
 )
+from .fdlimit import fit_concurrency, raise_open_files_limit
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .http import Request, Response
@@ -113,6 +114,9 @@ async def run_spider(
     """
     spider = spider_cls(**(spider_args or {}))
     stats = Stats()
+    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
+    if concurrency != settings.concurrency:
+        settings = settings.model_copy(update={"concurrency": concurrency})
     pipelines = [_component(p, "pipelines", spider_cls) for p in spider.pipelines]
     pipelines += [_component(p, "pipelines", None) for p in settings.pipelines]
     middlewares = [_component(m, "middlewares", spider_cls) for m in spider.middlewares]
@@ -126,7 +130,11 @@ async def run_spider(
         middlewares.append(cache)
     items = ItemProcessor(spider, spider.item_model, pipelines)
     reason = "error"
+    report = _Report(stats, stats_path)
     async with AsyncExitStack() as stack:
+        # Registered first, so it runs last: after everything else closed (their descriptors
+        # given back), and even when closing one of them raised.
+        stack.callback(report.write)
         if cache is not None:
             stack.callback(cache.close)
         job: JobDir | None = None
@@ -221,6 +229,7 @@ async def run_spider(
             merge = functools.partial(_merge_stats, shared, stats)
             stack.push_async_callback(merge)
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
+        report.started = True
         try:
             reason = await engine.run()
             if durable is not None:
@@ -230,11 +239,30 @@ async def run_spider(
             raise
         finally:
             stats.finish(reason)
-            if stats_path:
-                stats.dump_json(stats_path)
-    log = logger.error if reason in FAILURES else logger.info
-    log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
     return CrawlResult(reason, stats.to_dict())
+
+
+@dataclass(slots=True)
+class _Report:
+    """The end of a crawl that started: ``--stats`` written and the summary logged, whatever
+    happened while closing (an error there must not take the figures with it)."""
+
+    stats: Stats
+    path: str | None
+    started: bool = False
+
+    def write(self) -> None:
+        if not self.started:
+            return
+        stats = self.stats
+        if self.path:
+            try:
+                stats.dump_json(self.path)
+            except OSError as exc:
+                logger.error("Could not write the stats to %s: %s", self.path, exc)
+        reason = stats.get("finish_reason", None)
+        log = logger.error if reason in FAILURES else logger.info
+        log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
 
 
 @dataclass(slots=True)

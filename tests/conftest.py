@@ -19,10 +19,11 @@ pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-#: How late a loaded machine may run one request's timer (seconds): the engine spaces the
-#: dispatches, but each arrival is late by a scheduling latency of its own, so one gap can come
-#: short by as much as the request before it was late.
-TIMER_SLACK = 0.1
+#: How late a loaded machine may run one request (seconds): the engine spaces the dispatches
+#: exactly, but each request reaches the server (or a middleware) late by a scheduling latency
+#: of its own, so one gap can come short by as much as the request before it was late. 0.15 s
+#: covers a 2-core machine at a load average of 10.
+TIMER_SLACK = 0.15
 
 
 def assert_spaced(times: list[float], delay: float) -> None:

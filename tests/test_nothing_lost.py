@@ -18,6 +18,7 @@ from crawler.downloader import Downloader
 from crawler.errors import ConfigError, JobDirError
 from crawler.jobdir import JobDir
 from crawler.robots import RobotsCache, RobotsUnavailable
+from crawler.runner import run_spider
 from crawler.stats import Stats, plural
 from crawler.testsite import Canned, TestSite
 
@@ -550,3 +551,94 @@ async def test_robots_txt_503_still_holds_the_origin_back(
         state = await robots.resolve(Request(f"{site.url}/page/1"))
     assert isinstance(state, RobotsUnavailable) and not state.host_down and not state.final
     assert 50 < state.retry_in() <= 60
+
+
+# --------------------------------------------------------- 12: file descriptors
+
+
+FD_SPIDERS = {"fds": """
+    import asyncio
+    import os
+
+    from crawler import Request, Spider
+
+    class Many(Spider):
+        name = "many"
+
+        async def start(self):
+            for i in range(int(self.n)):
+                yield Request(f"{self.base}/page/{i}")
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    class Starved(Many):
+        \"\"\"Takes every free descriptor for the first second of the crawl.\"\"\"
+
+        name = "starved"
+
+        def opened(self):
+            held = []
+            try:
+                while True:
+                    held.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                pass
+
+            def give_back():
+                for fd in held:
+                    os.close(fd)
+
+            asyncio.get_running_loop().call_later(1.0, give_back)
+    """}
+
+
+@pytest.mark.parametrize("ulimit", ["-Sn 128", "-n 160"])
+async def test_a_low_open_files_limit_loses_no_page(
+    site: TestSite, tmp_path: Path, ulimit: str
+) -> None:
+    """``-Sn``: only the soft limit is low, and it is raised to the hard one. ``-n``: both are
+    low, so concurrency is lowered to fit, with a warning. Either way every page once."""
+    project = make_project(tmp_path / "p", FD_SPIDERS)
+    out, stats = tmp_path / "items.jsonl", tmp_path / "stats.json"
+    crawl_cmd = (f"{BIN / 'crawl'} many -o {out} --stats {stats} -a base={site.url} -a n=1500"
+                 " -s obey_robots=false -s concurrency=500 -s concurrency_per_host=500")
+    code, _, err = await run("bash", "-c", f"ulimit {ulimit} && {crawl_cmd}", cwd=project)
+    assert code == 0, err[-3000:]
+    assert len(out.read_bytes().splitlines()) == 1500
+    data = orjson.loads(stats.read_bytes())
+    assert data["items_scraped"] == 1500 and data["finish_reason"] == "finished"
+    assert not [k for k in data if k.startswith("errors/")], data
+    assert all(site.stats.hits[f"/page/{i}"] == 1 for i in range(1500))
+    capped = "needs more file descriptors than the limit of 160" in err
+    assert capped == (ulimit == "-n 160"), err[-3000:]
+
+
+async def test_running_out_of_descriptors_is_back_pressure(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", FD_SPIDERS)
+    out, stats = tmp_path / "items.jsonl", tmp_path / "stats.json"
+    crawl_cmd = (f"{BIN / 'crawl'} starved -o {out} --stats {stats} -a base={site.url} -a n=50"
+                 " -s obey_robots=false -s retries=0")
+    code, _, err = await run("bash", "-c", f"ulimit -n 256 && {crawl_cmd}", cwd=project)
+    assert code == 0, err[-3000:]
+    data = orjson.loads(stats.read_bytes())
+    assert data["backpressure/open_files"] > 0  # it did run out...
+    assert data["items_scraped"] == 50  # ...and lost nothing, with no retry to spend
+    assert not [k for k in data if k.startswith("errors/")], data
+    assert "Crawl finished" in err and "Out of file descriptors" in err
+
+
+async def test_stats_and_summary_survive_an_error_at_the_end(
+    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    (tmp_path / "file").write_text("")
+    stats = tmp_path / "file" / "stats.json"  # cannot be written: its folder is a file
+    result = await run_spider(Pages, make_settings(), spider_args={"base": site.url},
+                              stats_path=str(stats))
+    assert result.reason == "finished" and result.stats["items_scraped"] == 6
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"Could not write the stats to {stats}") for m in messages)
+    assert any(m.startswith("Crawl finished.") for m in messages)
