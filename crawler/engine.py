@@ -69,6 +69,9 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _META_REFRESH_SCAN = 4096
 # Small batches: the first requests go out while start() is still producing the rest.
 _SEED_BATCH = 100
+# A callback's output goes on in batches of this many requests (or items) while it runs, so
+# memory does not grow with what one callback yields.
+_OUTPUT_BATCH = 1000
 
 
 class HostGate(Protocol):
@@ -833,9 +836,18 @@ class Engine:
     ) -> tuple[list[Request], list[Any]]:
         """Run a callback or errback and route what it produces: requests through the filters
         to children, items through validation and pipelines. Outputs produced before an
-        exception are kept; the exception is logged and counted."""
+        exception are kept; the exception is logged and counted.
+
+        The output is a stream, consumed in batches of :data:`_OUTPUT_BATCH`: while the
+        callback runs, each full batch of requests goes to the frontier (:meth:`_add`) and,
+        unless the frontier commits items with the ack (``outbox``: exactly-once), each full
+        batch of items to the output; between batches the other workers get to run. What is
+        left is returned, for the ack. A crash before the ack loses nothing: the request is
+        fetched again and the requests it yields again are duplicates of those added."""
         children: list[Request] = []
         items: list[Any] = []
+        batch = _OUTPUT_BATCH
+        stream_items = not self._outbox
         try:
             result = callback(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -846,9 +858,13 @@ class Engine:
             if outputs is None and _is_sync_iterable(result):
                 for output in result:
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items)
             else:
                 async for output in outputs or aiter_outputs(result):
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -939,29 +955,55 @@ class Engine:
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
-    async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
-        frontier = self.frontier
-        if items and not self._outbox and self.exporter is not None:
-            # Written before the ack: a crash in between repeats this request's items rather
-            # than losing them. Outbox frontiers commit them with the ack instead.
+    async def _flush_outputs(self, children: list[Request], items: list[Any]) -> None:
+        """Send on part of a running callback's output (the lists are emptied): its requests
+        to the frontier, its items (unless the frontier commits them with the ack) to the
+        output. Then let the other workers run: fetching goes on while a callback that yields
+        a million requests is still at work."""
+        if children:
+            await self._add(children[:])
+            children.clear()
+        if items and not self._outbox:
+            self._count_scraped(self._write_items(items))
+            items.clear()
+        await asyncio.sleep(0)
+
+    def _write_items(self, items: list[Any]) -> int:
+        """Write items to the output (not for an outbox frontier); returns how many."""
+        if self.exporter is not None:
             try:
                 self.exporter.write(items)
             except OutputClosed:
                 # `-o - | head -1`: the reader has what it wanted. Stop quietly.
                 self.stop("output_closed")
-                items = []
+                return 0
+        return len(items)
+
+    def _count_scraped(self, n: int) -> None:
+        if n:
+            stats = self.stats
+            stats.inc("items_scraped", n)
+            if self._close_items and stats.get("items_scraped") >= self._close_items:
+                self.stop("close_on_items")
+
+    async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
+        frontier = self.frontier
+        written = 0
+        if items and not self._outbox:
+            # Written before the ack: a crash in between repeats this request's items rather
+            # than losing them. Outbox frontiers commit them with the ack instead.
+            written = self._write_items(items)
         added = await frontier.ack(lease, children, items if self._outbox else ())
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)
-        if items:
+        if items and self._outbox:
             # Counted after the ack, so a durable job's saved stats never count an item whose
             # ack was not committed with them.
-            stats = self.stats
-            stats.inc("items_scraped", len(items))
-            if self._close_items and stats.get("items_scraped") >= self._close_items:
-                self.stop("close_on_items")
-            if self._outbox and self.exporter is not None:
+            self._count_scraped(len(items))
+            if self.exporter is not None:
                 await frontier.drain(self.exporter)
+        else:
+            self._count_scraped(written)
 
     async def _ack_quietly(self, lease: Lease) -> None:
         try:

@@ -642,3 +642,57 @@ async def test_stats_and_summary_survive_an_error_at_the_end(
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"Could not write the stats to {stats}") for m in messages)
     assert any(m.startswith("Crawl finished.") for m in messages)
+
+
+# ------------------------------------------- 10: a callback's output is a stream
+
+
+class Streaming(Spider):
+    """One page whose callback yields ``n`` requests, and after 2,500 of them waits until the
+    server has answered one of those: that happens only if its output reaches the frontier
+    and gets fetched while the callback is still running."""
+
+    name = "streaming"
+    n = 3000
+
+    async def start(self) -> Any:
+        yield Request(f"{self.site.url}/links?n=0", callback=self.parse_many)
+
+    async def parse_many(self, response: Response) -> Any:
+        for i in range(int(self.n)):
+            yield Request(f"{self.site.url}/page/{i}")
+            if i == 2500:
+                for _ in range(2000):  # up to 20 s
+                    if self.site.stats.hits["/page/0"]:
+                        break
+                    await asyncio.sleep(0.01)
+                self.fetched_meanwhile = self.site.stats.hits["/page/0"] > 0
+                yield {"fetched_meanwhile": self.fetched_meanwhile}
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url}
+
+
+@pytest.mark.parametrize("kind", ["memory", "jobdir"])
+async def test_a_callbacks_requests_are_fetched_while_it_runs(
+    site: TestSite, tmp_path: Path, kind: str
+) -> None:
+    jobdir = {"jobdir": str(tmp_path / "job")} if kind == "jobdir" else {}
+    await _crawl_streaming(site, tmp_path, **jobdir)
+
+
+async def test_a_callbacks_requests_are_fetched_while_it_runs_shared(
+    site: TestSite, tmp_path: Path, redis_crawl: RedisCrawl
+) -> None:
+    await _crawl_streaming(site, tmp_path, frontier_url=redis_crawl.url,
+                           crawl_id=redis_crawl.crawl_id)
+
+
+async def _crawl_streaming(site: TestSite, tmp_path: Path, **settings: Any) -> None:
+    result, items = await crawl(Streaming, tmp_path, spider_args={"site": site},
+                                concurrency=16, concurrency_per_host=16, **settings)
+    assert {"fetched_meanwhile": True} in items
+    pages = [i["url"] for i in items if "url" in i]
+    assert sorted(pages) == sorted(f"{site.url}/page/{i}" for i in range(3000))  # once each
+    assert all(site.stats.hits[f"/page/{i}"] == 1 for i in range(3000))
+    assert result.stats["items_scraped"] == 3001 and result.reason == "finished"
