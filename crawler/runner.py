@@ -112,7 +112,13 @@ async def run_spider(
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
     at once; either way the output ends in whole lines.
     """
-    spider = spider_cls(**(spider_args or {}))
+    try:
+        spider = spider_cls(**(spider_args or {}))
+    except TypeError as exc:
+        if not spider_args:
+            raise
+        given = " ".join(f"-a {name}=..." for name in spider_args)
+        raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
     stats = Stats()
     concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
     if concurrency != settings.concurrency:
@@ -220,7 +226,7 @@ async def run_spider(
         if on_engine is not None:
             on_engine(engine)
         if handle_signals:
-            _install_signals(engine, stack)
+            _install_signals(engine, stack, resumable=stats.resumable)
         await stack.enter_async_context(
             Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
         )
@@ -382,13 +388,15 @@ async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:
     await frontier.merge_stats(stats.to_dict())
 
 
-def _install_signals(engine: Engine, stack: AsyncExitStack) -> None:
+def _install_signals(engine: Engine, stack: AsyncExitStack, *, resumable: bool) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
 
     def on_signal(signame: str) -> None:
         if engine.stopping is None:
-            logger.warning("%s: stopping after the requests in flight (again to stop now)", signame)
+            what = "pausing" if resumable else "stopping"
+            logger.warning("%s: %s after the requests in flight (again to stop now)", signame,
+                           what)
             engine.stop(f"signal_{signame}")
         elif task is not None:
             logger.warning("%s again: stopping now", signame)

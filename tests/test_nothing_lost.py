@@ -696,3 +696,20 @@ async def _crawl_streaming(site: TestSite, tmp_path: Path, **settings: Any) -> N
     assert sorted(pages) == sorted(f"{site.url}/page/{i}" for i in range(3000))  # once each
     assert all(site.stats.hits[f"/page/{i}"] == 1 for i in range(3000))
     assert result.stats["items_scraped"] == 3001 and result.reason == "finished"
+
+
+async def test_a_spider_argument_it_does_not_take_names_the_flag(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", {"strict": """
+        from crawler import Spider
+
+        class Strict(Spider):
+            name = "strict"
+
+            def __init__(self, start_url=None):
+                super().__init__()
+        """})
+    code, _, err = await run(str(BIN / "crawl"), "strict", "-a", "start_ulr=x", cwd=project)
+    assert code == 2 and "Traceback" not in err, err
+    assert "spider 'strict' does not take -a start_ulr=..." in err
