@@ -713,3 +713,67 @@ async def test_a_spider_argument_it_does_not_take_names_the_flag(
     code, _, err = await run(str(BIN / "crawl"), "strict", "-a", "start_ulr=x", cwd=project)
     assert code == 2 and "Traceback" not in err, err
     assert "spider 'strict' does not take -a start_ulr=..." in err
+
+
+STREAMING_JOB = """
+    import time
+
+    from crawler import Request, Spider
+
+    class Big(Spider):
+        name = "big"
+
+        async def start(self):
+            yield Request(f"{self.base}/links?n=0", callback=self.parse_big)
+
+        def parse_big(self, response):
+            # Slow enough for a kill to land in the middle; more than one batch of each.
+            for i in range(4000):
+                yield Request(f"{self.base}/page/{i}")
+                if i % 2 == 0:
+                    yield {"big": i}
+                time.sleep(0.0004)
+
+        def parse(self, response):
+            yield {"page": response.url.rsplit("/", 1)[1]}
+    """
+
+
+@pytest.mark.slow
+async def test_kill_9_during_a_streaming_callback_keeps_items_exactly_once(
+    site: TestSite, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p", {"big": STREAMING_JOB})
+    out, jobdir = tmp_path / "items.jsonl", tmp_path / "job"
+    args = [str(BIN / "crawl"), "big", "-o", str(out), "--jobdir", str(jobdir),
+            "-a", f"base={site.url}", "-s", "obey_robots=false", "-s", "log_level=WARNING"]
+    kills = 0
+    for run_no in range(30):
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=project, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        # Killed while the big callback runs (some of its requests already in the frontier,
+        # some fetched), three times; then left to finish.
+        if run_no < 3:
+            for _ in range(600):
+                await asyncio.sleep(0.01)
+                if sum(site.stats.hits[f"/page/{i}"] for i in range(4000)) > 20 * (run_no + 1):
+                    break
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            kills += 1
+            assert proc.stderr is not None
+            await proc.stderr.read()
+            continue
+        assert proc.stderr is not None
+        err = (await asyncio.wait_for(proc.stderr.read(), 240)).decode()
+        await proc.wait()
+        assert proc.returncode == 0, err[-2000:]
+        break
+    assert kills == 3
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    big = [i["big"] for i in items if "big" in i]
+    pages = [i["page"] for i in items if "page" in i]
+    assert sorted(big) == list(range(0, 4000, 2))  # the callback's items exactly once
+    assert sorted(pages, key=int) == [str(i) for i in range(4000)]  # every page exactly once
