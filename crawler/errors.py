@@ -22,7 +22,8 @@ The hierarchy::
     ├── IgnoreRequest                  a request dropped on purpose (robots, offsite, budgets)
     ├── DropItem                       raised by a pipeline to discard an item
     ├── OutputClosed                   the reader of -o - went away (| head -1)
-    └── CloseSpider                    raised by a callback to end the crawl gracefully
+    ├── CloseSpider                    raised by a callback to end the crawl gracefully
+    └── FrontierLost                   a shared frontier's state vanished (the run fails)
 
 Third-party exceptions (aiohttp, zlib, ...) are translated into these at the boundary that
 calls the library (the downloader), so the engine only ever sees this hierarchy.
@@ -180,6 +181,12 @@ class CloseSpider(CrawlerError):
     def __init__(self, reason: str = "cancelled") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class FrontierLost(CrawlerError):
+    """The shared frontier's state vanished mid-crawl (Redis restarted without its data, or
+    the crawl was purged): the crawl cannot go on without crawling again from nothing, so
+    the engine stops and the run fails (exit 1) with this message."""
 
 
 class OutputClosed(CrawlerError):
