@@ -56,6 +56,8 @@ def _crawl_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
                    help="setting (highest layer; dotted names for nested: close_on.items=100)")
     p.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
+    p.add_argument("--report", metavar="FILE",
+                   help="write the HTML crawl report to FILE at the end of the crawl")
     p.add_argument("--loglevel", "-L", metavar="LEVEL",
                    help="DEBUG, INFO, WARNING, ERROR (same as -s log_level=LEVEL)")
     p.add_argument("--jobdir", metavar="DIR", help="durable, resumable crawl state in DIR")
@@ -168,6 +170,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
                 overwrite=bool(args.overwrite_output),
                 stats_path=args.stats,
                 handle_signals=True,
+                report_path=args.report,
             )
         )
     except ConfigError as exc:
@@ -182,7 +185,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:
     """``crawler list | parse | startproject | genspider | version | demo | frontier |
-    merge | crawl``: the project tools."""
+    merge | report | crawl``: the project tools."""
     p = argparse.ArgumentParser(prog="crawler", description="Project tools.")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list the project's spiders and their modules")
@@ -224,6 +227,10 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     mg.add_argument("--key", default="url", help="comma-separated item fields that identify "
                     "an item (default: url)")
     mg.add_argument("-O", "--overwrite", action="store_true", help="replace OUT if it exists")
+    rp = sub.add_parser("report", help="write the HTML crawl report of saved stats")
+    rp.add_argument("stats", nargs="+", metavar="STATS.json",
+                    help="stats files written by --stats (several: added together)")
+    rp.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML file")
     sub.add_parser("crawl", help="same as the `crawl` command", add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "crawl":
@@ -244,7 +251,27 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
         return _frontier(args)
     if args.command == "merge":
         return _merge(args)
+    if args.command == "report":
+        return _report(args.stats, args.output)
     return EXIT_USAGE
+
+
+def _report(paths: list[str], output: str) -> int:
+    """``crawler report STATS.json... -o FILE``: the HTML report of saved stats."""
+    from .report import load_stats, write_report
+
+    try:
+        stats = load_stats(paths)
+        names = ", ".join(map(os.path.basename, paths))
+        write_report(stats, output, title=f"Crawl report: {names}")
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"crawler: error: cannot write {output!r}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Wrote {output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _frontier(args: argparse.Namespace) -> int:

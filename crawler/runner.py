@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -34,7 +36,7 @@ from .robots import RobotsCache
 from .settings import Settings
 from .slots import Slots
 from .spider import Spider
-from .stats import Progress, Stats, reason_sentence
+from .stats import Progress, Stats, Timeline, reason_sentence
 from .tasks import stop_task
 from .throttle import AutoThrottle
 
@@ -106,12 +108,16 @@ async def run_spider(
     handle_signals: bool = False,
     frontier: Frontier | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    report_path: str | None = None,
+    warn_no_output: bool = True,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
-    at once; either way the output ends in whole lines.
+    at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
+    report is written at the end (with a shared frontier: of the whole cluster).
+    ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
     """
     try:
         spider = spider_cls(**(spider_args or {}))
@@ -167,6 +173,10 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
+        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines)
+        if warn_no_output and not output and not pipelines:
+            logger.warning("No output and no pipeline: the items of this crawl are not kept "
+                           "(give -o FILE to write them)")
         exporter: Exporter | None = None
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
@@ -232,8 +242,12 @@ async def run_spider(
             on_engine(engine)
         if handle_signals:
             _install_signals(engine, stack, resumable=stats.resumable)
+        if model is not None:
+            stats.expect_fields(model.model_fields)
+        timeline = await stack.enter_async_context(Timeline(stats))
         await stack.enter_async_context(
-            Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
+            Progress(stats, interval=settings.log_interval, stream=sys.stderr,
+                     gauges=engine.gauges, counts=frontier.counts)
         )
         if shared is not None:
             # One stats record for the whole cluster: this worker's counts are added to it.
@@ -243,13 +257,17 @@ async def run_spider(
         report.started = True
         try:
             reason = await engine.run()
+            timeline.sample()  # the last second, into the job's final stats too
             if durable is not None:
                 await durable.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"
             raise
         finally:
+            timeline.sample()
             stats.finish(reason)
+            if report_path:
+                await _write_report(report_path, stats, shared, spider.name)
     return CrawlResult(reason, stats.to_dict())
 
 
@@ -344,7 +362,7 @@ async def parse_once(
         "__module__": spider_cls.__module__,
     })
     alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
-    result = await run_spider(probe, alone, spider_args=spider_args)
+    result = await run_spider(probe, alone, spider_args=spider_args, warn_no_output=False)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
 
 
@@ -387,6 +405,61 @@ def _shared(frontier: Frontier) -> RedisFrontier | None:
 def _durable(frontier: Frontier) -> SqliteFrontier | None:
     module = sys.modules.get("crawler.frontier.sqlite")
     return frontier if module is not None and isinstance(frontier, module.SqliteFrontier) else None
+
+
+def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: JobDir | None,
+                shared: RedisFrontier | None, output: str | None, overwrite: bool,
+                pipelines: list[Any]) -> None:
+    """What runs, said once at INFO: the spider, the frontier, the outputs, and every
+    setting changed from its default with the layer that changed it."""
+    from .exporters import format_for
+    from .settings import changed_settings
+
+    try:
+        source = inspect.getsourcefile(type(spider)) or type(spider).__module__
+        source = os.path.relpath(source) if not source.startswith("..") else source
+    except (TypeError, ValueError):
+        source = type(spider).__module__
+    if job is not None:
+        where = f"SQLite in job directory {job.path} (durable)"
+    elif shared is not None:
+        where = f"Redis {shared.connection.display_url}, keys {shared.prefix}*"
+    else:
+        where = f"{type(frontier).__name__.removesuffix('Frontier').lower()}"
+    if output:
+        kind = {"jsonl": "JSON lines", "json": "JSON array", "csv": "CSV"}.get(format_for(output))
+        outputs = f"{'stdout' if output == '-' else output} ({kind}, " \
+                  f"{'overwrite' if overwrite else 'append'})"
+    else:
+        outputs = "none"
+    names = ", ".join(type(p).__name__ for p in pipelines) or "none"
+    logger.info("Spider %r (%s), frontier: %s, output: %s, pipelines: %s", spider.name,
+                source, where, outputs, names)
+    changes = changed_settings(settings)
+    if changes:
+        logger.info("Settings changed from the defaults: %s", ", ".join(
+            f"{name}={value!r} ({layer})" for name, value, layer in changes))
+
+
+async def _write_report(path: str, stats: Stats, shared: RedisFrontier | None,
+                        spider_name: str) -> None:
+    """The HTML report; a failure to write it is logged, never raised (the crawl is done)."""
+    from .report import write_report  # only a crawl that asks for a report pays for it
+
+    data = stats.to_dict()
+    if shared is not None:
+        try:
+            await shared.merge_stats(data)
+            data = {**data, **await shared.shared_stats()}
+        except Exception as exc:
+            logger.warning("Report of this worker only: the shared stats are unavailable (%s)",
+                           exc)
+    try:
+        write_report(data, path, title=f"Crawl report: {spider_name}")
+    except OSError as exc:
+        logger.error("Cannot write the report %s: %s", path, exc)
+        return
+    logger.info("Wrote the crawl report %s", path)
 
 
 async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:
