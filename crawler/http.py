@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     # start of a crawl do not pay for them.
     from parsel import Selector, SelectorList
 
+    from .linkextractor import Link
     from .stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -332,17 +333,19 @@ class Response:
         return self.yurl
 
     def follow(
-        self, url: str | URL | Selector, callback: Callback | None = None, **kwargs: Any
+        self, url: str | URL | Selector | Link, callback: Callback | None = None, **kwargs: Any
     ) -> Request | None:
-        """A Request for ``url`` (a href, a URL, or an ``<a>``/``<link>`` Selector or an
-        attribute Selector), resolved against this page, with ``depth`` one more than this
-        response's request.
+        """A Request for ``url`` (a href, a URL, a :class:`~crawler.linkextractor.Link`, or an
+        ``<a>``/``<link>`` Selector or an attribute Selector), resolved against this page, with
+        ``depth`` one more than this response's request.
 
         A link that cannot be an http(s) URL (``mailto:``, ``javascript:``, malformed, ...)
         returns ``None`` with a debug log and the ``links_skipped`` stat: a bad link never stops
         a crawl. ``None`` yielded from a callback is ignored.
         """
-        href = url if isinstance(url, (str, URL)) else _href_of(url)
+        if not isinstance(url, (str, URL)) and isinstance(getattr(url, "url", None), str):
+            url = url.url  # type: ignore[union-attr]  # a Link
+        href = url if isinstance(url, (str, URL)) else _href_of(url)  # type: ignore[arg-type]
         if href is None:
             self._skip_link(url, "no href on the selected element")
             return None
@@ -356,16 +359,17 @@ class Response:
 
     def follow_all(
         self,
-        hrefs: Iterable[str | URL | Selector] | None = None,
+        hrefs: Iterable[str | URL | Selector | Link] | None = None,
+        callback: Callback | None = None,
         *,
         css: str | None = None,
         xpath: str | None = None,
-        callback: Callback | None = None,
         **kwargs: Any,
     ) -> list[Request]:
-        """Requests for every link in ``hrefs``, or in the elements matched by ``css`` /
-        ``xpath`` (``<a>``/``<link>`` elements give their href; attribute selections give their
-        value). Bad links are skipped, as in :meth:`follow`."""
+        """Requests for every link in ``hrefs`` (as :meth:`follow` takes them), or in the
+        elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
+        attribute selections give their value). ``callback`` may be given positionally, as in
+        Scrapy. Bad links are skipped, as in :meth:`follow`."""
         if sum(x is not None for x in (hrefs, css, xpath)) != 1:
             raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
         if css is not None:

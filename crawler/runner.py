@@ -7,11 +7,12 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
@@ -28,7 +29,7 @@ from .frontier.memory import MemoryFrontier
 from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
-from .middleware import MiddlewareChain, instantiate
+from .middleware import MiddlewareChain, spider_middleware
 from .robots import RobotsCache
 from .settings import Settings
 from .spider import Spider
@@ -95,19 +96,29 @@ async def run_spider(
     handle_signals: bool = False,
     frontier: Frontier | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    scrapy_settings: Mapping[str, Any] | None = None,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
     at once; either way the output ends in whole lines.
+
+    ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
+    components read through ``crawler.settings`` (the native ones are already in
+    ``settings``).
     """
-    spider = spider_cls(**(spider_args or {}))
     stats = Stats()
-    pipelines = [instantiate(p) for p in spider.pipelines]
-    pipelines += [instantiate(import_object(p)) for p in settings.pipelines]
-    middlewares = [instantiate(m) for m in spider.middlewares]
-    middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
+    # Scrapy's wiring: the spider and every component class get the crawler (settings, stats,
+    # signals) through from_crawler when they define it.
+    crawler = Crawler(spider_cls, settings, stats, scrapy_settings)
+    spider = crawler.create_spider(**(spider_args or {}))
+    pipelines: list[Any] = [crawler.open_hook()]
+    pipelines += [build_component(p, crawler) for p in spider.pipelines]
+    pipelines += [build_component(import_object(p), crawler) for p in settings.pipelines]
+    middlewares = [spider_middleware(build_component(m, crawler)) for m in spider.middlewares]
+    middlewares += [spider_middleware(build_component(import_object(m), crawler))
+                    for m in settings.middlewares]
     cache = None
     if settings.http_cache:
         from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
