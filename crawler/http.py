@@ -265,8 +265,13 @@ class Response:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """The request's ``meta`` dict."""
-        return self.request.meta
+        """The request's ``meta`` dict, where ``meta["depth"]`` is the request's depth as
+        Scrapy's depth middleware sets it (put there on first look, not for every request)."""
+        request = self.request
+        meta = request.meta
+        if "depth" not in meta:
+            meta["depth"] = request.depth
+        return meta
 
     @property
     def cb_kwargs(self) -> dict[str, Any]:

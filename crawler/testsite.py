@@ -971,6 +971,9 @@ def quotes_routes(app: web.Application, site: _QuotesSite) -> None:
     async def author(request: web.Request) -> web.Response:
         return _html(site.author(request.match_info["slug"], user(request)))
 
+    async def add_slash(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(f"{request.path}/")
+
     async def login_form(request: web.Request) -> web.Response:
         return _html(site.login())
 
@@ -996,6 +999,7 @@ def quotes_routes(app: web.Application, site: _QuotesSite) -> None:
     r = app.router
     r.add_get(root, page)
     r.add_get(rf"{root}page/{{page:\d+}}/", page)
+    r.add_get(f"{root}tag/{{tag}}", add_slash)  # as the real site's /tag/humor
     r.add_get(f"{root}tag/{{tag}}/", tag)
     r.add_get(rf"{root}tag/{{tag}}/page/{{page:\d+}}/", tag)
     r.add_get(f"{root}author/{{slug}}", author)
