@@ -171,15 +171,15 @@ def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
         return EXIT_INTERRUPTED
 
 
-def _crawl(argv: Sequence[str] | None, prog: str, spider_file: bool = False) -> int:
+def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> int:
     parser = _crawl_parser(prog)
-    if spider_file:  # `crawler runspider FILE.py`: the spider is the one in the file
+    if runspider:  # `crawler runspider FILE.py`: the spider is the one in the file
         for action in parser._actions:
             if action.dest == "spider":
                 action.help = "a Python file holding the spider (Scrapy's runspider)"
                 action.metavar = "FILE.py"
     args = parser.parse_args(argv)
-    if spider_file:
+    if runspider:
         args.spider_file = Path(args.spider)
         args.spider = None
     project = (args.project or Path.cwd()).resolve()
@@ -192,7 +192,7 @@ def _crawl(argv: Sequence[str] | None, prog: str, spider_file: bool = False) -> 
         cli_settings.append(f"frontier_url={args.frontier}")
     output = args.output or args.overwrite_output
     overwrite = bool(args.overwrite_output)
-    spider_file = getattr(args, "spider_file", None)
+    spider_file: Path | None = getattr(args, "spider_file", None)
     try:
         loaded = _load(args.spider, project, cli_settings, spider_file)
         spider_cls, settings = loaded.spider_cls, loaded.settings
@@ -321,7 +321,7 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
 def _runspider(argv: list[str]) -> int:
     """``crawler runspider FILE.py [-o/-O FILE] [-a k=v] [-s k=v]``."""
     try:
-        return _crawl(argv, "crawler runspider", spider_file=True)
+        return _crawl(argv, "crawler runspider", runspider=True)
     except KeyboardInterrupt:
         print("crawler runspider: interrupted before the crawl started", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -125,8 +125,8 @@ def _form_url(form: Any, response: Response, url: str | None) -> str:
         action = form.get("action")
         if action is None:
             return str(base)
-        return urljoin(base, action.strip(_HTML5_SPACE))
-    return urljoin(base, url)
+        return urljoin(str(base), str(action).strip(_HTML5_SPACE))
+    return urljoin(str(base), url)
 
 
 def _get_form(
@@ -174,7 +174,7 @@ def _get_inputs(
         ' and (../@checked or not(re:test(., "^(?:checkbox|radio)$", "i")))]]',
         namespaces=_RE_NS,
     )
-    values: list[tuple[str, Any]] = [
+    values: list[tuple[str | None, Any]] = [
         (k, "" if v is None else v)
         for k, v in (_value(e) for e in inputs)
         if k and k not in given_keys
@@ -185,7 +185,7 @@ def _get_inputs(
             values.append(clickable)
     items = formdata.items() if isinstance(formdata, Mapping) else (formdata or ())
     values.extend((k, v) for k, v in items if v is not None)
-    return values
+    return [(str(k), v) for k, v in values]
 
 
 def _value(el: Any) -> tuple[str | None, Any]:

@@ -40,7 +40,7 @@ def _is_model_class(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, BaseModel)
 
 
-class ItemLoader(itemloaders.ItemLoader):  # type: ignore[misc]
+class ItemLoader(itemloaders.ItemLoader):
     """Scrapy's ItemLoader; see the module docstring."""
 
     default_item_class: type = DictItem

@@ -47,25 +47,31 @@ _PREFIX = "crawler.scrapy"
 
 def __getattr__(name: str) -> Any:
     # Loaded on first use, so `crawl` pays only for what a spider imports.
-    if name in ("Spider",):
+    value: Any
+    if name == "Spider":
         from ..spider import Spider as value
     elif name == "Request":
-        from ..http import Request as value  # type: ignore[assignment]
+        from ..http import Request as value
     elif name == "FormRequest":
-        from ..forms import FormRequest as value  # type: ignore[assignment]
+        from ..forms import FormRequest as value
     elif name == "Item":
-        from ..dictitem import DictItem as value  # type: ignore[assignment]
+        from ..dictitem import DictItem as value
     elif name == "Field":
-        from ..dictitem import Field as value  # type: ignore[assignment]
+        from ..dictitem import Field as value
     elif name == "Selector":
-        from .selector import Selector as value  # type: ignore[assignment]
-    elif name in ("signals", "spiders", "http", "item", "exceptions", "linkextractors",
-                  "loader", "selector", "crawler", "utils", "link", "settings"):
-        value = importlib.import_module(f"{__name__}.{name}")  # type: ignore[assignment]
+        from .selector import Selector as value
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'scrapy' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+_SUBMODULES = frozenset({
+    "crawler", "exceptions", "http", "item", "link", "linkextractors", "loader", "selector",
+    "settings", "signals", "spidermiddlewares", "spiders", "utils",
+})
 
 
 class _Alias(importlib.abc.Loader):

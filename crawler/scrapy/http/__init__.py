@@ -26,7 +26,7 @@ class _ResponseType(type):
     def __instancecheck__(cls, obj: object) -> bool:
         return isinstance(obj, Response)
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         cls, url: str, status: int = 200, headers: Any = None, body: bytes | str = b"",
         request: Request | None = None, encoding: str | None = None, **_ignored: Any,
     ) -> Response:
