@@ -68,7 +68,8 @@ def items_of(path: Path) -> collections.Counter[str]:
 
 def run_one(spider: Path, port: int, work: Path) -> tuple[bool, str]:
     args = spider_args(spider)
-    ours_out, theirs_out = work / f"{spider.stem}.crawler.jsonl", work / f"{spider.stem}.scrapy.jsonl"
+    ours_out = work / f"{spider.stem}.crawler.jsonl"
+    theirs_out = work / f"{spider.stem}.scrapy.jsonl"
     proxy = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
     scratch = work / "cwd"
