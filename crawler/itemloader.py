@@ -70,6 +70,9 @@ class ItemLoader(itemloaders.ItemLoader):
                 meta = ItemAdapter.get_field_meta_from_class(self._model, field_name)
             except KeyError:
                 return default
+            extra = meta.get("json_schema_extra")
+            if key not in meta and isinstance(extra, dict):
+                return extra.get(key, default)
             return meta.get(key, default)
         return super()._get_item_field_attr(field_name, key, default)
 
