@@ -59,7 +59,8 @@ class Request:
     duplicate filter. ``depth`` is set by the engine for requests yielded from a response.
     ``handle_status`` lists non-2xx statuses that still go to the callback. ``meta`` is a dict
     shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
-    callback as keyword arguments.
+    callback as keyword arguments. ``cookies`` (Scrapy's: a dict or a list of name/value
+    dicts) are sent in this request's Cookie header, besides the cookie jar's.
     """
 
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
@@ -100,10 +101,13 @@ class Request:
         dont_filter: bool = False,
         depth: int = 0,
         handle_status: Iterable[int] = (),
+        cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         yurl = _checked_url(url)
         method = method.upper()
         hdrs = CIMultiDict(headers) if headers else None
+        if cookies:
+            hdrs = _with_cookies(hdrs, cookies)
         if json is not None or form is not None:
             if body is not None or (json is not None and form is not None):
                 raise ValueError("give only one of body=, json= and form=")
@@ -220,6 +224,20 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
+
+
+def _with_cookies(
+    hdrs: CIMultiDict[str] | None, cookies: Mapping[str, str] | Iterable[Mapping[str, Any]]
+) -> CIMultiDict[str]:
+    """Scrapy's ``cookies=`` (a dict, or a list of ``{"name": ..., "value": ...}``) as this
+    request's Cookie header; the crawl's cookie jar adds its own to it."""
+    pairs = (list(cookies.items()) if isinstance(cookies, Mapping)
+             else [(c["name"], c["value"]) for c in cookies])
+    out = hdrs if hdrs is not None else CIMultiDict()
+    given = out.get("Cookie")
+    text = "; ".join(f"{k}={v}" for k, v in pairs)
+    out["Cookie"] = f"{given}; {text}" if given else text
+    return out
 
 
 def _checked_url(url: str | URL) -> URL:
@@ -374,7 +392,10 @@ class Response:
         """Requests for every link in ``hrefs`` (as :meth:`follow` takes them), or in the
         elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
         attribute selections give their value). ``callback`` may be given positionally, as in
-        Scrapy. Bad links are skipped, as in :meth:`follow`."""
+        Scrapy (as is its ``urls=`` name for ``hrefs``). Bad links are skipped, as in
+        :meth:`follow`."""
+        if hrefs is None and "urls" in kwargs:
+            hrefs = kwargs.pop("urls")
         if sum(x is not None for x in (hrefs, css, xpath)) != 1:
             raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
         if css is not None:

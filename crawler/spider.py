@@ -106,9 +106,13 @@ class Spider:
         unchanged: a (sync or async) iterable of Requests. :meth:`start` is the one to
         override in new code.
 
-        By default a GET per ``start_urls`` entry; an entry that is not an http(s) URL is
-        skipped with a warning giving the reason, and the others are still crawled."""
-        return self._first_requests(self.start_urls, None, "start URL", dont_filter=True)
+        By default a GET per ``start_urls`` entry (a string is one URL); an entry that is not an
+        http(s) URL is skipped with a warning giving the reason, and the others are still
+        crawled."""
+        urls = self.start_urls
+        if isinstance(urls, str):  # `-a start_urls=URL` gives a string: one URL, not letters
+            urls = [urls]
+        return self._first_requests(urls, None, "start URL", dont_filter=True)
 
     def _first_requests(
         self, urls: Iterable[str], callback: Callback | None, what: str,

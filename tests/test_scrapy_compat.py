@@ -447,3 +447,33 @@ def test_dict_pipeline_on_pydantic_items_via_itemadapter() -> None:
     adapter = ItemAdapter(page)
     adapter["title"] = "u"
     assert page.title == "u" and page["title"] == "u"
+
+
+async def test_readme_scrapy_example_runs(site: TestSite, tmp_path: Path) -> None:
+    from .test_readme import readme_block
+
+    (tmp_path / "quotes.py").write_text(readme_block("# quotes.py"))
+    command = readme_block("crawler runspider quotes.py").split()
+    assert command[:4] == ["crawler", "runspider", "quotes.py", "-O"]
+    out = tmp_path / "quotes.jsonl"
+    code, _, err = await run(str(BIN / "crawler"), "runspider", "quotes.py", "-O", str(out),
+                             "-a", f"start_urls={site.url}/quotes/", cwd=tmp_path)
+    assert code == 0, err
+    quotes = expected_quotes(20)  # DEPTH_LIMIT 1: two pages
+    assert lines(out) == [{"text": q["text"], "author": q["author"]} for q in quotes]
+
+
+async def test_request_cookies_are_sent(site: TestSite, tmp_path: Path) -> None:
+    class Cookies(Spider):
+        name = "cookies"
+
+        async def start(self) -> Any:
+            yield Request(f"{self.base}/echo", cookies={"consent": "yes"})
+            yield Request(f"{self.base}/echo?2", cookies=[{"name": "a", "value": "1"}])
+
+        def parse(self, response: Response) -> Any:
+            yield {"cookies": response.json()["cookies"]}
+
+    _, items = await crawl(Cookies, tmp_path, spider_args={"base": site.url})
+    assert sorted(items, key=str) == sorted([{"cookies": {"consent": "yes"}},
+                                             {"cookies": {"a": "1"}}], key=str)
