@@ -66,11 +66,11 @@ def instantiate(obj: Any) -> Any:
 
 def spider_middleware(mw: Any) -> Any:
     """A Scrapy spider middleware made to fit the async ``process_spider_output`` contract:
-    its ``process_spider_output_async`` when it has one, else its synchronous
-    ``process_spider_output`` run over the callback's outputs collected first. Any other
-    middleware is returned as is."""
+    when its ``process_spider_output`` is a (synchronous) generator function, as Scrapy's
+    are, its ``process_spider_output_async`` is used when it has one, else the generator runs
+    over the callback's outputs collected first. Any other middleware is returned as is."""
     method = getattr(mw, "process_spider_output", None)
-    if method is None or inspect.isasyncgenfunction(method):
+    if method is None or not inspect.isgeneratorfunction(method):
         return mw
     if inspect.isasyncgenfunction(getattr(mw, "process_spider_output_async", None)):
         return _SpiderOutputAdapter(mw, mw.process_spider_output_async)
