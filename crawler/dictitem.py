@@ -22,12 +22,23 @@ from collections.abc import Iterator, MutableMapping
 from pprint import pformat
 from typing import Any, ClassVar
 
-__all__ = ["DictItem", "Field"]
+__all__ = ["DictItem", "Field", "ItemDict"]
 
 
 class Field(dict[str, Any]):
     """A declared field: a dict of metadata (``serializer``, ``input_processor``,
     ``output_processor``, or anything a pipeline reads)."""
+
+
+class ItemDict(dict[str, Any]):
+    """A Scrapy-style item as exported: a plain dict of the fields that were set, which also
+    knows every declared field (``declared_fields``: a CSV file's columns, as in Scrapy)."""
+
+    __slots__ = ("declared_fields",)
+
+    def __init__(self, values: Any = (), *, declared_fields: list[str] | None = None) -> None:
+        super().__init__(values)
+        self.declared_fields = declared_fields or list(self)
 
 
 class DictItem(MutableMapping[str, Any]):

@@ -79,6 +79,11 @@ def to_dict(item: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return dataclasses.asdict(item)
     if isinstance(item, Mapping):
+        declared = getattr(type(item), "fields", None)
+        if isinstance(declared, dict):  # a Scrapy-style item: CSV columns are its fields
+            from .dictitem import ItemDict
+
+            return ItemDict(item, declared_fields=list(declared))
         return dict(item)
     from itemadapter import ItemAdapter  # attrs classes and the other kinds it knows
 

@@ -125,3 +125,30 @@ def test_native_item_answers_dict_access() -> None:
     assert set(item.keys()) == {"text", "author", "tags"}
     adapter: Any = ItemAdapter(item)
     assert adapter["text"] == "t"
+
+
+async def test_csv_columns_are_the_declared_fields(site: TestSite, tmp_path: Any) -> None:
+    import csv
+
+    from crawler import Spider
+    from crawler.http import Response
+    from crawler.runner import run_spider
+
+    from .conftest import crawl, make_settings
+
+    class Quotes(Spider):
+        name = "csvq"
+
+        def parse(self, response: Response) -> Any:
+            for quote in response.css("div.quote")[:2]:
+                yield Quote(author=quote.css("small.author::text").get())
+
+    Quotes.start_urls = [f"{site.url}/quotes/"]
+    await run_spider(Quotes, make_settings(), output=str(tmp_path / "q.csv"), overwrite=True)
+    with open(tmp_path / "q.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", "author", "tags"]
+    assert rows[1] == ["", expected_quotes(1)[0]["author"], ""]
+    await crawl(Quotes, tmp_path, output="q.jsonl")
+    # JSON holds only the fields that were set, as Scrapy's exporters write them.
+    assert (tmp_path / "q.jsonl").read_text().splitlines()[0].startswith('{"author":')
