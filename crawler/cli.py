@@ -490,7 +490,14 @@ def _list(project: Path | None) -> int:
     project = (project or Path.cwd()).resolve()
     try:
         settings = build_settings(project_dir=project)
-        spiders = discover(settings.spiders, project)
+        if (project / "scrapy.cfg").is_file():  # a Scrapy project: its SPIDER_MODULES
+            from .scrapyproject import load_project
+
+            spiders = {}
+            for package in load_project(project).spider_modules:
+                spiders.update(discover(package, project))
+        else:
+            spiders = discover(settings.spiders, project)
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -319,6 +319,9 @@ async def test_project_folder_runs_with_crawl(site: TestSite, tmp_path: Path) ->
     assert 15 <= len(items) <= 20
     assert [i["author"] for i in items[:10]] == [q["author"].upper() for q in expected_quotes(10)]
     assert "Scrapy settings in proj.settings translated" in err
+    code, listing, err = await run(str(BIN / "crawler"), "list", cwd=project)
+    assert code == 0, err
+    assert listing.split() == ["quotes", "proj.spiders.quotes"]
 
 
 def test_spider_surface(caplog: pytest.LogCaptureFixture) -> None:
@@ -477,3 +480,36 @@ async def test_request_cookies_are_sent(site: TestSite, tmp_path: Path) -> None:
     _, items = await crawl(Cookies, tmp_path, spider_args={"base": site.url})
     assert sorted(items, key=str) == sorted([{"cookies": {"consent": "yes"}},
                                              {"cookies": {"a": "1"}}], key=str)
+
+
+def test_shell_and_view(site_thread: str, tmp_path: Path) -> None:
+    import subprocess
+
+    script = "print('STATUS', response.status, len(response.css('div.quote')))\n" \
+             "r = fetch(response.urljoin('/page/9'))\nprint('TITLE', r.css('h1::text').get())\n"
+    result = subprocess.run(
+        [str(BIN / "crawler"), "shell", f"{site_thread}/quotes/", "-s", "obey_robots=false"],
+        input=script, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "STATUS 200 10" in result.stdout and "TITLE Page 9" in result.stdout
+    # `view` opens the page with webbrowser: BROWSER=echo prints what it would open.
+    result = subprocess.run([str(BIN / "crawler"), "view", f"{site_thread}/page/1"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**__import__("os").environ, "BROWSER": "echo"})
+    assert result.returncode == 0, result.stderr
+    opened = result.stdout.strip().splitlines()[-1]
+    assert opened.startswith("file://")
+    assert b"Page 1" in Path(opened[len("file://"):]).read_bytes()
+
+
+def test_compat_layer_loads_nothing_heavy() -> None:
+    """`crawl` installs the hook; a native crawl loads none of the Scrapy-side libraries."""
+    import subprocess
+
+    code = ("import sys, crawler.scrapy; crawler.scrapy.install(); import crawler.runner;"
+            "import scrapy;"
+            "print(*[m for m in ('itemadapter', 'itemloaders', 'parsel', 'lxml', 'cssselect')"
+            " if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
