@@ -93,8 +93,9 @@ def is_html(response: Response) -> bool:
 
 class CrawlSpider(Spider):
     """A spider that follows links by :attr:`rules` (a sequence of :class:`Rule`); see the
-    module docstring. Do not override :meth:`parse`: it applies the rules (use
-    :meth:`parse_start_url` for the start pages)."""
+    module docstring. Requests without a callback (the start URLs) go to the rules, and to
+    :meth:`parse_start_url` for items of their own; as in Scrapy, a ``parse`` method of a
+    subclass is only called when a rule names it."""
 
     rules: ClassVar[Sequence[Rule]] = ()
     #: Scrapy's CRAWLSPIDER_FOLLOW_LINKS: False stops every rule from following.
@@ -111,10 +112,10 @@ class CrawlSpider(Spider):
             own._compile(self)
             self._rules.append(own)
 
-    def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[Any]:
+    def _parse(self, response: Response, **kwargs: Any) -> AsyncIterator[Any]:
+        # The start pages' callback (requests that name none), as in Scrapy: a subclass may
+        # still define parse() and use it as a rule callback.
         return self._parse_response(response, self.parse_start_url, kwargs, follow=True)
-
-    _parse = parse  # Scrapy's name for the start pages' callback
 
     def parse_start_url(self, response: Response, **kwargs: Any) -> Any:
         """What a start page gives besides its links (nothing by default)."""

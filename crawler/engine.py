@@ -573,7 +573,9 @@ class Engine:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
         children, items = await self._run_callback(
-            self._resolve(request.callback) or self.spider.parse, request, response,
+            # No callback: parse(), or a CrawlSpider's _parse (its rules), as in Scrapy.
+            self._resolve(request.callback) or getattr(self.spider, "_parse", self.spider.parse),
+            request, response,
             (response,), request.cb_kwargs,
         )
         await self._ack(lease, children, items)

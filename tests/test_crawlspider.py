@@ -99,3 +99,19 @@ def test_rule_defaults() -> None:
     assert Rule(callback="x").follow is False
     assert Rule(callback="x", follow=True).follow is True
     assert isinstance(Rule().link_extractor, LinkExtractor)
+
+
+async def test_a_parse_method_is_only_a_rule_callback(site: TestSite, tmp_path: Path) -> None:
+    """Public CrawlSpiders often name their callback ``parse``: as in Scrapy, the start
+    pages still go to the rules, and parse() gets the pages a rule sends it."""
+
+    class Books(CrawlSpider):
+        name = "books_parse"
+        rules = (Rule(LinkExtractor(restrict_css="article.product_pod h3"), callback="parse"),)
+
+        def parse(self, response: Response) -> Any:
+            yield {"title": response.css("h1::text").get()}
+
+    Books.start_urls = [f"{site.url}/catalogue/page-1.html"]
+    _, items = await crawl(Books, tmp_path)
+    assert len(items) == 20 and all(i["title"] for i in items)

@@ -8,11 +8,11 @@ class BooksCrawlSpider(CrawlSpider):
     start_urls = ["http://books.toscrape.com/"]
 
     rules = (
-        Rule(LinkExtractor(restrict_css="article.product_pod h3"), callback="parse_item"),
+        Rule(LinkExtractor(restrict_css="article.product_pod h3"), callback="parse"),
         Rule(LinkExtractor(restrict_css="li.next"), follow=True),
     )
 
-    def parse_item(self, response):
+    def parse(self, response):
         yield {
             "title": response.css("h1::text").get(),
             "price": response.css(".price_color::text").get(),
