@@ -5,9 +5,10 @@ and under real Scrapy, against local copies of quotes.toscrape.com and books.tos
 
 Scrapy 2.x is installed by this script in a scratch virtualenv (``/tmp/scrapyvenv``, made
 with ``python -m venv`` and ``pip install scrapy`` when missing), never in the project's.
-Both frameworks reach the sites through the local server of ``site.py`` as their HTTP proxy:
-``crawler runspider FILE -O out.jsonl -s proxy=http://127.0.0.1:PORT`` here, ``scrapy
-runspider FILE -O out.jsonl`` with ``http_proxy=`` for Scrapy. A spider file may name its
+Both frameworks reach the sites (http and https) through the local server of ``site.py`` as
+their proxy: ``crawler runspider FILE -O out.jsonl -s proxy=http://127.0.0.1:PORT -s
+verify_tls=false`` here (the local https certificate is self-signed), ``scrapy runspider FILE
+-O out.jsonl`` with ``http_proxy=`` and ``https_proxy=`` for Scrapy. A spider file may name its
 arguments in a first-line comment ``# run with: -a name=value``.
 
 Two runs give the same items when the multisets of their items as canonical JSON (sorted
@@ -76,12 +77,13 @@ def run_one(spider: Path, port: int, work: Path) -> tuple[bool, str]:
     scratch.mkdir(exist_ok=True)
     ours = subprocess.run(
         [str(crawler_bin()), "runspider", str(spider), "-O", str(ours_out), "-s",
-         f"proxy={proxy}", "-s", "log_level=WARNING", *args],
+         f"proxy={proxy}", "-s", "verify_tls=false", "-s", "log_level=WARNING", *args],
         cwd=scratch, env=env, capture_output=True, text=True, timeout=600)
     theirs = subprocess.run(
         [str(scrapy_bin()), "runspider", str(spider), "-O", str(theirs_out), "-s",
          "LOG_LEVEL=WARNING", *args],
-        cwd=scratch, env={**env, "http_proxy": proxy}, capture_output=True, text=True,
+        cwd=scratch, env={**env, "http_proxy": proxy, "https_proxy": proxy},
+        capture_output=True, text=True,
         timeout=600)
     (work / f"{spider.stem}.crawler.log").write_text(ours.stderr)
     (work / f"{spider.stem}.scrapy.log").write_text(theirs.stderr)

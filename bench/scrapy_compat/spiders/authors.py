@@ -4,7 +4,7 @@ import scrapy
 class AuthorSpider(scrapy.Spider):
     name = "author"
 
-    start_urls = ["http://quotes.toscrape.com/"]
+    start_urls = ["https://quotes.toscrape.com/"]
 
     def parse(self, response):
         author_page_links = response.css(".author + a")

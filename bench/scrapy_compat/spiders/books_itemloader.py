@@ -17,7 +17,7 @@ class Book(scrapy.Item):
 
 class BooksLoaderSpider(scrapy.Spider):
     name = "books_loader"
-    start_urls = ["http://books.toscrape.com/catalogue/page-1.html"]
+    start_urls = ["https://books.toscrape.com/catalogue/page-1.html"]
     custom_settings = {"CLOSESPIDER_PAGECOUNT": 0}
 
     def parse(self, response):

@@ -4,7 +4,7 @@ import scrapy
 class BooksSpider(scrapy.Spider):
     name = "books"
     allowed_domains = ["books.toscrape.com"]
-    start_urls = ["http://books.toscrape.com/"]
+    start_urls = ["https://books.toscrape.com"]
 
     def parse(self, response):
         for book in response.css("article.product_pod"):

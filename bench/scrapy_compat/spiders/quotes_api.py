@@ -6,7 +6,7 @@ import scrapy
 class QuotesApiSpider(scrapy.Spider):
     name = "quotes_api"
     allowed_domains = ["quotes.toscrape.com"]
-    api_url = "http://quotes.toscrape.com/api/quotes?page={}"
+    api_url = "https://quotes.toscrape.com/api/quotes?page={}"
     start_urls = [api_url.format(1)]
 
     def parse(self, response):

@@ -5,7 +5,7 @@ from scrapy.spiders import CrawlSpider, Rule
 class QuotesCrawlSpider(CrawlSpider):
     name = "quotes_crawl"
     allowed_domains = ["quotes.toscrape.com"]
-    start_urls = ["http://quotes.toscrape.com/"]
+    start_urls = ["https://quotes.toscrape.com"]
 
     rules = (
         Rule(LinkExtractor(allow=r"/page/\d+/"), callback="parse_page", follow=True),

@@ -19,7 +19,7 @@ class QuoteLoader(ItemLoader):
 
 class QuotesLoaderSpider(scrapy.Spider):
     name = "quotes_loader"
-    start_urls = ["http://quotes.toscrape.com/"]
+    start_urls = ["https://quotes.toscrape.com"]
 
     def parse(self, response):
         for quote in response.css("div.quote"):

@@ -4,7 +4,7 @@ from scrapy.http import FormRequest
 
 class LoginSpider(scrapy.Spider):
     name = "quotes_login"
-    start_urls = ["http://quotes.toscrape.com/login"]
+    start_urls = ["https://quotes.toscrape.com/login"]
 
     def parse(self, response):
         return FormRequest.from_response(

@@ -4,7 +4,7 @@ import scrapy
 class QuotesSpider(scrapy.Spider):
     name = "quotes"
     start_urls = [
-        "https://quotes.toscrape.com/page/1/".replace("https", "http"),
+        "https://quotes.toscrape.com/page/1/",
     ]
 
     def parse(self, response):
