@@ -513,3 +513,36 @@ def test_compat_layer_loads_nothing_heavy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+async def test_bench_sites_through_the_proxy(tmp_path: Path) -> None:
+    """What bench/scrapy_compat relies on: a corpus spider (unchanged) reaches the local
+    quotes.toscrape.com and books.toscrape.com over http and https through the proxy, and
+    the comparison counts items as a multiset."""
+    import shutil
+
+    from bench.scrapy_compat import run as compat
+    from bench.scrapy_compat.site import serving
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not available")
+    collected = tmp_path / "c.jsonl"
+    collected.write_text('{"b": 1, "a": 2}\n{"a": 2, "b": 1}\n')
+    assert compat.items_of(collected) == {'{"a": 2, "b": 1}': 2}
+    assert compat.spider_args(compat.SPIDERS / "quotes_tag_arg.py") == ["-a", "tag=humor"]
+    with serving() as port:
+        out = tmp_path / "books.jsonl"
+        code, _, err = await run(
+            str(BIN / "crawler"), "runspider", str(compat.SPIDERS / "books_tutorial.py"),
+            "-O", str(out), "-s", f"proxy=http://127.0.0.1:{port}", "-s", "verify_tls=false",
+            "-s", "close_on.items=5", cwd=tmp_path)
+        assert code == 0, err
+        items = lines(out)
+        assert len(items) >= 5 and all(i["url"].startswith("https://books.toscrape.com/")
+                                       for i in items)
+        out = tmp_path / "quotes.jsonl"
+        code, _, err = await run(
+            str(BIN / "crawler"), "runspider", str(compat.SPIDERS / "quotes_item.py"),
+            "-O", str(out), "-s", f"proxy=http://127.0.0.1:{port}", cwd=tmp_path)
+        assert code == 0, err
+        assert len(lines(out)) == 100
