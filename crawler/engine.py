@@ -161,6 +161,8 @@ class Engine:
         self._close_pages = settings.close_on.pages
         self._close_errors = settings.close_on.errors
         self._callbacks: dict[str, Callable[..., Any]] = {}
+        #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
+        self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._done_feeding = False
         self._errors = 0
         self._outbox = frontier.outbox
@@ -572,11 +574,9 @@ class Engine:
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        callback = self._resolve(request.callback or self._default_callback)
         children, items = await self._run_callback(
-            # No callback: parse(), or a CrawlSpider's _parse (its rules), as in Scrapy.
-            self._resolve(request.callback) or getattr(self.spider, "_parse", self.spider.parse),
-            request, response,
-            (response,), request.cb_kwargs,
+            callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
         await self._ack(lease, children, items)
 
