@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +31,7 @@ from .http import Request, Response
 from .netguard import GuardedResolver, SafeCookieJar, blocked_literal
 from .settings import Settings
 from .stats import Stats
+from .urls import host_key
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,10 @@ class Downloader:
     (while streaming and after decompression), :data:`MAX_HEADER_SIZE` and
     :data:`MAX_HEADERS`, and with ``block_private_addresses`` the address checks of
     :mod:`crawler.netguard`. ``resolver`` replaces aiohttp's default DNS resolver (tests use
-    it to give names to 127.0.0.1); the private-address guard wraps it.
+    it to give names to 127.0.0.1); the private-address guard wraps it. ``on_sent`` is called
+    with a request's slot key once its headers are on the wire: a host's delay between two
+    requests counts from there (:meth:`crawler.slots.Slots.started`), so the time to open a
+    connection or a busy event loop never shortens the gap the server sees.
     """
 
     def __init__(
@@ -59,8 +64,10 @@ class Downloader:
         stats: Stats,
         *,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        on_sent: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_sent = on_sent
         self.stats = stats
         self._limit = settings.max_response_size
         self._block_private = settings.block_private_addresses
@@ -96,8 +103,20 @@ class Downloader:
             max_line_size=MAX_HEADER_SIZE,
             max_field_size=MAX_HEADER_SIZE,
             max_headers=MAX_HEADERS,
+            trace_configs=[self._trace(self._on_sent)] if self._on_sent is not None else None,
         )
         return self
+
+    @staticmethod
+    def _trace(on_sent: Callable[[str], None]) -> aiohttp.TraceConfig:
+        async def headers_sent(
+            session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestHeadersSentParams
+        ) -> None:
+            on_sent(host_key(params.url))
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_sent)
+        return trace
 
     def _timeout(self, total: float) -> aiohttp.ClientTimeout:
         """The timeouts of a request whose whole exchange must end within ``total`` seconds

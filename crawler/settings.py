@@ -100,14 +100,20 @@ class CloseOn(BaseModel):
     """Stop after this many errors (download, callback or pipeline)."""
 
 
+#: The largest ``concurrency`` accepted.
+MAX_CONCURRENCY = 100_000
+
+
 class Settings(BaseModel):
     """Every setting of a crawl, validated once; immutable. Build it with :func:`build_settings`."""
 
     model_config = _MODEL_CONFIG
 
-    concurrency: int = Field(default=64, ge=1)
-    """Global maximum of requests in flight."""
-    concurrency_per_host: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=64, ge=1, le=MAX_CONCURRENCY)
+    """Global maximum of requests in flight (at most 100,000: each request in flight holds a
+    connection, and so a file descriptor; memory grows with the requests in flight, not with
+    this number)."""
+    concurrency_per_host: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
     """Maximum of requests in flight to one host."""
     download_delay: float = Field(default=0.0, ge=0)
     """Seconds between two requests to the same host."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from ..http import Request
+from ..slots import Slots
 from ..spider import Spider
+from ..urls import host_key
 from .base import FrontierCounts, Lease
 
 __all__ = ["MemoryFrontier"]
@@ -20,27 +21,29 @@ _Entry = Request | str
 
 
 class MemoryFrontier:
-    """Pending requests in one FIFO queue per priority, a map of leases in flight, a count of
-    done ones, and a seen-set of 16-byte fingerprints.
+    """Pending requests kept per host (in the host's :class:`~crawler.slots.Slot`), a map of
+    leases in flight, a count of done ones, and a seen-set of 16-byte fingerprints.
 
-    Highest priority first (a small heap of the priorities that have requests), first in
-    first out within a priority. Requests rescheduled with a delay wait in a heap ordered by
-    ready time and move over when their time comes.
+    Leasing asks :class:`~crawler.slots.Slots` for the next host that may start a request now
+    and takes that host's best request: highest priority first, first in first out within a
+    priority. A host's requests wait in *lanes*, one FIFO list per priority, best first (a
+    host rarely has more than a few priorities). Requests rescheduled with a delay wait in a
+    heap ordered by ready time and move to their host when their time comes.
 
     Memory: a million pending requests must fit in a few hundred MB, so the common request
     (a GET with no headers, body, meta, cb_kwargs or errback, whose callback is a method of
     the spider) waits as one string ``"url\\ncallback\\ndepth\\ndont_filter"`` and becomes a
     Request again when leased. Strings are not tracked by the garbage collector either, so a
-    big frontier does not slow every collection down.
+    big frontier does not slow every collection down. A host with pending requests costs its
+    slot and one list per priority (a few hundred bytes).
     """
 
     outbox = False
     stores_requests = False
     seeded = False
 
-    def __init__(self) -> None:
-        self._queues: dict[int, deque[_Entry]] = {}
-        self._priorities: list[int] = []  # heap of -priority, one per non-empty queue
+    def __init__(self, slots: Slots | None = None) -> None:
+        self.slots = slots if slots is not None else Slots()
         self._pending = 0
         self._delayed: list[tuple[float, int, Request]] = []
         self._in_flight: dict[int, Lease] = {}
@@ -54,14 +57,29 @@ class MemoryFrontier:
     async def close(self) -> None:
         return None
 
-    def _push(self, request: Request) -> None:
+    def _push(self, request: Request, *, front: bool = False) -> None:
+        slot = self.slots.slot(host_key(request.yurl))
+        lanes: list[_Lane] | None = slot.queue
+        if lanes is None:
+            lanes = slot.queue = []
         priority = request.priority
-        queue = self._queues.get(priority)
-        if queue is None:
-            queue = self._queues[priority] = deque()
-            heapq.heappush(self._priorities, -priority)
-        queue.append(_compact(request))
+        for i, lane in enumerate(lanes):
+            if lane.priority == priority:
+                break
+            if lane.priority < priority:
+                lane = _Lane(priority)
+                lanes.insert(i, lane)
+                break
+        else:
+            lane = _Lane(priority)
+            lanes.append(lane)
+        entry = _compact(request)
+        if front:
+            lane.push_front(entry)
+        else:
+            lane.items.append(entry)
         self._pending += 1
+        self.slots.added(slot, 1, priority)
 
     def add_nowait(self, requests: Sequence[Request]) -> int:
         seen = self._seen
@@ -85,43 +103,62 @@ class MemoryFrontier:
             self._push(heapq.heappop(delayed)[2])
 
     async def lease(self, limit: int) -> list[Lease]:
+        now = time.monotonic()
         if self._delayed:
-            self._promote(time.monotonic())
+            self._promote(now)
         out: list[Lease] = []
-        priorities, queues = self._priorities, self._queues
-        while priorities and len(out) < limit:
-            priority = -priorities[0]
-            queue = queues[priority]
-            while queue and len(out) < limit:
-                entry = queue.popleft()
-                request = entry if isinstance(entry, Request) else _expand(entry, priority)
-                lease = Lease(request, next(self._seq))
-                self._in_flight[lease.key] = lease
-                out.append(lease)
-            if not queue:
-                heapq.heappop(priorities)
-                del queues[priority]
+        slots = self.slots
+        in_flight = self._in_flight
+        while len(out) < limit:
+            slot = slots.pick(now)
+            if slot is None:
+                break
+            lanes: list[_Lane] = slot.queue
+            want = min(slots.room(slot), limit - len(out))
+            got = 0
+            while got < want and lanes:
+                lane = lanes[0]
+                priority = lane.priority
+                while got < want and lane:
+                    entry = lane.pop()
+                    request = entry if isinstance(entry, Request) else _expand(entry, priority)
+                    lease = Lease(request, next(self._seq), host=slot.key)
+                    in_flight[lease.key] = lease
+                    out.append(lease)
+                    got += 1
+                if not lane:
+                    del lanes[0]
+            slots.taken(slot, got, lanes[0].priority if lanes else None, now)
         self._pending -= len(out)
         return out
+
+    def _finish(self, lease: Lease) -> bool:
+        if self._in_flight.pop(lease.key, None) is None:
+            return False
+        slot = self.slots.get(lease.host)
+        if slot is not None:
+            self.slots.finished(slot)
+        return True
 
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
     ) -> int:
-        del self._in_flight[lease.key]
-        self._done += 1
+        if self._finish(lease):
+            self._done += 1
         return self.add_nowait(children) if children else 0
 
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
-        del self._in_flight[lease.key]
+        if not self._finish(lease):
+            return
         if delay <= 0:
-            self._push(request)
+            self._push(request, front=True)
         else:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), request))
 
     async def release(self, leases: Sequence[Lease]) -> None:
-        for lease in leases:
-            del self._in_flight[lease.key]
-            self._push(lease.request)
+        for lease in reversed(leases):  # each goes to the front: the first ends up first
+            if self._finish(lease):
+                self._push(lease.request, front=True)
 
     async def drain(self, exporter: Any) -> int:
         return 0
@@ -130,11 +167,12 @@ class MemoryFrontier:
         return None
 
     def next_ready_in(self) -> float | None:
-        if self._pending:
-            return 0.0
+        now = time.monotonic()
+        wait = self.slots.next_ready_in(now)
         if self._delayed:
-            return max(0.0, self._delayed[0][0] - time.monotonic())
-        return None
+            due = max(0.0, self._delayed[0][0] - now)
+            wait = due if wait is None else min(wait, due)
+        return wait
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
@@ -145,6 +183,39 @@ class MemoryFrontier:
 
     async def is_finished(self) -> bool:
         return not (self._pending or self._delayed or self._in_flight)
+
+
+class _Lane:
+    """A host's pending requests of one priority, first in first out: a list read from
+    ``head`` (cheaper than a deque for the many hosts that hold a few requests); the part
+    before ``head`` is cut off once it is half the list."""
+
+    __slots__ = ("priority", "items", "head")
+
+    def __init__(self, priority: int) -> None:
+        self.priority = priority
+        self.items: list[_Entry] = []
+        self.head = 0
+
+    def __bool__(self) -> bool:
+        return self.head < len(self.items)
+
+    def pop(self) -> _Entry:
+        items, head = self.items, self.head
+        entry = items[head]
+        head += 1
+        if head >= 64 and head * 2 >= len(items):
+            del items[:head]
+            head = 0
+        self.head = head
+        return entry
+
+    def push_front(self, entry: _Entry) -> None:
+        if self.head:
+            self.head -= 1
+            self.items[self.head] = entry
+        else:
+            self.items.insert(0, entry)
 
 
 def _compact(request: Request) -> _Entry:
