@@ -135,6 +135,8 @@ class Engine:
         self._close_pages = settings.close_on.pages
         self._close_errors = settings.close_on.errors
         self._callbacks: dict[str, Callable[..., Any]] = {}
+        #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
+        self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
@@ -530,9 +532,9 @@ class Engine:
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        callback = self._resolve(request.callback or self._default_callback)
         children, items = await self._run_callback(
-            self._resolve(request.callback) or self.spider.parse, request, response,
-            (response,), request.cb_kwargs,
+            callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
         if items and logger.isEnabledFor(logging.DEBUG):
             for item in items:

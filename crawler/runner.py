@@ -9,11 +9,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
@@ -31,7 +32,7 @@ from .frontier.memory import MemoryFrontier
 from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
-from .middleware import MiddlewareChain, instantiate
+from .middleware import MiddlewareChain, spider_middleware
 from .robots import RobotsCache
 from .settings import Settings
 from .slots import Slots
@@ -110,6 +111,7 @@ async def run_spider(
     on_engine: Callable[[Engine], None] | None = None,
     report_path: str | None = None,
     warn_no_output: bool = True,
+    scrapy_settings: Mapping[str, Any] | None = None,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
@@ -118,22 +120,32 @@ async def run_spider(
     at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
     report is written at the end (with a shared frontier: of the whole cluster).
     ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
+
+    ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
+    components read through ``crawler.settings`` (the native ones are already in
+    ``settings``).
     """
+    stats = Stats()
+    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
+    if concurrency != settings.concurrency:
+        settings = settings.model_copy(update={"concurrency": concurrency})
+    # Scrapy's wiring: the spider and every component class get the crawler (settings, stats,
+    # signals) through from_crawler when they define it.
+    crawler = Crawler(spider_cls, settings, stats, scrapy_settings)
     try:
-        spider = spider_cls(**(spider_args or {}))
+        spider = crawler.create_spider(**(spider_args or {}))
     except TypeError as exc:
         if not spider_args:
             raise
         given = " ".join(f"-a {name}=..." for name in spider_args)
         raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
-    stats = Stats()
-    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
-    if concurrency != settings.concurrency:
-        settings = settings.model_copy(update={"concurrency": concurrency})
-    pipelines = [_component(p, "pipelines", spider_cls) for p in spider.pipelines]
-    pipelines += [_component(p, "pipelines", None) for p in settings.pipelines]
-    middlewares = [_component(m, "middlewares", spider_cls) for m in spider.middlewares]
-    middlewares += [_component(m, "middlewares", None) for m in settings.middlewares]
+    pipelines: list[Any] = [crawler.open_hook()]
+    pipelines += [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
+    pipelines += [_component(p, "pipelines", None, crawler) for p in settings.pipelines]
+    middlewares = [spider_middleware(_component(m, "middlewares", spider_cls, crawler))
+                   for m in spider.middlewares]
+    middlewares += [spider_middleware(_component(m, "middlewares", None, crawler))
+                    for m in settings.middlewares]
     cache = None
     if settings.http_cache:
         from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
@@ -369,13 +381,17 @@ async def parse_once(
 _HOOKS = {
     "pipelines": ("open", "process_item", "close"),
     "middlewares": ("process_request", "process_response", "process_exception",
-                    "process_spider_output"),
+                    "process_spider_output", "process_spider_input", "process_spider_exception",
+                    "process_start_requests", "process_start"),
 }
 
 
-def _component(obj: Any, kind: str, spider_cls: type[Spider] | None) -> Any:
+def _component(
+    obj: Any, kind: str, spider_cls: type[Spider] | None, crawler: Crawler | None
+) -> Any:
     """A pipeline or middleware as given by the spider (``spider_cls``) or the settings: an
-    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class instantiated.
+    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class built as
+    Scrapy builds one (``from_crawler``, see :func:`crawler.compat.build_component`).
     Something with none of the hooks of its kind is refused, never silently ignored."""
     where = f"{spider_cls.__name__}.{kind}" if spider_cls is not None else f"setting {kind!r}"
     if isinstance(obj, str):
@@ -383,7 +399,7 @@ def _component(obj: Any, kind: str, spider_cls: type[Spider] | None) -> Any:
             obj = import_object(obj)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-    obj = instantiate(obj)
+    obj = build_component(obj, crawler)
     hooks = _HOOKS[kind]
     if not any(callable(getattr(obj, hook, None)) for hook in hooks):
         raise ConfigError(
