@@ -8,7 +8,9 @@ translates every aiohttp/OS exception into :mod:`crawler.errors` here, in one pl
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from .errors import (
     DownloadError,
     DownloadTimeout,
     InvalidURL,
+    OutOfFiles,
     ProtocolError,
     ResponseTooLarge,
 )
@@ -288,8 +291,22 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return ConnectError(url, detail)
+        if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            return OutOfFiles(url, detail)
+        error = ConnectError(url, detail)
+        error.unreachable = _unreachable(exc)
+        return error
     if isinstance(exc, (ValueError, UnicodeError)):
         return ProtocolError(url, detail)
     return DownloadError(url, detail)
 
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a host cannot be reached at all (refused, or its name does not resolve), or ""
+    for a connection error that says nothing about the host (a reset, a timeout)."""
+    os_error = getattr(exc, "os_error", exc)
+    if isinstance(os_error, socket.gaierror):
+        return f"name does not resolve ({os_error.strerror or os_error})"
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    return ""

@@ -349,6 +349,8 @@ def build_settings(
     custom_settings: Mapping[str, Any] | None = None,
     cli: Sequence[str] | Mapping[str, Any] = (),
     environ: Mapping[str, str] | None = None,
+    project_settings: Mapping[str, Any] | None = None,
+    project_source: str = "Scrapy project settings",
 ) -> Settings:
     """Merge every layer and validate once.
 
@@ -357,7 +359,9 @@ def build_settings(
     list of ``-s`` arguments (``"name=value"``, dotted names for nested keys) or a mapping of
     name to value (string values are parsed like ``-s`` ones). ``environ`` defaults to
     ``os.environ``; every ``CRAWLER_*`` variable must name a setting unless listed in
-    :data:`ENV_ALLOWED` / :data:`ENV_ALLOWED_PREFIXES`.
+    :data:`ENV_ALLOWED` / :data:`ENV_ALLOWED_PREFIXES`. ``project_settings`` (native dotted
+    names, e.g. a Scrapy project's ``settings.py`` once translated) is a layer right above
+    ``settings.toml``, named ``project_source`` in error messages.
 
     Raises :class:`SettingsError` for an unreadable or malformed ``settings.toml``, a ``-s``
     argument without ``=``, an unknown name or an invalid value; the first problem is
@@ -370,6 +374,8 @@ def build_settings(
             source = f"{SETTINGS_FILE} ({toml_path})"
             for key, value in _read_toml(toml_path, source).items():
                 layers.set((key,), value, source)
+    for key, value in (project_settings or {}).items():
+        layers.set(_split_dotted(key, project_source), value, project_source)
     for key, value in (custom_settings or {}).items():
         layers.set(_split_dotted(key, "spider custom_settings"), value, "spider custom_settings")
     env = os.environ if environ is None else environ

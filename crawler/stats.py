@@ -42,7 +42,9 @@ import orjson
 
 from .tasks import stop_task
 
-__all__ = ["REPORT_FAMILIES", "Gauges", "Progress", "Stats", "Timeline"]
+__all__ = [
+    "REPORT_FAMILIES", "Gauges", "Progress", "Stats", "Timeline", "plural", "reason_sentence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class Stats:
     _t0: float | None = None
     _t1: float | None = None
     _elapsed_before: float = 0.0
+    #: A durable job: a stop by a signal is a pause, and the summary says how to resume.
+    resumable: bool = False
     _hosts: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
     _paused: dict[str, float] = field(default_factory=dict)  # host -> monotonic end of pause
     # field -> [its "present" stat key, how many examples of items missing it were kept]
@@ -312,7 +316,7 @@ class Stats:
         values = self._values
         elapsed = self.elapsed
         reason = values.get("finish_reason")
-        head = f"Crawl finished ({reason})" if reason else "Crawl running"
+        head = reason_sentence(reason, resumable=self.resumable)
         head += (f" after {_duration(elapsed)}: "
                  f"{_rate(values.get('responses', 0), elapsed):,.1f} pages/s, "
                  f"{_rate(values.get('items_scraped', 0), elapsed):,.1f} items/s")
@@ -356,6 +360,38 @@ class Stats:
             group(name.replace("_", " ").capitalize(), family(name), strip=name + "/")
         group("Other", sorted(values))
         return "\n".join(lines)
+
+
+#: How a finish reason reads at the end of a crawl; any other reason (a CloseSpider's) reads
+#: "Crawl stopped: <reason>".
+_SENTENCES = {
+    "finished": "Crawl finished",
+    "close_on_items": "Crawl stopped: close_on.items reached",
+    "close_on_pages": "Crawl stopped: close_on.pages reached",
+    "close_on_seconds": "Crawl stopped: close_on.seconds reached",
+    "close_on_errors": "Crawl stopped: close_on.errors reached",
+    "start_failed": "Crawl failed: the spider's start() raised before yielding any request",
+    "output_closed": "Crawl stopped: the output was closed (output_closed)",
+    "killed": "Crawl stopped at once",
+}
+
+
+def reason_sentence(reason: str | None, *, resumable: bool = False) -> str:
+    """The finish ``reason`` as a sentence (``Crawl stopped: close_on.items reached``). A
+    signal on a ``resumable`` (``--jobdir``) crawl is a pause, and says how to resume."""
+    if reason is None:
+        return "Crawl running"
+    if reason.startswith("signal_"):
+        signame = reason.removeprefix("signal_")
+        if resumable:
+            return f"Crawl paused by {signame}: run the same command to resume"
+        return f"Crawl stopped by {signame}"
+    return _SENTENCES.get(reason) or f"Crawl stopped: {reason}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 attempt``, ``3 attempts``: a count with its noun (regular plurals only)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 _COLLECTIONS = frozenset({list, tuple, dict, set})

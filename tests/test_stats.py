@@ -84,7 +84,7 @@ def test_summary_groups_and_order() -> None:
     stats.finish("closespider_itemcount")
     text = stats.summary()
     lines = text.splitlines()
-    assert lines[0].startswith("Crawl finished (closespider_itemcount) after ")
+    assert lines[0].startswith("Crawl stopped: closespider_itemcount after ")
     assert "pages/s" in lines[0]
     titles = [line for line in lines if not line.startswith(" ")][1:]
     assert titles == ["Requests", "Responses by status", "Items", "Errors by type (3)",
