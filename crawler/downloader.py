@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from .browser import BrowserPool, renders
 from .decompress import BodyDecoder
 from .errors import (
     BlockedAddress,
@@ -51,6 +52,10 @@ class Downloader:
     :data:`MAX_HEADERS`, and with ``block_private_addresses`` the address checks of
     :mod:`crawler.netguard`. ``resolver`` replaces aiohttp's default DNS resolver (tests use
     it to give names to 127.0.0.1); the private-address guard wraps it.
+
+    ``browser`` is the pool that renders the requests :func:`crawler.browser.renders`
+    picks, with ``render_default`` (the spider's or the crawl's ``browser``) for a request
+    that says nothing; it starts with the first of them, and this block's exit closes it.
     """
 
     def __init__(
@@ -59,8 +64,12 @@ class Downloader:
         stats: Stats,
         *,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        browser: BrowserPool | None = None,
+        render_default: bool = False,
     ) -> None:
         self.settings = settings
+        self.browser = browser
+        self._render_default = render_default
         self.stats = stats
         self._limit = settings.max_response_size
         self._block_private = settings.block_private_addresses
@@ -115,9 +124,13 @@ class Downloader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        try:
+            if self.browser is not None:
+                await self.browser.close()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
 
     def _cookie_jar(self) -> aiohttp.abc.AbstractCookieJar:
         if not self.settings.cookies:
@@ -138,6 +151,16 @@ class Downloader:
         )
 
     @property
+    def holds_pages(self) -> bool:
+        """Whether a browser page handed to a callback (``meta["browser_page"]``) is open."""
+        return self.browser is not None and self.browser.holds_pages
+
+    async def release_page(self, request: Request) -> None:
+        """Close the browser page handed to ``request``'s callback, if any."""
+        if self.browser is not None:
+            await self.browser.release(request)
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("Downloader used outside its 'async with' block")
@@ -150,7 +173,14 @@ class Downloader:
         :class:`~crawler.errors.DownloadError` subclass on any failure. With ``truncate``, the
         body is cut after that many decoded bytes and the rest is not read (robots.txt), so
         a larger body is not an error.
+
+        A request to render (see :func:`crawler.browser.renders`) is a navigation in the
+        browser pool instead, never with ``truncate``.
         """
+        if self.browser is not None and truncate is None and (
+            self._render_default or request._meta
+        ) and renders(request, self._render_default):
+            return await self.browser.fetch(request)
         url = request.url
         yurl = request.yurl
         if self._block_private and blocked_literal(yurl.raw_host or ""):

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from .downloader import Downloader
 from .errors import (
+    BrowserUnavailable,
     CloseSpider,
     DownloadError,
     HttpError,
@@ -446,9 +447,18 @@ class Engine:
                 return
             if throttle is not None:
                 throttle.on_response(slot, time.monotonic() - started, result)
-            await self._handle_response(lease, result)
+            try:
+                await self._handle_response(lease, result)
+            finally:
+                if self.downloader.holds_pages:  # a live page for the callback (browser_page)
+                    await self.downloader.release_page(request)
         except asyncio.CancelledError:
             raise
+        except BrowserUnavailable:
+            # This process cannot render: the request stays in the frontier for one that can
+            # (a resume with a browser, another worker); the error was logged once.
+            self.stop("browser_unavailable")
+            await self.frontier.release([lease])
         except CloseSpider as exc:
             self.stop(exc.reason)
             await self._ack_quietly(lease)

@@ -59,6 +59,11 @@ class Request:
     ``handle_status`` lists non-2xx statuses that still go to the callback. ``meta`` is a dict
     shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
     callback as keyword arguments.
+
+    ``browser=True`` renders the page in Chromium (:mod:`crawler.browser`); it is stored as
+    ``meta["browser"]`` (``meta["playwright"]``, scrapy-playwright's key, works too), so it
+    survives a durable frontier. ``browser=False`` opts out of a spider's or a crawl's
+    ``browser`` default; None (the default) follows it.
     """
 
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
@@ -99,8 +104,11 @@ class Request:
         dont_filter: bool = False,
         depth: int = 0,
         handle_status: Iterable[int] = (),
+        browser: bool | None = None,
     ) -> None:
         yurl = _checked_url(url)
+        if browser is not None:
+            meta = {**(meta or {}), "browser": bool(browser)}
         method = method.upper()
         hdrs = CIMultiDict(headers) if headers else None
         if json is not None or form is not None:
@@ -236,6 +244,10 @@ class Response:
     """
 
     __slots__ = ("url", "status", "headers", "body", "request", "stats", "__dict__")
+
+    #: The live Playwright page of a rendered request that asked for it
+    #: (``meta["browser_page"]``); the framework closes it after the callback. None otherwise.
+    page: Any = None
 
     def __init__(
         self,
