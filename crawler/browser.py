@@ -58,7 +58,8 @@ from .settings import Settings
 from .stats import Stats
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route
+    from playwright._impl._api_structures import SetCookieParam, StorageStateCookie
+    from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, StorageState
     from playwright.async_api import Response as PageResponse
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class BrowserPool:
         self._block_private = settings.block_private_addresses
         self._proxy_host = URL(settings.proxy).host if settings.proxy else None
         self._resolved: dict[str, bool] = {}
-        self._carried: dict[str | None, Any] = {}  # storage state of a retired context
+        self._carried: dict[str | None, StorageState] = {}  # storage state of a retired context
 
     async def __aenter__(self) -> BrowserPool:
         return self
@@ -420,7 +421,7 @@ class BrowserPool:
             ctx.active += 1
             ctx.opened += 1
             if ctx.opened >= self.settings.browser_recycle_pages or not self.settings.cookies:
-                await self._retire(ctx)
+                self._retire(ctx)
             try:
                 async with asyncio.timeout(deadline):
                     page = await ctx.context.new_page()
@@ -468,7 +469,7 @@ class BrowserPool:
                     await page.close()
             if ctx.retired and ctx.active == 0:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
-                    await ctx.context.close()
+                    await self._hand_over(ctx)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -483,21 +484,26 @@ class BrowserPool:
                 if ctx.generation == self._generation:
                     await self._stop_browser()
 
-    async def _retire(self, ctx: _Context) -> None:
-        """Stop giving out pages of ``ctx``: the next request opens a new context, with this
-        one's cookies and local storage."""
-        async with self._lock:  # the next context is made once the cookies are saved
-            if ctx.retired:
-                return
-            if self.settings.cookies:
-                try:
-                    async with asyncio.timeout(_CLOSE_TIMEOUT):
-                        self._carried[ctx.proxy] = await ctx.context.storage_state()
-                except Exception as exc:
-                    logger.warning("Could not carry the browser's cookies over: %s", exc)
-            ctx.retired = True
-            if self._contexts.get(ctx.proxy) is ctx:
-                del self._contexts[ctx.proxy]
+    def _retire(self, ctx: _Context) -> None:
+        """Give out no more pages of ``ctx``: the next request opens a new context. Its
+        cookies and local storage go over when its last page closes (:meth:`_hand_over`)."""
+        ctx.retired = True
+        if self._contexts.get(ctx.proxy) is ctx:
+            del self._contexts[ctx.proxy]
+
+    async def _hand_over(self, ctx: _Context) -> None:
+        """A retired context's state to its successor (or to the next one made), then close
+        it."""
+        if self.settings.cookies:
+            state = await ctx.context.storage_state()
+            successor = self._contexts.get(ctx.proxy)
+            if successor is not None and successor.generation == ctx.generation:
+                cookies = state.get("cookies")
+                if cookies:
+                    await successor.context.add_cookies(_cookie_params(cookies))
+            else:
+                self._carried[ctx.proxy] = state
+        await ctx.context.close()
 
     def _watch(self, page: Page, state: _PageState) -> None:
         def on_request(_: Any) -> None:
@@ -509,7 +515,8 @@ class BrowserPool:
             state.last_activity = time.monotonic()
 
         def on_console(message: Any) -> None:
-            if message.type == "error":
+            # Resources refused on purpose (browser_block_resources) are not the page's errors.
+            if message.type == "error" and "ERR_BLOCKED_BY_CLIENT" not in message.text:
                 state.console_errors.append(message.text)
 
         def on_crash(_: Any) -> None:
@@ -553,6 +560,7 @@ class BrowserPool:
         if results:
             meta["browser_results"] = results
         if state.crashed:
+            self.stats.inc("browser/crashes")
             raise BrowserError(request.url, "the page's renderer crashed")
         await self._save_files(page, request)
         content = await page.content()
@@ -594,7 +602,7 @@ class BrowserPool:
         while True:
             now = time.monotonic()
             quiet_for = now - state.last_activity
-            if state.inflight == 0 and quiet_for >= _QUIET:
+            if (state.inflight == 0 and quiet_for >= _QUIET) or state.crashed:
                 return
             if now >= cap:
                 self.stats.inc("browser/idle_capped")
@@ -735,6 +743,19 @@ async def _page_method(page: Page, method: Any, url: str) -> Any:
         result = await result
     method.result = result  # as scrapy-playwright does
     return None
+
+
+def _cookie_params(cookies: list[StorageStateCookie]) -> list[SetCookieParam]:
+    """A saved context's cookies in the form a new context takes them."""
+    out: list[SetCookieParam] = []
+    for c in cookies:
+        param: SetCookieParam = {
+            "name": c["name"], "value": c["value"], "domain": c["domain"], "path": c["path"],
+            "expires": c["expires"], "httpOnly": c["httpOnly"], "secure": c["secure"],
+            "sameSite": c["sameSite"],
+        }
+        out.append(param)
+    return out
 
 
 async def _headers(navigation: PageResponse) -> CIMultiDictProxy[str]:
