@@ -359,8 +359,9 @@ async def test_headers_user_agent_post_and_cookies(js: BrowserSite, tmp_path: Pa
             yield Request(f"{js.url}/set-cookie", self.cookie_set, browser=True)
 
         def headers_page(self, response: Response) -> Any:
-            seen = orjson.loads(response.css("#h::text").get() or "{}")
-            yield {"ua": seen.get("User-Agent"), "x": seen.get("X-Test"),
+            sent = orjson.loads(response.css("#h::text").get() or "{}")
+            seen = {k.lower(): v for k, v in sent.items()}
+            yield {"ua": seen.get("user-agent"), "x": seen.get("x-test"),
                    "method": response.css("#m::text").get()}
 
         def cookie_set(self, response: Response) -> Any:
