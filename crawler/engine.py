@@ -457,6 +457,9 @@ class Engine:
         except BrowserUnavailable:
             # This process cannot render: the request stays in the frontier for one that can
             # (a resume with a browser, another worker); the error was logged once.
+            if self._stopping is None:
+                logger.error("This process cannot render pages: stopping; %s and the other "
+                             "rendered requests are left in the frontier", request.url)
             self.stop("browser_unavailable")
             await self.frontier.release([lease])
         except CloseSpider as exc:

@@ -521,3 +521,101 @@ async def test_event_loop_not_blocked(js: BrowserSite, tmp_path: Path, n: int) -
     finally:
         task.cancel()
     assert ticks >= 10
+
+
+# ------------------------------------------------------------------ durable and distributed
+
+JS_SPIDER = '''
+from crawler import Request, Spider
+
+
+class JsShop(Spider):
+    name = "jsshop"
+    base = ""
+
+    async def start(self):
+        yield Request(f"{self.base}/list", browser=True, meta={"browser_wait_for": "li a"})
+
+    def parse(self, response):
+        for link in response.css("li.product a"):
+            yield response.follow(link, "parse_product", browser=True, meta={
+                "browser_wait_for": "h1", "browser_actions": [{"wait": 0.3}]})
+
+    def parse_product(self, response):
+        yield {"url": response.url, "name": response.css("h1::text").get()}
+'''
+
+
+def test_rendered_request_is_stored_with_its_options() -> None:
+    from crawler.frontier.codec import decode_request, encode_request
+
+    request = Request("http://a.test/p", "parse_product", browser=True, meta={
+        "browser_wait_for": "h1", "browser_actions": [{"scroll": 3}, {"click": "#more"}],
+        "browser_screenshot": {"full_page": False},
+    })
+    back = decode_request(encode_request(request))
+    assert renders(back, False)
+    assert back.meta == request.meta
+    assert not renders(decode_request(encode_request(Request("http://a.test/", browser=False))),
+                       True)
+
+
+async def test_rendered_requests_survive_kill_9_and_resume(js: BrowserSite, tmp_path: Path) -> None:
+    import signal
+
+    from tests.test_cli import BIN, make_project, run
+
+    project = make_project(tmp_path / "p", {"jsshop": JS_SPIDER})
+    out, jobdir = tmp_path / "items.jsonl", tmp_path / "job"
+    args = [str(BIN / "crawl"), "jsshop", "-o", str(out), "--jobdir", str(jobdir),
+            "-a", f"base={js.url}", "-s", "concurrency=1", "-s", "log_level=WARNING",
+            "-s", "obey_robots=false"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=project, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    for _ in range(600):  # until a few products are written, mid-crawl
+        await asyncio.sleep(0.05)
+        if out.exists() and out.read_bytes().count(b"\n") >= 3:
+            break
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    first = out.read_bytes().count(b"\n")
+    assert 3 <= first < PRODUCTS, "the kill did not land mid-crawl"
+    code, _, err = await run(*args, cwd=project)
+    assert code == 0, err[-2000:]
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(i["url"] for i in items) == sorted(
+        f"{js.url}/product/{n}" for n in range(1, PRODUCTS + 1)
+    )  # every product once, across the kill
+    # Rendered after the resume too: the stored requests kept browser=True and their options.
+    assert all(i["name"] == i["url"].replace(f"{js.url}/product/", "Product ") for i in items)
+
+
+@pytest.mark.redis
+async def test_worker_without_a_browser_leaves_the_request_to_one_that_has(
+    js: BrowserSite, redis_url: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    from crawler.frontier.redis import frontier_purge
+    from tests.test_cli import BIN, make_project, run
+
+    project = make_project(tmp_path / "p", {"jsshop": JS_SPIDER})
+    crawl_id = uuid.uuid4().hex
+    args = [str(BIN / "crawl"), "jsshop", "-o", str(tmp_path / "o-{worker}.jsonl"),
+            "--frontier", redis_url, "-a", f"base={js.url}", "-s", f"crawl_id={crawl_id}",
+            "-s", "obey_robots=false", "-s", "log_level=WARNING"]
+    try:
+        code, _, err = await run(*args, "-s", "browser_executable=/nonexistent/chromium",
+                                 cwd=project)
+        assert code == 2, err
+        assert "no Chromium" in err or "/nonexistent/chromium" in err
+        assert "apt-get install chromium" in err and "crawler[browser]" in err
+        assert "left in the frontier" in err
+        assert sum(js.hits.values()) == 0
+        code, _, err = await run(*args, cwd=project)
+        assert code == 0, err[-2000:]
+    finally:
+        await frontier_purge(redis_url, "jsshop", crawl_id)
+    items = [orjson.loads(line) for path in tmp_path.glob("o-*.jsonl")
+             for line in path.read_bytes().splitlines()]
+    assert len(items) == PRODUCTS and all(i["name"] for i in items)
