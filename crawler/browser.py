@@ -160,6 +160,12 @@ class _Context:
     opened: int = 0
     active: int = 0
     retired: bool = False
+    idle: list[_Tab] = field(default_factory=list)
+
+
+def _overrides(request: Request) -> bool:
+    """Whether the request's first navigation needs its own method, body or headers."""
+    return request.method != "GET" or bool(request.body) or bool(request.headers)
 
 
 @dataclass(slots=True)
@@ -170,6 +176,14 @@ class _PageState:
     inflight: int = 0
     last_activity: float = field(default_factory=time.monotonic)
     console_errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Tab:
+    """A page and the state of the request it serves now (its listeners read ``state``)."""
+
+    page: Page
+    state: _PageState = field(default_factory=_PageState)
 
 
 class BrowserPool:
@@ -193,7 +207,7 @@ class BrowserPool:
         self._generation = 0
         self._contexts: dict[str | None, _Context] = {}
         self._unavailable: BrowserUnavailable | None = None
-        self._held: dict[Request, tuple[Page, _Context]] = {}
+        self._held: dict[Request, tuple[_Tab, _Context]] = {}
         self._blocked = frozenset(settings.browser_block_resources)
         self._block_private = settings.block_private_addresses
         self._proxy_host = URL(settings.proxy).host if settings.proxy else None
@@ -413,9 +427,9 @@ class BrowserPool:
         keep = bool(meta.get("browser_page") or meta.get("playwright_include_page"))
         await self._limit.acquire()  # waiting for a free page is not part of the deadline
         ctx: _Context | None = None
-        page: Page | None = None
+        tab: _Tab | None = None
         state = _PageState()
-        handed = False
+        handed = reuse = False
         try:
             ctx = await self._context(meta.get("proxy"))
             ctx.active += 1
@@ -424,9 +438,9 @@ class BrowserPool:
                 self._retire(ctx)
             try:
                 async with asyncio.timeout(deadline):
-                    page = await ctx.context.new_page()
-                    self._watch(page, state)
-                    response = await self._render(page, request, state)
+                    tab = await self._tab(ctx)
+                    tab.state = state
+                    response = await self._render(tab.page, request, state)
             except TimeoutError:
                 self.stats.inc("browser/timeouts")
                 raise DownloadTimeout(
@@ -437,15 +451,18 @@ class BrowserPool:
             except Exception as exc:
                 raise self._translate(exc, request.url, state) from exc
             if keep:
-                response.page = page
-                self._held[request] = (page, ctx)
+                response.page = tab.page
+                self._held[request] = (tab, ctx)
                 handed = True
+            # A page that did its work is navigated again by the next request; one that
+            # failed, carried a request's own method or headers, or was handed out is closed.
+            reuse = not handed and not _overrides(request)
             return response
         finally:
             if state.console_errors:
                 self.stats.inc("browser/console_errors", len(state.console_errors))
             if not handed:
-                await self._close_page(page, ctx)
+                await self._put_back(tab, ctx, reuse)
                 self._limit.release()
 
     async def release(self, request: Request) -> None:
@@ -453,20 +470,41 @@ class BrowserPool:
         held = self._held.pop(request, None)
         if held is None:
             return
-        page, ctx = held
+        tab, ctx = held
         try:
-            await self._close_page(page, ctx)
+            await self._put_back(tab, ctx, reuse=False)
         finally:
             self._limit.release()
 
-    async def _close_page(self, page: Page | None, ctx: _Context | None) -> None:
+    async def _tab(self, ctx: _Context) -> _Tab:
+        """An idle page of ``ctx``, or a new one (a new page costs a renderer process)."""
+        while ctx.idle:
+            tab = ctx.idle.pop()
+            if not tab.page.is_closed():
+                return tab
+        page = await ctx.context.new_page()
+        tab = _Tab(page)
+        self._watch(tab)
+        return tab
+
+    async def _put_back(self, tab: _Tab | None, ctx: _Context | None, reuse: bool) -> None:
+        """The page is done: idle for the next request (``reuse``) or closed; a retired
+        context whose last page this was hands its cookies over and closes."""
         if ctx is None:
             return
         ctx.active -= 1
         try:
-            if page is not None:
+            if tab is not None:
+                page = tab.page
+                keep = (reuse and not ctx.retired and not tab.state.crashed
+                        and ctx.generation == self._generation and not page.is_closed())
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
-                    await page.close()
+                    if keep:
+                        # about:blank stops the page's scripts and timers while it waits.
+                        await page.goto("about:blank", timeout=0)
+                        ctx.idle.append(tab)
+                    else:
+                        await page.close()
             if ctx.retired and ctx.active == 0:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await self._hand_over(ctx)
@@ -475,11 +513,13 @@ class BrowserPool:
         except Exception as exc:
             if ctx.generation != self._generation or self._browser is None:
                 return  # the browser this page belonged to is gone already
+            if tab is not None and tab.state.crashed:
+                return
             # A page or context that does not close: the browser is hung. A new one for the
             # requests to come; the ones in flight on the old one fail and are retried.
             self.stats.inc("browser/hung")
-            logger.warning("A browser page did not close (%s): restarting the browser",
-                           type(exc).__name__)
+            logger.warning("A browser page did not close (%s: %s): restarting the browser",
+                           type(exc).__name__, exc)
             async with self._lock:
                 if ctx.generation == self._generation:
                     await self._stop_browser()
@@ -505,33 +545,38 @@ class BrowserPool:
                 self._carried[ctx.proxy] = state
         await ctx.context.close()
 
-    def _watch(self, page: Page, state: _PageState) -> None:
+    def _watch(self, tab: _Tab) -> None:
+        """Listen to the page's events once; they go to the state of the request it serves."""
+
         def on_request(_: Any) -> None:
+            state = tab.state
             state.inflight += 1
             state.last_activity = time.monotonic()
 
         def on_done(_: Any) -> None:
+            state = tab.state
             state.inflight = max(0, state.inflight - 1)
             state.last_activity = time.monotonic()
 
         def on_console(message: Any) -> None:
             # Resources refused on purpose (browser_block_resources) are not the page's errors.
             if message.type == "error" and "ERR_BLOCKED_BY_CLIENT" not in message.text:
-                state.console_errors.append(message.text)
+                tab.state.console_errors.append(message.text)
 
         def on_crash(_: Any) -> None:
-            state.crashed = True
+            tab.state.crashed = True
 
+        page = tab.page
         page.on("request", on_request)
         page.on("requestfinished", on_done)
         page.on("requestfailed", on_done)
         page.on("console", on_console)
-        page.on("pageerror", lambda error: state.console_errors.append(str(error)))
+        page.on("pageerror", lambda error: tab.state.console_errors.append(str(error)))
         page.on("crash", on_crash)
 
     async def _render(self, page: Page, request: Request, state: _PageState) -> Response:
         meta = request.meta
-        if request.method != "GET" or request.body or request.headers:
+        if _overrides(request):
             await self._navigation_overrides(page, request)
         wait = str(meta.get("browser_wait") or self.settings.browser_wait)
         until = _WAIT_UNTIL.get(wait)

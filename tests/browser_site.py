@@ -341,3 +341,21 @@ def tree_rss(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+async def _serve(port: int) -> None:
+    site = BrowserSite()
+    site_port = port
+    async with site:
+        # Re-bound to the asked port for a server in its own process (the benchmark's).
+        assert site._runner is not None
+        extra = web.TCPSite(site._runner, "127.0.0.1", site_port)
+        await extra.start()
+        print(f"http://127.0.0.1:{site_port}", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # python -m tests.browser_site PORT: serve until killed
+    import sys
+
+    asyncio.run(_serve(int(sys.argv[1])))
