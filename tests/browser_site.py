@@ -331,6 +331,21 @@ def kill_browser() -> int:
     return killed
 
 
+def tree_pss(pid: int) -> int:
+    """Proportional memory in bytes of ``pid`` and every process below it: a page shared by
+    several processes (Chromium's libraries, its shared memory) is counted once in all."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            pass
+    return total
+
+
 def tree_rss(pid: int) -> int:
     """Resident memory in bytes of ``pid`` and every process below it."""
     total = 0

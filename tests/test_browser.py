@@ -619,3 +619,23 @@ async def test_worker_without_a_browser_leaves_the_request_to_one_that_has(
     items = [orjson.loads(line) for path in tmp_path.glob("o-*.jsonl")
              for line in path.read_bytes().splitlines()]
     assert len(items) == PRODUCTS and all(i["name"] for i in items)
+
+
+def test_browser_bench_smoke(tmp_path: Path) -> None:
+    """bench/browser.py end to end on tiny inputs (no goals here: `make bench` has them)."""
+    from bench import run as bench
+
+    argv = ["--pages", "4", "--memory-pages", "30", "--plain", "150", "--rounds", "1"]
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(bench.BENCH / "browser.py"), *argv],
+                          capture_output=True, text=True, check=True, cwd=bench.ROOT)
+    figures = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert set(figures["rates"]) == {"networkidle/2", "networkidle/4", "load/2", "load/4"}
+    assert all(rate > 0 for rate in figures["rates"].values())
+    assert figures["memory"]["browser_pages"] == 30
+    assert figures["memory"]["peak_pss_mb"] > 0
+    assert len(figures["mixed"]["none"]) == len(figures["mixed"]["one_in_100"]) == 1
+    text = bench.browser_markdown(figures)
+    assert "## Pages that need JavaScript" in text and "peak RSS" in text
