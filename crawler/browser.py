@@ -362,8 +362,11 @@ class BrowserPool:
                 "service_workers": "block",  # they would answer requests out of the routes' reach
                 "extra_http_headers": headers,
             }
-            if proxy is not None and proxy != s.proxy:
-                options["proxy"] = self._proxy(proxy)
+            # On the context too, not only at launch: route.fetch (block_private_addresses)
+            # goes through the context's proxy only.
+            context_proxy = self._proxy(proxy or s.proxy)
+            if context_proxy is not None:
+                options["proxy"] = context_proxy
             carried = self._carried.pop(proxy, None)
             if carried is not None and s.cookies:
                 options["storage_state"] = carried
@@ -383,12 +386,31 @@ class BrowserPool:
             self.stats.inc("browser/blocked_resources")
             await route.abort("blockedbyclient")
             return
-        if self._block_private and await self._private(request.url):
-            self.stats.inc("browser/blocked_addresses")
-            logger.debug("Browser request to a blocked address refused: %s", request.url)
-            await route.abort("addressunreachable")
+        if not self._block_private:
+            await route.fallback()
             return
-        await route.fallback()
+        if await self._private(request.url):
+            await self._refuse(route, request.url)
+            return
+        # Routes never see the hops of a redirect the browser follows: the chain is walked
+        # here first, every target checked, and the first answer handed to the browser.
+        first = await route.fetch(max_redirects=0)
+        response, url = first, request.url
+        for _ in range(self.settings.max_redirects):
+            location = response.headers.get("location")
+            if not (300 <= response.status < 400 and location):
+                break
+            url = str(URL(url, encoded=True).join(URL(location)))
+            if await self._private(url):
+                await self._refuse(route, url)
+                return
+            response = await route.fetch(url=url, max_redirects=0)
+        await route.fulfill(response=first)
+
+    async def _refuse(self, route: Route, url: str) -> None:
+        self.stats.inc("browser/blocked_addresses")
+        logger.debug("Browser request to a blocked address refused: %s", url)
+        await route.abort("addressunreachable")
 
     async def _private(self, url: str) -> bool:
         """Whether ``url``'s host is, or resolves only to, blocked addresses (the configured

@@ -195,6 +195,7 @@ class BrowserSite:
         r.add_get("/redirect", _page(
             lambda _: web.Response(status=302, headers={"Location": "/timer"})
         ))
+        r.add_get("/to-literal", self._to_literal)
         r.add_get("/set-cookie", self._set_cookie)
         r.add_get("/cookie", _page(lambda _: _html(_COOKIE)))
         r.add_route("*", "/headers", self._headers)
@@ -264,6 +265,10 @@ class BrowserSite:
     async def _plain_bench(self, request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
         return _html(f"<html><body><h1>page {n}</h1><p class='it'>x</p></body></html>")
+
+    async def _to_literal(self, request: web.Request) -> web.Response:
+        """A redirect to this site by its IP literal (the page was asked for by name)."""
+        return web.Response(status=302, headers={"Location": f"{self.url}/timer"})
 
     async def _set_cookie(self, _: web.Request) -> web.Response:
         response = _html("<p>set</p>")

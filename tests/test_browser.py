@@ -437,6 +437,29 @@ async def test_block_private_addresses(js: BrowserSite, tmp_path: Path) -> None:
     assert js.hits["/timer"] == 0  # refused before any connection
 
 
+async def test_block_private_addresses_checks_every_redirect_hop(
+    js: BrowserSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawler.browser import BrowserPool
+
+    # Every host here is loopback: "localhost" stands for a public host (as a proxy host is
+    # exempt), and its redirect to the 127.0.0.1 literal must still be refused.
+    check = BrowserPool._private
+
+    async def private(self: BrowserPool, url: str) -> bool:
+        return False if "//localhost:" in url else await check(self, url)
+
+    monkeypatch.setattr(BrowserPool, "_private", private)
+    port = js.url.rsplit(":", 1)[1]
+    spider = pages([f"http://localhost:{port}/to-literal", f"http://localhost:{port}/list"],
+                   "li a")
+    result, items = await crawl(spider, tmp_path, block_private_addresses=True)
+    assert js.hits["/to-literal"] == 1 and js.hits["/timer"] == 0
+    assert result.stats["errors/BlockedAddress"] == 1
+    assert result.stats["browser/blocked_addresses"] == 1
+    assert [len(item["found"]) for item in items] == [PRODUCTS]  # fetched through the route
+
+
 async def test_proxy_carries_every_browser_request(tmp_path: Path) -> None:
     from aiohttp import web
 
