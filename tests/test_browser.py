@@ -662,3 +662,19 @@ def test_browser_bench_smoke(tmp_path: Path) -> None:
     assert len(figures["mixed"]["none"]) == len(figures["mixed"]["one_in_100"]) == 1
     text = bench.browser_markdown(figures)
     assert "## Pages that need JavaScript" in text and "peak RSS" in text
+
+
+async def test_readme_js_spider(js: BrowserSite, tmp_path: Path) -> None:
+    from tests.test_cli import BIN, make_project, run
+    from tests.test_readme import readme_block
+
+    project = make_project(tmp_path / "p", {"jsshop": readme_block("# spiders/jsshop.py")})
+    out = tmp_path / "items.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "jsshop", "-o", str(out),
+                             "-a", f"start_url={js.url}/list", "-s", "obey_robots=false",
+                             cwd=project)
+    assert code == 0, err[-2000:]
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(i["name"] for i in items) == sorted(f"Product {n}"
+                                                      for n in range(1, PRODUCTS + 1))
+    assert all(i["price"] for i in items)
