@@ -453,7 +453,16 @@ class BrowserPool:
         state = _PageState()
         handed = reuse = False
         try:
-            ctx = await self._context(meta.get("proxy"))
+            try:
+                ctx = await self._context(meta.get("proxy"))
+            except BrowserUnavailable as exc:
+                if self._unavailable is not None:
+                    raise
+                # It ran before: a failed restart is this request's failure, retried later.
+                raise BrowserError(request.url, f"the browser could not be restarted: {exc}"
+                                   ) from exc
+            except Exception as exc:  # the browser went away while a context was made
+                raise self._translate(exc, request.url, state) from exc
             ctx.active += 1
             ctx.opened += 1
             if ctx.opened >= self.settings.browser_recycle_pages or not self.settings.cookies:
