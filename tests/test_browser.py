@@ -678,3 +678,45 @@ async def test_readme_js_spider(js: BrowserSite, tmp_path: Path) -> None:
     assert sorted(i["name"] for i in items) == sorted(f"Product {n}"
                                                       for n in range(1, PRODUCTS + 1))
     assert all(i["price"] for i in items)
+
+
+async def test_verify_tls_in_the_browser(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    from aiohttp import web
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    hits: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="<p id='x'>secure</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        spider = pages([f"https://127.0.0.1:{port}/"], "#x")
+        result, items = await crawl(spider, tmp_path)
+        assert items == [] and hits == []
+        assert result.stats["errors/ConnectError"] == 1 and "retries" not in result.stats
+        _, items = await crawl(spider, tmp_path, verify_tls=False)
+        assert items[0]["found"] == ["secure"]
+    finally:
+        await runner.cleanup()
