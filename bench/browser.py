@@ -11,9 +11,9 @@ Figures (the JS site of ``tests/browser_site.py``, served by aiohttp in its own 
    1,000 rendered pages, sampled every 0.2 s (the sum of the processes' RSS, and their PSS,
    which counts a page shared by several processes once); goal: flat after warm-up (the
    peak over the last 500 pages within 10 % of the peak over pages 100-500).
-3. A crawl of 10,000 plain pages where 1 page in 100 is rendered versus none: plain pages/s
+3. A crawl of 20,000 plain pages where 1 page in 100 is rendered versus none: plain pages/s
    (plain responses over the time between the first and the last of them, the browser's
-   start-up inside it), 5 alternated pairs, the median of the pairs' ratios; goal: within
+   start-up inside it), 3 alternated pairs, the median of the pairs' ratios; goal: within
    5 %. Also the crawl process's own CPU time per plain page.
 """
 
@@ -180,15 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer pages and rounds")
     p.add_argument("--pages", type=int, help="rendered pages per pages/s figure (200)")
     p.add_argument("--memory-pages", type=int, help="rendered pages of the memory run (1,000)")
-    p.add_argument("--plain", type=int, help="pages of the mixed crawl (5,000)")
-    p.add_argument("--rounds", type=int, help="rounds of the mixed crawl (5)")
+    p.add_argument("--plain", type=int, help="pages of the mixed crawl (20,000)")
+    p.add_argument("--rounds", type=int, help="rounds of the mixed crawl (3)")
     p.add_argument("--only", default="rates,memory,mixed",
                    help="comma-separated figures: rates, memory, mixed")
     args = p.parse_args(argv)
     pages = args.pages or (60 if args.quick else 200)
     memory_pages = args.memory_pages or (300 if args.quick else 1000)
-    plain = args.plain or (2000 if args.quick else 10_000)
-    rounds = args.rounds or (1 if args.quick else 5)
+    plain = args.plain or (2000 if args.quick else 20_000)
+    rounds = args.rounds or (1 if args.quick else 3)
     only = set(args.only.split(","))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.browser_site", str(port)],

@@ -226,6 +226,11 @@ class BrowserPool:
         return self._browser is not None
 
     @property
+    def full(self) -> bool:
+        """Whether every one of the ``browser_concurrency`` pages is taken."""
+        return self._limit.locked()
+
+    @property
     def holds_pages(self) -> bool:
         """Whether a page handed to a callback (``browser_page``) is still open."""
         return bool(self._held)

@@ -150,6 +150,17 @@ class Downloader:
             exempt=[proxy_host] if proxy_host else (),
         )
 
+    def browser_busy(self, request: Request) -> bool:
+        """Whether ``request`` is to be rendered and every browser page is taken: the engine
+        then puts it back for a moment rather than let a worker wait (plain requests go on)."""
+        browser = self.browser
+        return (
+            browser is not None
+            and browser.full
+            and (self._render_default or bool(request._meta))
+            and renders(request, self._render_default)
+        )
+
     @property
     def holds_pages(self) -> bool:
         """Whether a browser page handed to a callback (``meta["browser_page"]``) is open."""

@@ -412,6 +412,11 @@ class Engine:
         request = lease.request
         stats = self.stats
         try:
+            if self.downloader.browser_busy(request):
+                # A worker waiting for a browser page would be one less for plain requests.
+                stats.inc("browser/deferred")
+                await self.frontier.reschedule(lease, request, random.uniform(0.1, 0.3))
+                return
             robots = self.robots
             if robots is not None and not await self._robots_allow(robots, lease, slot):
                 return
