@@ -578,7 +578,7 @@ class BrowserPool:
                 if cookies:
                     await successor.context.add_cookies(_cookie_params(cookies))
             else:
-                self._carried[ctx.proxy] = state
+                self._carried[ctx.proxy] = _merged(self._carried.get(ctx.proxy), state)
         await ctx.context.close()
 
     def _watch(self, tab: _Tab) -> None:
@@ -824,6 +824,18 @@ async def _page_method(page: Page, method: Any, url: str) -> Any:
         result = await result
     method.result = result  # as scrapy-playwright does
     return None
+
+
+def _merged(older: StorageState | None, newer: StorageState) -> StorageState:
+    """Two retired contexts' states as one (contexts retired side by side each hold the
+    cookies their own pages got): the newer cookie wins per name, domain and path."""
+    if older is None:
+        return newer
+    cookies = {(c["name"], c["domain"], c["path"]): c for c in older.get("cookies", [])}
+    cookies.update({(c["name"], c["domain"], c["path"]): c for c in newer.get("cookies", [])})
+    origins = {o["origin"]: o for o in older.get("origins", [])}
+    origins.update({o["origin"]: o for o in newer.get("origins", [])})
+    return {"cookies": list(cookies.values()), "origins": list(origins.values())}
 
 
 def _cookie_params(cookies: list[StorageStateCookie]) -> list[SetCookieParam]:
