@@ -30,6 +30,7 @@ from crawler.frontier.redis import (
 )
 from crawler.http import Request, Response
 from crawler.runner import run_spider
+from crawler.slots import Slot
 from crawler.spider import Spider
 from crawler.testsite import Canned, TestSite
 
@@ -595,6 +596,22 @@ async def test_delay_reported_by_one_worker_holds_for_the_others(
     assert await b.lease(10) == []  # the next start of h.test waits 30 s
     wait = b.next_ready_in()
     assert wait is not None and 25 < wait <= 30  # the engine sleeps until then
+
+
+async def test_autothrottle_start_delay_holds_for_new_hosts(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+
+    def start(slot: Slot) -> None:  # what AutoThrottle.start does with its start delay
+        slot.delay = 30.0
+
+    f.slots.on_new = start
+    await f.add([Request("http://a.test/1")])
+    await f.add([Request(f"http://b.test/{i}") for i in range(3)])
+    (first,) = await f.lease(1)
+    assert f.slots.slot(first.host).delay == 30.0  # its local slot was made at lease
+    # From now on a host nobody reported on starts with that delay: one request, then wait.
+    assert urls(await f.lease(10)) == ["http://b.test/0"]
+    assert await f.lease(10) == []
 
 
 async def test_a_paused_host_does_not_block_others(redis_crawl: RedisCrawl) -> None:

@@ -947,7 +947,8 @@ class RedisSlots(Slots):
             slot.paused_until = until if until > self.clock() else 0.0
             self._holding.discard(slot.key)
             self._note(slot.key, {"h": 0}, urgent=True)
-            self._went_idle(slot)
+            if not slot.active:
+                self._went_idle(slot)
 
     def raise_min_delay(self, key: str, delay: float) -> Slot:
         slot = self.slot(key)
@@ -964,6 +965,11 @@ class RedisSlots(Slots):
         if slot is not None and slot.active > 0:
             self.finished(slot)
 
+    def tidy(self) -> None:
+        """Drop the idle slots whose time has come (cheap when none has)."""
+        if self._idle:
+            self._sweep(self.clock())
+
     def renew_holds(self) -> bool:
         """Record the holds still in force again (the heartbeat sends them: a hold lasts
         ``lease_timeout`` on the server). True when there are any."""
@@ -978,8 +984,6 @@ class RedisSlots(Slots):
     def take_changes(self) -> str:
         """The recorded changes as the scripts' JSON argument ('' for none), forgotten here.
         A pause is sent as the seconds left (the server adds its own clock)."""
-        if self._idle:
-            self._sweep(self.clock())
         if not self._changes:
             return ""
         changes, self._changes = self._changes, {}
@@ -1307,6 +1311,7 @@ class RedisFrontier:
     async def lease(self, limit: int) -> list[Lease]:
         if limit <= 0:
             return []
+        self._slots.tidy()
         reply: list[Any] = await self._run(
             "lease", self._lease_script,
             min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH,
