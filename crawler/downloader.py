@@ -8,8 +8,11 @@ translates every aiohttp/OS exception into :mod:`crawler.errors` here, in one pl
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -24,6 +27,7 @@ from .errors import (
     DownloadError,
     DownloadTimeout,
     InvalidURL,
+    OutOfFiles,
     ProtocolError,
     ResponseTooLarge,
 )
@@ -188,6 +192,7 @@ class Downloader:
             deadline = meta.get("download_timeout")  # Scrapy's key: this request's deadline
             if deadline:
                 kwargs["timeout"] = self._timeout(float(deadline))
+        started = time.monotonic()
         try:
             async with self.session.request(request.method, yurl, **kwargs) as resp:
                 if truncate is None:
@@ -201,12 +206,18 @@ class Downloader:
                 raise
             raise BlockedAddress(url, exc.detail) from None  # the resolver only knew the host
         except DownloadError:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise _translate(exc, url) from exc
         self.stats.inc("bytes", len(body))
+        if truncate is None:  # pages, not robots.txt: per-host figures for the report
+            self.stats.host_response(host_key(yurl), status, time.monotonic() - started)
         # Redirects are not followed here, so the response URL is the request's.
         return Response(url, status, headers, body, request, stats=self.stats)
 
@@ -280,8 +291,22 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return ConnectError(url, detail)
+        if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            return OutOfFiles(url, detail)
+        error = ConnectError(url, detail)
+        error.unreachable = _unreachable(exc)
+        return error
     if isinstance(exc, (ValueError, UnicodeError)):
         return ProtocolError(url, detail)
     return DownloadError(url, detail)
 
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a host cannot be reached at all (refused, or its name does not resolve), or ""
+    for a connection error that says nothing about the host (a reset, a timeout)."""
+    os_error = getattr(exc, "os_error", exc)
+    if isinstance(os_error, socket.gaierror):
+        return f"name does not resolve ({os_error.strerror or os_error})"
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    return ""

@@ -22,22 +22,26 @@ pauses the host alone. Spider-trap budgets: ``depth_limit``, ``url_length_limit`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from . import redirect
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
+    ConnectError,
     DownloadError,
     FrontierLost,
     HttpError,
     IgnoreRequest,
     InvalidURL,
+    OutOfFiles,
+    OutputClosed,
     RedirectError,
     ResponseTooLarge,
     UnstorableRequest,
@@ -47,12 +51,12 @@ from .filters import RequestFilters
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
-from .items import InvalidItem, ItemProcessor, is_item, to_dict
-from .middleware import MiddlewareChain, aiter_outputs
-from .robots import RobotsCache, RobotsUnavailable
+from .items import InvalidItem, ItemProcessor, LossyValues, PipelineFailed, is_item, to_dict
+from .middleware import MiddlewareChain, aiter_outputs, same_origin
+from .robots import RobotsCache, RobotsUnavailable, origin_of
 from .settings import Settings
 from .spider import Spider
-from .stats import Stats
+from .stats import Stats, plural
 from .throttle import AutoThrottle, retry_after
 from .urls import host_key
 
@@ -62,6 +66,9 @@ __all__ = ["Engine"]
 
 # Small batches: the first requests go out while start() is still producing the rest.
 _SEED_BATCH = 100
+# A callback's output goes on in batches of this many requests (or items) while it runs, so
+# memory does not grow with what one callback yields.
+_OUTPUT_BATCH = 1000
 
 
 class Engine:
@@ -128,9 +135,14 @@ class Engine:
         self._close_pages = settings.close_on.pages
         self._close_errors = settings.close_on.errors
         self._callbacks: dict[str, Callable[..., Any]] = {}
+        #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
+        self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
+        self._lossy = LossyValues()
+        #: Origins that refused connections or did not resolve, after retries: the reason.
+        self._failed_hosts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ run loop
 
@@ -142,7 +154,8 @@ class Engine:
     def stop(self, reason: str) -> None:
         """Stop gracefully: lease nothing more, finish what is in flight, then return."""
         if self._stopping is None:
-            logger.info("Stopping (%s): finishing %d requests in flight", reason, self._active)
+            logger.info("Stopping (%s): finishing %s in flight", reason,
+                        plural(self._active, "request"))
             self._stopping = reason
         self._wake.set()
 
@@ -232,7 +245,7 @@ class Engine:
             self._wake.set()
             return
         try:
-            async for request in _aiter(self.spider.start()):
+            async for request in self._start_requests():
                 if self._stopping is not None:
                     break
                 if not isinstance(request, Request):
@@ -256,6 +269,28 @@ class Engine:
         finally:
             self._seeding = False
             self._wake.set()
+
+    async def _start_requests(self) -> AsyncIterator[Any]:
+        """What the spider's start() yields. If it raises before yielding anything the crawl
+        fails (reason ``start_failed``): there is nothing to crawl and that is a bug, not a
+        finished crawl. Raising later is logged and counted, and the crawl goes on with what
+        it yielded."""
+        yielded = 0
+        try:
+            async for output in _aiter(self.spider.start()):
+                yielded += 1
+                yield output
+        except Exception as exc:
+            self.stats.inc(f"errors/{type(exc).__name__}")
+            if yielded:
+                logger.error("start() of %r raised after %d requests; the crawl goes on with "
+                             "them: %s: %s", self.spider, yielded, type(exc).__name__, exc,
+                             exc_info=exc)
+                return
+            logger.error("start() of %r raised before yielding any request: %s: %s",
+                         self.spider, type(exc).__name__, exc, exc_info=exc)
+            self.stats.set("start_error", f"{type(exc).__name__}: {exc}")
+            self.stop("start_failed")
 
     async def _add(self, requests: list[Request]) -> None:
         added = await self.frontier.add(requests)
@@ -281,7 +316,14 @@ class Engine:
         the URL, counted, and the crawl goes on."""
         request = lease.request
         stats = self.stats
+        if self._stopping is not None:
+            # A graceful stop finishes what is in flight and starts nothing new (close_on.items
+            # then writes at most the items of the requests in flight): this one goes back.
+            await self.frontier.release([lease])
+            return
         try:
+            if self._failed_hosts and await self._host_is_failed(lease):
+                return
             robots = self.robots
             if robots is not None and not await self._robots_allow(robots, lease):
                 return
@@ -296,7 +338,7 @@ class Engine:
             throttle = self.throttle
             started = time.monotonic() if throttle is not None else 0.0
             try:
-                result = await self._fetch(request)
+                sent, result = await self._fetch(request)
             except (DownloadError, InvalidURL) as exc:
                 await self._download_failed(lease, exc)
                 return
@@ -306,8 +348,11 @@ class Engine:
                 await self.frontier.ack(lease)
                 return
             if isinstance(result, Request):  # a middleware asked for another request instead
-                await self._ack(lease, [result], [])
+                await self._instead(lease, result)
                 return
+            if sent is not request:
+                # Downloaded in place of the original: its callback, meta and errback apply.
+                lease = dataclasses.replace(lease, request=sent)
             if throttle is not None:
                 slot = self.slots.slot(lease.host)
                 throttle.on_response(slot, time.monotonic() - started, result)
@@ -321,6 +366,36 @@ class Engine:
         except Exception as exc:
             self._count_error(exc, request)
             await self.frontier.ack(lease)
+
+    async def _host_is_failed(self, lease: Lease) -> bool:
+        """A request to a failed host (refused or not resolving, after retries) fails at once,
+        through its errback, without a download."""
+        request = lease.request
+        reason = self._failed_hosts.get(origin_of(request.url))
+        if reason is None:
+            return False
+        await self._fail(lease, ConnectError(request.url, f"host failed: {reason}"), None,
+                         quiet=True)
+        return True
+
+    def _fail_host(self, request: Request, reason: str) -> None:
+        """Record a failed host, logged once with the reason."""
+        origin = origin_of(request.url)
+        if origin in self._failed_hosts:
+            return
+        self._failed_hosts[origin] = reason
+        self.stats.inc("hosts_failed")
+        logger.warning("Host %s failed (%s) after its retries: its requests fail through "
+                       "their errbacks without being fetched", origin, reason)
+
+    async def _instead(self, lease: Lease, new: Request) -> None:
+        """A middleware's Request to schedule instead of this one. The same request again (a
+        middleware's own retry, a changed header) goes back to pending as it is, since it is no
+        duplicate of itself; another one is a child, through the filters and the dedup."""
+        if new.fingerprint == lease.request.fingerprint:
+            await self.frontier.reschedule(lease, new, 0.0)
+            return
+        await self._ack(lease, [new] if self._allowed(new) else [], [])
 
     async def _robots_allow(self, robots: RobotsCache, lease: Lease) -> bool:
         """robots.txt. True to go on; False when the request was dealt with here: dropped
@@ -359,6 +434,11 @@ class Engine:
 
     async def _robots_unavailable(self, lease: Lease, state: RobotsUnavailable) -> None:
         request = lease.request
+        if state.final and state.host_down:
+            self._fail_host(request, state.reason)
+            await self._fail(lease, ConnectError(request.url, f"host failed: {state.reason}"),
+                             None, quiet=True)
+            return
         if state.final:
             self.stats.inc("dropped/robots_unavailable")
             logger.debug("Dropped %s: robots.txt unreachable (%s)", request.url, state.reason)
@@ -382,12 +462,21 @@ class Engine:
         self._host_pages[key] = done + 1
         return True
 
-    async def _fetch(self, request: Request) -> Response | Request:
-        """Middlewares' process_request → download → process_response (or process_exception)."""
+    async def _fetch(self, request: Request) -> tuple[Request, Response | Request]:
+        """Middlewares' process_request → download → process_response (or process_exception).
+        Returns the request sent (a same-origin replacement from process_request is
+        downloaded in place of the original) with its Response, or a Request to schedule
+        instead."""
         mw = self.middlewares
-        early = await mw.process_request(request)
-        if early is not None:
-            return early
+        sent = await mw.process_request(request)
+        if isinstance(sent, Response):
+            return request, sent
+        if sent is not request and not same_origin(sent, request):
+            return request, sent
+        return sent, await self._download(sent)
+
+    async def _download(self, request: Request) -> Response | Request:
+        mw = self.middlewares
         try:
             response = await self.downloader.fetch(request)
         except (DownloadError, InvalidURL) as exc:
@@ -403,6 +492,10 @@ class Engine:
         stats = self.stats
         stats.inc("responses")
         stats.inc(f"status/{status}")
+        stats.inc(f"depth/{request.depth}")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Crawled (%d) <%s %s> (referer: %s)", status, request.method,
+                         response.url, request.headers.get("Referer"))
         handled = (
             status in request.handle_status or status in self._handle_status or self._handle_all
         )
@@ -439,10 +532,13 @@ class Engine:
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        callback = self._resolve(request.callback or self._default_callback)
         children, items = await self._run_callback(
-            self._resolve(request.callback) or self.spider.parse, request, response,
-            (response,), request.cb_kwargs,
+            callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
+        if items and logger.isEnabledFor(logging.DEBUG):
+            for item in items:
+                logger.debug("Scraped from <%d %s>\n%s", status, response.url, item)
         await self._ack(lease, children, items)
 
     async def _redirect(
@@ -477,6 +573,8 @@ class Engine:
         if retry_after is not None:
             delay = max(delay, retry_after)
             self._pause_host(request, retry_after)
+            self.stats.host_paused(host_key(request.yurl), retry_after,
+                                   f"Retry-After, HTTP {reason.removeprefix('status/')}")
         meta = dict(request.meta)
         meta["retry_times"] = times + 1
         self.stats.inc("retries")
@@ -494,6 +592,13 @@ class Engine:
         self.stats.inc("hosts_paused")
 
     async def _download_failed(self, lease: Lease, exc: DownloadError | InvalidURL) -> None:
+        if isinstance(exc, OutOfFiles):
+            await self._out_of_files(lease, exc)
+            return
+        down = exc.unreachable if isinstance(exc, ConnectError) else ""
+        if down and origin_of(lease.request.url) in self._failed_hosts:
+            await self._fail(lease, exc, None, quiet=True)  # failed meanwhile: no more tries
+            return
         if isinstance(exc, ResponseTooLarge):
             self.stats.inc("response_too_large")  # besides errors/ResponseTooLarge
         elif (
@@ -502,12 +607,26 @@ class Engine:
             and await self._retry(lease, type(exc).__name__, None)
         ):
             return
-        await self._fail(lease, exc, None)
+        if down:
+            self._fail_host(lease.request, down)
+        await self._fail(lease, exc, None, quiet=bool(down))
+
+    async def _out_of_files(self, lease: Lease, exc: OutOfFiles) -> None:
+        """No file descriptor for a connection: back-pressure, not the request's failure. It
+        goes back to the frontier for a short while (no retry counted), as the requests in
+        flight finish and give their descriptors back."""
+        stats = self.stats
+        if not stats.get("backpressure/open_files"):
+            logger.warning("Out of file descriptors (%s): requests wait for connections to "
+                           "close (raise `ulimit -n` or lower concurrency)", exc.detail)
+        stats.inc("backpressure/open_files")
+        await self.frontier.reschedule(lease, lease.request, random.uniform(0.1, 0.5))
 
     async def _fail(
-        self, lease: Lease, exc: Exception, response: Response | None
+        self, lease: Lease, exc: Exception, response: Response | None, *, quiet: bool = False
     ) -> None:
-        """The request failed for good: count it, call the errback, ack it."""
+        """The request failed for good: count it, call the errback, ack it. ``quiet``: the
+        reason was logged already (a failed host), so no line per request."""
         request = lease.request
         name = type(exc).__name__
         self.stats.inc(f"errors/{name}")
@@ -520,6 +639,8 @@ class Engine:
             )
         elif isinstance(exc, HttpError):
             logger.info("Ignoring response %s: HTTP %d not handled", request.url, exc.status)
+        elif quiet:
+            logger.debug("Failed %s: %s", request.url, exc)
         else:
             logger.warning("Failed %s: %s", request.url, exc)
         self._check_error_limit()
@@ -535,9 +656,18 @@ class Engine:
     ) -> tuple[list[Request], list[Any]]:
         """Run a callback or errback and route what it produces: requests through the filters
         to children, items through validation and pipelines. Outputs produced before an
-        exception are kept; the exception is logged and counted."""
+        exception are kept; the exception is logged and counted.
+
+        The output is a stream, consumed in batches of :data:`_OUTPUT_BATCH`: while the
+        callback runs, each full batch of requests goes to the frontier (:meth:`_add`) and,
+        unless the frontier commits items with the ack (``outbox``: exactly-once), each full
+        batch of items to the output; between batches the other workers get to run. What is
+        left is returned, for the ack. A crash before the ack loses nothing: the request is
+        fetched again and the requests it yields again are duplicates of those added."""
         children: list[Request] = []
         items: list[Any] = []
+        batch = _OUTPUT_BATCH
+        stream_items = not self._outbox
         try:
             result = callback(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -548,9 +678,13 @@ class Engine:
             if outputs is None and _is_sync_iterable(result):
                 for output in result:
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items, request.url)
             else:
                 async for output in outputs or aiter_outputs(result):
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items, request.url)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -576,11 +710,18 @@ class Engine:
             if type(item) is InvalidItem:
                 self._invalid(item, parent)
                 return
-            item = await self.items.run_pipelines(item)
+            try:
+                item = await self.items.run_pipelines(item)
+            except PipelineFailed as exc:
+                # Only this item is lost: the page's other items and its links go on.
+                self._count_error(exc.error, parent, where=f"pipeline {exc.pipeline}")
+                return
             if item is None:
                 self.stats.inc("items_dropped")
                 return
-            items.append(to_dict(item))
+            record = to_dict(item)
+            self._lossy.check(record)
+            items.append(record)
             return
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
@@ -602,32 +743,72 @@ class Engine:
 
     def _invalid(self, invalid: InvalidItem, request: Request) -> None:
         self.stats.inc("items_invalid")
+        try:
+            item: Any = to_dict(invalid.item)
+        except TypeError:
+            item = repr(invalid.item)
+        # Field coverage counts refused items too: a selector that broke on part of a site
+        # shows as a field missing there, whether or not an item model refused the item.
+        self.stats.item_fields(item, request.url)
         if self.invalid_exporter is not None:
-            try:
-                item: Any = to_dict(invalid.item)
-            except TypeError:
-                item = repr(invalid.item)
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
+    async def _flush_outputs(self, children: list[Request], items: list[Any], url: str) -> None:
+        """Send on part of a running callback's output (the lists are emptied): its requests
+        to the frontier, its items (unless the frontier commits them with the ack) to the
+        output. Then let the other workers run: fetching goes on while a callback that yields
+        a million requests is still at work."""
+        if children:
+            await self._add(children[:])
+            children.clear()
+        if items and not self._outbox:
+            if self._write_items(items):
+                self._scraped(items, url)
+            items.clear()
+        await asyncio.sleep(0)
+
+    def _write_items(self, items: list[Any]) -> int:
+        """Write items to the output (not for an outbox frontier); returns how many."""
+        if self.exporter is not None:
+            try:
+                self.exporter.write(items)
+            except OutputClosed:
+                # `-o - | head -1`: the reader has what it wanted. Stop quietly.
+                self.stop("output_closed")
+                return 0
+        return len(items)
+
+    def _scraped(self, items: list[Any], url: str) -> None:
+        """Count items written (or committed) from the page at ``url``: the total, which
+        ``close_on.items`` watches, and the report's field coverage."""
+        stats = self.stats
+        stats.inc("items_scraped", len(items))
+        for item in items:
+            stats.item_fields(item, url)
+        if self._close_items and stats.get("items_scraped") >= self._close_items:
+            self.stop("close_on_items")
+
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
-        if items and not self._outbox and self.exporter is not None:
+        written = 0
+        if items and not self._outbox:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.
-            self.exporter.write(items)
+            written = self._write_items(items)
         added = await frontier.ack(lease, children, items if self._outbox else ())
+        if added:
+            self.stats.inc("requests_enqueued", added)
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)
-        if items:
+        if items and self._outbox:
             # Counted after the ack, so a durable job's saved stats never count an item whose
             # ack was not committed with them.
-            stats = self.stats
-            stats.inc("items_scraped", len(items))
-            if self._close_items and stats.get("items_scraped") >= self._close_items:
-                self.stop("close_on_items")
-            if self._outbox and self.exporter is not None:
+            self._scraped(items, lease.request.url)
+            if self.exporter is not None:
                 await frontier.drain(self.exporter)
+        elif written:
+            self._scraped(items, lease.request.url)
 
     # -------------------------------------------------------------- helpers
 
