@@ -723,19 +723,22 @@ async def test_two_engines_share_a_crawl_delay_learnt_from_robots(
 
 
 async def test_crawl_state_vanished_is_noticed(redis_crawl: RedisCrawl) -> None:
-    a = await redis_crawl.frontier()
+    a = await redis_crawl.frontier(lease_timeout=0.6)  # a heartbeat every 0.2 s
     await a.add([Request("http://h/1"), Request("http://h/2")])
     (lease, _) = await a.lease(10)
     # What a Redis restart without persistence (or a purge during the crawl) leaves.
     await frontier_purge(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    await asyncio.sleep(0.5)  # heartbeats meanwhile notice it, and write nothing
     with pytest.raises(FrontierLost, match="vanished"):
         await a.is_finished()  # not "finished": nothing pending because nothing is left
     assert await a.ack(lease, [Request("http://h/3")]) == 0  # an ack changes nothing now
     with pytest.raises(FrontierLost, match="vanished"):
         await a.lease(10)
+    await a.close()
     client = redis_crawl.client()
     try:
-        assert client.keys(redis_crawl.key("q:*")) == []  # nothing was enqueued again
+        # Nothing enqueued again, no worker entry written: the crawl is simply not there.
+        assert client.keys(redis_crawl.key("*")) == []
     finally:
         client.close()
     # A worker that starts afterwards begins a new crawl; the old one still refuses.

@@ -560,15 +560,20 @@ settle()
 return 1
 """
 
-# KEYS: leased owner workers workerinfo; ARGV: worker lease_timeout info_json ('' = keep) ids...
+# KEYS: leased owner workers workerinfo crawl
+# ARGV: worker lease_timeout info_json ('' = keep) crawl_marker ('' = not joined yet) ids...
 # Extends this worker's leases; returns the ids it no longer holds (expired and reclaimed).
+# Writes nothing once the crawl's state vanished (the marker is not this worker's crawl's).
 _HEARTBEAT_LUA = _NOW + """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[4] then
+  return redis.error_reply('""" + _LOST + """ ' .. KEYS[5])
+end
 local worker = ARGV[1]
 local expiry = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[3], now, worker)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], worker, ARGV[3]) end
 local lost = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[2], id) == worker and redis.call('ZSCORE', KEYS[1], id) then
     redis.call('ZADD', KEYS[1], 'XX', expiry, id)
@@ -1191,6 +1196,8 @@ class RedisFrontier:
         while not self._closed:
             await asyncio.sleep(interval)
             try:
+                if self._lost is not None:
+                    return
                 await self._beat()
                 if self._slots.renew_holds():
                     await self._send_policy()
@@ -1209,11 +1216,16 @@ class RedisFrontier:
         info = self._worker_info() if register else b""
         for start in range(0, max(len(held), 1), _BATCH):
             chunk = held[start:start + _BATCH]
-            lost: list[bytes] = await self.connection.call(
-                "heartbeat", self._heartbeat_script,
-                keys=[k.leased, k.owner, k.workers, k.workerinfo],
-                args=[self.worker_id, self.lease_timeout, info, *chunk],
-            )
+            try:
+                lost: list[bytes] = await self.connection.call(
+                    "heartbeat", self._heartbeat_script,
+                    keys=[k.leased, k.owner, k.workers, k.workerinfo, k.crawl],
+                    args=[self.worker_id, self.lease_timeout, info, self._marker, *chunk],
+                )
+            except rexc.ResponseError as exc:
+                if not str(exc).startswith(_LOST):
+                    raise
+                raise self._lose() from None
             # Settled meanwhile (an ack that ran between the snapshot and the script) is not
             # lost; anything else expired before this heartbeat (Redis was away, or the loop
             # was blocked for longer than lease_timeout): another worker may have it now.
