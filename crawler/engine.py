@@ -165,6 +165,11 @@ class Engine:
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
+        # An in-process frontier's "fingerprint added already" check, handed to each response
+        # so follow_all() builds no Request for a link it would drop as a duplicate. Not with
+        # output middlewares: they may change or drop what a callback yields.
+        known = getattr(frontier, "known", None)
+        self._known = None if middlewares.has_output_hooks else known
 
     # ------------------------------------------------------------------ run loop
 
@@ -572,6 +577,7 @@ class Engine:
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        response.known = self._known
         children, items = await self._run_callback(
             self._resolve(request.callback) or self.spider.parse, request, response,
             (response,), request.cb_kwargs,

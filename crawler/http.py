@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -21,7 +21,7 @@ from yarl import URL
 from .encoding import decode_body
 from .errors import InvalidURL
 from .fingerprint import request_fingerprint
-from .urls import canonical_url, parse_url
+from .urls import _base_prefixes, canonical_url, parse_url
 
 if TYPE_CHECKING:
     # parsel (and lxml) load on the first selector, not at import: `crawler list` and the
@@ -235,7 +235,12 @@ class Response:
     parsel ``Selector`` built on first use. ``meta`` is the request's meta.
     """
 
-    __slots__ = ("url", "status", "headers", "body", "request", "stats", "__dict__")
+    __slots__ = ("url", "status", "headers", "body", "request", "stats", "known", "__dict__")
+
+    #: The frontier's "was this fingerprint added already" check, set by the engine when its
+    #: frontier offers one (None: unknown). :meth:`follow_all` skips the links it knows
+    #: before building a Request for them: most links of a page are usually repeats.
+    known: Callable[[bytes], bool] | None
 
     def __init__(
         self,
@@ -258,6 +263,7 @@ class Response:
         self.body = body
         self.request = request if request is not None else Request(url)
         self.stats = stats
+        self.known = None
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"
@@ -365,25 +371,131 @@ class Response:
     ) -> list[Request]:
         """Requests for every link in ``hrefs``, or in the elements matched by ``css`` /
         ``xpath`` (``<a>``/``<link>`` elements give their href; attribute selections give their
-        value). Bad links are skipped, as in :meth:`follow`."""
+        value). Bad links are skipped, as in :meth:`follow`.
+
+        When the engine gave this response its frontier's :attr:`known` check, a plain GET link
+        whose request the frontier already has (or that appears twice in ``hrefs``) gets no
+        Request at all: it would be dropped as a duplicate anyway, and it is counted as one
+        (``duplicates_filtered``). ``dont_filter=True``, another method or a body turn this off.
+        """
         if sum(x is not None for x in (hrefs, css, xpath)) != 1:
             raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
+        links: Iterable[str | URL | Selector | None]
         if css is not None:
-            hrefs = self.selector.css(css)
+            links = _css_links(self.selector, css)  # strings from lxml: no Selector per link
         elif xpath is not None:
-            hrefs = self.selector.xpath(xpath)
-        assert hrefs is not None
+            links = self.selector.xpath(xpath)
+        else:
+            assert hrefs is not None
+            links = hrefs
+        known = self.known
+        if known is not None and not _FINGERPRINT_KWARGS.isdisjoint(kwargs):
+            known = None  # another fingerprint than a plain GET's, or no dedup at all
+        if known is None:
+            return [r for r in (self._follow_link(h, callback, kwargs) for h in links) if r]
+        return self._follow_new(links, callback, kwargs, known)
+
+    def _follow_link(
+        self, href: str | URL | Selector | None, callback: Callback | None,
+        kwargs: dict[str, Any],
+    ) -> Request | None:
+        if href is None:
+            self._skip_link(href, "no href on the selected element")
+            return None
+        return self.follow(href, callback, **kwargs)
+
+    def _follow_new(
+        self, links: Iterable[str | URL | Selector | None], callback: Callback | None,
+        kwargs: dict[str, Any], known: Callable[[bytes], bool],
+    ) -> list[Request]:
+        """follow_all for links the frontier does not know yet (plain GETs, deduplicated).
+
+        A link seen before on any page is recognised by the text it becomes once made
+        absolute with this page's prefix (:func:`_link_key`), through a bounded memo of
+        fingerprints: one concatenation and two lookups, no URL parsing."""
+        base = self._base
+        prefixes = _base_prefixes(base)
+        origin = prefixes[0] if prefixes is not None else None
+        page = f"{base}\0"
+        memo = _LINK_FINGERPRINTS
+        batch: set[bytes] = set()
         out: list[Request] = []
-        for href in hrefs:
-            request = self.follow(href, callback, **kwargs)
-            if request is not None:
-                out.append(request)
+        repeats = 0
+        for href in links:
+            key = None
+            if type(href) is str:
+                if origin is not None and href[:1] == "/" and href[1:2] != "/":
+                    key = origin + href  # "/x" means the same on every page of the origin
+                elif href.startswith(("http://", "https://")):
+                    key = href
+                else:
+                    key = page + href
+                fp = memo.get(key)
+                if fp is not None and (fp in batch or known(fp)):
+                    repeats += 1
+                    continue
+            request = self._follow_link(href, callback, kwargs)
+            if request is None:
+                continue
+            fp = request.fingerprint
+            if key is not None:
+                if len(memo) >= _LINK_MEMO_SIZE:
+                    memo.clear()
+                memo[key] = fp
+            if fp in batch or known(fp):
+                repeats += 1
+                continue
+            batch.add(fp)
+            out.append(request)
+        if repeats and self.stats is not None:
+            self.stats.inc("duplicates_filtered", repeats)
         return out
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
         if self.stats is not None:
             self.stats.inc("links_skipped")
+
+
+#: follow_all() arguments that change a request's fingerprint from a plain GET's or turn dedup
+#: off: with any of them, links are not checked against the frontier's known ones.
+_FINGERPRINT_KWARGS = frozenset({"method", "body", "json", "form", "dont_filter"})
+#: Link text made absolute (see :meth:`Response._follow_new`) → its fingerprint; cleared when
+#: full. Shared by every response of the process: links repeat across pages.
+_LINK_FINGERPRINTS: dict[str, bytes] = {}
+_LINK_MEMO_SIZE = 100_000
+
+
+def _css_links(selector: Selector, css: str) -> list[str | None]:
+    """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
+    the lxml tree directly (parsel would wrap every match in a Selector first)."""
+    matches = _css_xpath(css, selector.type)(selector.root)
+    if not isinstance(matches, list):
+        matches = [matches]
+    out: list[str | None] = []
+    for node in matches:
+        if isinstance(node, str):  # ::attr(...) or ::text: the value itself
+            out.append(str(node))
+            continue
+        tag = getattr(node, "tag", None)
+        if not isinstance(tag, str):  # a comment or processing instruction
+            out.append(None)
+            continue
+        value = node.get("href")
+        if value is None and tag in ("img", "script", "iframe", "source"):
+            value = node.get("src")
+        out.append(value)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _css_xpath(css: str, kind: str) -> Any:
+    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does."""
+    from lxml import etree
+    from parsel.csstranslator import GenericTranslator, HTMLTranslator
+
+    translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
+    return etree.XPath(translator.css_to_xpath(css), smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:
