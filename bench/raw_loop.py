@@ -27,6 +27,7 @@ import asyncio
 import sys
 import time
 from typing import IO
+
 import aiohttp
 import orjson
 from parsel import Selector

@@ -468,34 +468,43 @@ _LINK_MEMO_SIZE = 100_000
 
 def _css_links(selector: Selector, css: str) -> list[str | None]:
     """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
-    the lxml tree directly (parsel would wrap every match in a Selector first)."""
+    the lxml tree directly: parsel would wrap every match in a Selector first, and lxml would
+    build a Python object for every element (the XPath returns the href strings instead)."""
     matches = _css_xpath(css, selector.type)(selector.root)
     if not isinstance(matches, list):
-        matches = [matches]
-    out: list[str | None] = []
-    for node in matches:
-        if isinstance(node, str):  # ::attr(...) or ::text: the value itself
-            out.append(str(node))
-            continue
-        tag = getattr(node, "tag", None)
-        if not isinstance(tag, str):  # a comment or processing instruction
-            out.append(None)
-            continue
-        value = node.get("href")
-        if value is None and tag in ("img", "script", "iframe", "source"):
-            value = node.get("src")
-        out.append(value)
+        return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
+    out: list[str | None] = matches
+    for i, node in enumerate(matches):
+        if type(node) is not str:
+            out[i] = _link_of(node)
     return out
+
+
+def _link_of(node: Any) -> str | None:
+    if isinstance(node, str):  # a str subclass (smart strings)
+        return str(node)
+    tag = getattr(node, "tag", None)
+    if not isinstance(tag, str):  # a comment or processing instruction
+        return None
+    value: str | None = node.get("href")
+    if value is None and tag in ("img", "script", "iframe", "source"):
+        value = node.get("src")
+    return value
 
 
 @lru_cache(maxsize=256)
 def _css_xpath(css: str, kind: str) -> Any:
-    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does."""
+    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does. Without a
+    pseudo-element (``::attr``, ``::text``), elements with an href give the attribute's value
+    and the others themselves, in document order (one result per element)."""
     from lxml import etree
     from parsel.csstranslator import GenericTranslator, HTMLTranslator
 
     translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
-    return etree.XPath(translator.css_to_xpath(css), smart_strings=False)
+    xpath = translator.css_to_xpath(css)
+    if "::" not in css:
+        xpath = f"({xpath})/@href | ({xpath})[not(@href)]"
+    return etree.XPath(xpath, smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:
