@@ -61,7 +61,22 @@ def _crawl_parser(prog: str) -> argparse.ArgumentParser:
                    help="shared frontier, e.g. redis://127.0.0.1:6379/0 (several workers)")
     p.add_argument("--project", metavar="DIR", type=Path, default=None,
                    help="project folder (default: the current folder)")
+    p.add_argument("--processes", metavar="N", type=_positive, default=1,
+                   help="worker processes sharing one frontier: --frontier, else a private "
+                        "redis-server (default 1: this process alone)")
+    # A worker of `--processes`: the command that started it prints the crawl's summary.
+    p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -98,6 +113,37 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+def _crawl_processes(
+    args: argparse.Namespace, prog: str, project: Path, settings: Settings
+) -> int:
+    """``crawl NAME --processes N``: see :mod:`crawler.processes`."""
+    from .processes import crawl
+
+    if args.jobdir or settings.jobdir:
+        print(f"{prog}: error: --processes shares a frontier between processes; a jobdir "
+              "belongs to one process (use --frontier redis://... for a resumable crawl)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    url = settings.frontier_url
+    passthrough: list[str] = []
+    for kv in args.settings:
+        passthrough += ["-s", kv]
+    for key, value in args.spider_args:
+        passthrough += ["-a", f"{key}={value}"]
+    if args.loglevel:
+        passthrough.append(f"--loglevel={args.loglevel}")
+    try:
+        return crawl(
+            args.spider, project, passthrough, processes=args.processes,
+            frontier_url=url if url and not url.startswith("memory:") else None,
+            output=args.output or args.overwrite_output, overwrite=bool(args.overwrite_output),
+            stats_path=args.stats,
+        )
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _spider_and_settings(
@@ -149,6 +195,8 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.processes > 1:
+        return _crawl_processes(args, prog, project, settings)
 
     from .runner import run_spider
 
@@ -162,6 +210,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
                 overwrite=bool(args.overwrite_output),
                 stats_path=args.stats,
                 handle_signals=True,
+                summary=not args.no_summary,
             )
         )
     except ConfigError as exc:

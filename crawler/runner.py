@@ -95,12 +95,14 @@ async def run_spider(
     handle_signals: bool = False,
     frontier: Frontier | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    summary: bool = True,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
-    at once; either way the output ends in whole lines.
+    at once; either way the output ends in whole lines. ``summary``: log the stats summary at
+    the end (a worker of ``crawl --processes`` leaves that to the command that started it).
     """
     spider = spider_cls(**(spider_args or {}))
     stats = Stats()
@@ -222,7 +224,8 @@ async def run_spider(
             stats.finish(reason)
             if stats_path:
                 stats.dump_json(stats_path)
-    logger.info("Crawl %s.\n%s", reason, stats.summary())
+    if summary:
+        logger.info("Crawl %s.\n%s", reason, stats.summary())
     return CrawlResult(reason, stats.to_dict())
 
 
