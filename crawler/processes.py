@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -72,10 +72,7 @@ def worker_outputs(output: str | None, processes: int) -> tuple[list[str | None]
     if not path.endswith(".jsonl"):
         raise ConfigError(f"--processes writes JSON lines and merges them: give a .jsonl output"
                           f" (got {output!r})")
-    if "{worker}" in output:
-        template = output
-    else:
-        template = path[: -len(".jsonl")] + "-{worker}.jsonl"
+    template = output if "{worker}" in output else path[:-len(".jsonl")] + "-{worker}.jsonl"
     return [template.replace("{worker}", str(i)) for i in range(1, processes + 1)], path
 
 
@@ -235,7 +232,7 @@ def crawl(
     stats.finish(reason)
     if stats_path:
         stats.dump_json(stats_path)
-    logger.info("Crawl %s (%d worker processes).\n%s", reason, processes, stats.summary())
+    logger.info("All %d worker processes exited.\n%s", processes, stats.summary())
     return code
 
 
