@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import urlencode
 
 import orjson
@@ -227,6 +227,31 @@ def _checked_url(url: str | URL) -> URL:
     return parse_url(url)
 
 
+_T = TypeVar("_T")
+
+
+class _once(Generic[_T]):
+    """``functools.cached_property`` without its lock: Python 3.11 takes a per-class RLock on
+    every first access, and a page's Response computes four such values (base URL, text,
+    selector, link base). The value is stored in the instance's ``__dict__``, which then
+    shadows this (non-data) descriptor: later reads are plain attribute lookups."""
+
+    def __init__(self, fn: Callable[[Any], _T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _once[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> _T: ...
+    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> _T | _once[_T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 class Response:
     """A downloaded response, handed to the request's callback.
 
@@ -278,7 +303,7 @@ class Response:
         """The request's ``cb_kwargs`` (the keyword arguments its callback receives)."""
         return self.request.cb_kwargs
 
-    @cached_property
+    @_once
     def yurl(self) -> URL:
         """The response URL as a ``yarl.URL`` (the base for relative links)."""
         return URL(self.url, encoded=True)
@@ -288,7 +313,7 @@ class Response:
         """URLs this response was redirected through, oldest first (empty without redirects)."""
         return list(self.request.meta.get("redirect_urls", ()))
 
-    @cached_property
+    @_once
     def _decoded(self) -> tuple[str, str]:
         return decode_body(self.body, self.headers.get("Content-Type"))
 
@@ -302,7 +327,7 @@ class Response:
         """The codec :attr:`text` was decoded with."""
         return self._decoded[1]
 
-    @cached_property
+    @_once
     def selector(self) -> Selector:
         """The parsel Selector over :attr:`text`, built once."""
         ctype = self.headers.get("Content-Type", "")
@@ -325,7 +350,7 @@ class Response:
         """``url`` resolved against this response's URL (or its ``<base href>``)."""
         return str(self._base.join(URL(url)))
 
-    @cached_property
+    @_once
     def _base(self) -> URL:
         # <base href> changes how every relative link on the page resolves, as in browsers.
         if b"<base" in self.body[:8192] or b"<BASE" in self.body[:8192]:

@@ -65,7 +65,8 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
     assert any("engine.py" in f.name for f in framework_profile.framework_cum)
 
     text = bench.markdown(res)
-    for needle in ("## Machine", "Ratio framework/raw, whole process", "10 URLs x 0.2 s", "over 3 hosts",
+    for needle in ("## Machine", "Ratio framework/raw, whole process", "10 URLs x 0.2 s",
+                   "over 3 hosts",
                    "max in flight per host", "Peak RSS, 5,000 pending", "`crawl shop`",
                    "`crawler list`", "| uvloop | 1 |", "busy CPU per page",
                    "`--processes 2` / `--processes 1`", "## Processes"):

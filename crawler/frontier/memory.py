@@ -6,7 +6,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..http import Request
@@ -45,6 +45,10 @@ class MemoryFrontier:
         self._delayed: list[tuple[float, int, Request]] = []
         self._in_flight: dict[int, Lease] = {}
         self._seen: set[bytes] = set()
+        #: ``known(fingerprint)``: whether a request with this fingerprint was added already
+        #: (``add`` would drop another one). The engine hands it to responses (see
+        #: ``Response.known``); the set's own method, as it runs for every link of a page.
+        self.known: Callable[[bytes], bool] = self._seen.__contains__
         self._seq = itertools.count()
         self._done = 0
 
@@ -79,10 +83,6 @@ class MemoryFrontier:
     async def add(self, requests: Sequence[Request]) -> int:
         return self.add_nowait(requests)
 
-    def known(self, fingerprint: bytes) -> bool:
-        """Whether a request with this fingerprint was added already (``add`` would drop
-        another one): the engine hands this check to responses, see ``Response.known``."""
-        return fingerprint in self._seen
 
     def _promote(self, now: float) -> None:
         delayed = self._delayed
