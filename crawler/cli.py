@@ -8,7 +8,6 @@ spider error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -105,6 +104,7 @@ def setup_logging(level: str) -> None:
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run on uvloop when it is installed (the ``speed`` extra) and ``CRAWLER_NO_UVLOOP`` is
     not set, else on asyncio's own loop."""
+    import asyncio  # not at the top: `crawler list` and `crawler version` need no event loop
     try:
         if os.environ.get("CRAWLER_NO_UVLOOP"):
             raise ImportError("CRAWLER_NO_UVLOOP is set")
@@ -198,6 +198,8 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
     if args.processes > 1:
         return _crawl_processes(args, prog, project, settings)
 
+    from asyncio import CancelledError  # loaded with the runner anyway
+
     from .runner import run_spider
 
     try:
@@ -216,7 +218,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except (KeyboardInterrupt, CancelledError):
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
