@@ -171,3 +171,19 @@ async def test_processes_refuses_a_jobdir_and_csv(tmp_path: Path) -> None:
     assert code == 2 and ".jsonl" in err
     code, _, err = await run(str(BIN / "crawl"), "slow", "--processes", "0", cwd=project)
     assert code == 2 and "at least 1" in err
+
+
+@needs_redis_server
+async def test_readme_books_with_two_processes(site: TestSite, tmp_path: Path) -> None:
+    """The README's `crawl books --processes 2 -O books.jsonl`, in the repository's project."""
+    from crawler.testsite import expected_books
+
+    from .conftest import PROJECT
+
+    out = tmp_path / "books.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "books", "--processes", "2", "-O", str(out),
+                             "-a", f"start_url={site.url}/", "-s", "obey_robots=false",
+                             cwd=PROJECT)
+    assert code == 0, err
+    assert {str(b["upc"]) for b in _lines(out)} == {b["upc"] for b in expected_books(100)}
+    assert (tmp_path / "books-1.jsonl").exists() and (tmp_path / "books-2.jsonl").exists()
