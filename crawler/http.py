@@ -435,9 +435,11 @@ class Response:
     ) -> list[Request]:
         """follow_all for links the frontier does not know yet (plain GETs, deduplicated).
 
-        A link seen before on any page is recognised by the text it becomes once made
-        absolute with this page's prefix (:func:`_link_key`), through a bounded memo of
-        fingerprints: one concatenation and two lookups, no URL parsing."""
+        A link seen before is recognised by a key its URL depends on alone, through a bounded
+        memo of fingerprints: one concatenation and two lookups, no URL parsing. The key is
+        the origin plus the link for ``/path`` links (the same on every page of the origin),
+        the link itself for a plain absolute ``http(s)://host...`` one, and the page's base
+        plus the link for anything else."""
         base = self._base
         prefixes = _base_prefixes(base)
         origin = prefixes[0] if prefixes is not None else None
@@ -451,8 +453,12 @@ class Response:
             if type(href) is str:
                 if origin is not None and href[:1] == "/" and href[1:2] != "/":
                     key = origin + href  # "/x" means the same on every page of the origin
-                elif href.startswith(("http://", "https://")):
-                    key = href
+                elif (
+                    href.startswith(("http://", "https://"))
+                    and href[href.find("//") + 2:][:1] not in ("/", "")
+                    and href.isprintable()  # no tab or newline, which would be removed
+                ):
+                    key = href  # resolved without the base
                 else:
                     key = page + href
                 fp = memo.get(key)

@@ -114,3 +114,16 @@ async def test_a_crawl_fetches_every_page_once_and_counts_every_repeat(
     # the 400 products 5 related products and its listing.
     links = 20 + 400 + 38 + 400 * 6
     assert result.stats["duplicates_filtered"] == links - (pages - 1)
+
+
+def test_links_that_depend_on_the_page_are_not_shared_between_pages() -> None:
+    """"http:///x" has no host: it resolves against the page; so does "p.html"."""
+    body = b'<a href="http:///x">1</a><a href="p.html">2</a>'
+    first = page("http://one.example/a/", body)
+    first.known = set().__contains__
+    assert [q.url for q in first.follow_all(css="a")] == ["http://one.example/x",
+                                                          "http://one.example/a/p.html"]
+    other = page("http://two.example/b/", body)
+    other.known = {q.fingerprint for q in first.follow_all(css="a")}.__contains__
+    assert [q.url for q in other.follow_all(css="a")] == ["http://two.example/x",
+                                                          "http://two.example/b/p.html"]
