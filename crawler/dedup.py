@@ -187,7 +187,7 @@ def merge_outputs(
         try:
             sink = open(out, "wb" if overwrite else "xb")  # noqa: SIM115 - closed below
         except FileExistsError as exc:
-            raise ConfigError(f"{out} exists: pass overwrite=True (-O) to replace it") from exc
+            raise ConfigError(f"{out} exists: give -O to replace it") from exc
     try:
         for path in paths:
             if Path(path).resolve() == Path(str(out)).resolve():
