@@ -307,6 +307,12 @@ if ARGV[4] ~= '' then
       if not ch.d then ch.d = tonumber(redis.call('HGET', hk, 'd')) or D0 end
     end
     if ch.d then redis.call('HSET', hk, 'd', f6(math.max(ch.d, m))) end
+    if ch.s then
+      -- A request went out ch.s seconds ago: the next start waits the delay from then.
+      local d = math.max(tonumber(redis.call('HGET', hk, 'd')) or D0, m)
+      local n = tonumber(redis.call('HGET', hk, 'n')) or 0
+      if now - ch.s + d > n then redis.call('HSET', hk, 'n', f6(now - ch.s + d)) end
+    end
     if ch.p and now + ch.p > (tonumber(redis.call('HGET', hk, 'p')) or 0) then
       redis.call('HSET', hk, 'p', f6(now + ch.p))
     end
@@ -996,7 +1002,19 @@ class RedisSlots(Slots):
         for change in changes.values():
             if "p" in change:
                 change["p"] = max(0.0, change["p"] - now)
+            if "s" in change:
+                change["s"] = max(0.0, now - change["s"])
         return orjson.dumps(changes).decode()
+
+    def started(self, key: str) -> None:
+        """A request of ``key`` went out now: its host's delay counts from here on the
+        server too (sent as "this many seconds ago" with the next call, usually the ack of
+        that request, before which the host's place is not free again)."""
+        super().started(key)
+        slot = self._slots.get(key)
+        delay = self.delay if slot is None else max(slot.delay, slot.min_delay)
+        if delay > 0:
+            self._note(key, {"s": self.clock()})
 
 
 # ------------------------------------------------------------------------------ frontier
