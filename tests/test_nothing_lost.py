@@ -15,7 +15,7 @@ import pytest
 from crawler import Failure, Request, Response, Spider
 from crawler.dedup import merge_outputs
 from crawler.downloader import Downloader
-from crawler.errors import ConfigError, JobDirError
+from crawler.errors import ConfigError
 from crawler.jobdir import JobDir
 from crawler.robots import RobotsCache, RobotsUnavailable
 from crawler.runner import run_spider
@@ -378,12 +378,18 @@ async def test_frontier_status_of_an_unknown_crawl_is_unknown(
     assert "'TYPO': unknown" in err and redis_crawl.crawl_id in err
 
 
-def test_an_empty_job_database_is_called_empty(tmp_path: Path) -> None:
+def test_an_empty_job_database_starts_the_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 0-byte database (a run killed while creating it) holds nothing: the job starts, and
+    the log says the database was empty (it is not "not a crawl job's")."""
     path = tmp_path / "job"
     JobDir(path, "books", None).open().close()
     (path / "frontier.sqlite3").write_bytes(b"")
-    with pytest.raises(JobDirError, match=r"frontier.sqlite3 is empty \(0 bytes\)"):
-        JobDir(path, "books", None).open()
+    with caplog.at_level(logging.INFO, logger="crawler.jobdir"):
+        job = JobDir(path, "books", None).open()
+    job.close()
+    assert "is empty (a run stopped while creating it)" in caplog.text
 
 
 SLOW_PAGES = """
