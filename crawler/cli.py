@@ -38,17 +38,29 @@ def _kv(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+class _OutputAction(argparse.Action):
+    """``-o``/``-O``, repeatable: collects (URI, overwrite) in the order given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        outputs = [*getattr(namespace, self.dest, []), (values, option_string in ("-O",
+                   "--overwrite-output"))]
+        setattr(namespace, self.dest, outputs)
+
+
 def _crawl_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Run a spider of the project in the current folder.",
     )
     p.add_argument("spider", help="spider name (see `crawler list`)")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="FILE",
-                     help="append items to FILE (.jsonl, .json, .csv; '-' = JSON lines on stdout)")
-    out.add_argument("-O", "--overwrite-output", metavar="FILE",
-                     help="write items to FILE, replacing it")
+    p.add_argument("-o", "--output", metavar="URI", dest="outputs", action=_OutputAction,
+                   default=[], help="append items to URI: a file (.jsonl, .json, .csv; '-' = "
+                   "JSON lines on stdout), sqlite:///FILE?table=T, postgresql://.../DB?table=T; "
+                   "repeat for several outputs")
+    p.add_argument("-O", "--overwrite-output", metavar="URI", dest="outputs",
+                   action=_OutputAction, default=[],
+                   help="write items to URI, replacing the file (or the table)")
     p.add_argument("-a", dest="spider_args", metavar="NAME=VALUE", type=_kv, action="append",
                    default=[], help="spider argument (becomes a spider attribute)")
     p.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
@@ -139,13 +151,13 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
         cli_settings.append(f"jobdir={args.jobdir}")
     if args.frontier:
         cli_settings.append(f"frontier_url={args.frontier}")
-    output = args.output or args.overwrite_output
+    outputs: list[tuple[str, bool]] = args.outputs
     try:
         spider_cls, settings = _spider_and_settings(args.spider, project, cli_settings)
-        if output:
-            from .exporters import format_for
+        from .feeds import parse_target, resolve_outputs
 
-            format_for(output)
+        for uri, options in resolve_outputs(outputs, settings.feeds).items():
+            parse_target(uri, options)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -158,8 +170,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
                 spider_cls,
                 settings,
                 spider_args=dict(args.spider_args),
-                output=output,
-                overwrite=bool(args.overwrite_output),
+                outputs=outputs,
                 stats_path=args.stats,
                 handle_signals=True,
             )
@@ -171,7 +182,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
-    return EXIT_OK
+    return EXIT_FAILED if result.error is not None else EXIT_OK
 
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,7 @@ from .errors import (
     UnstorableRequest,
 )
 from .exporters import Exporter
+from .feeds import FeedSet, stamp_items, tag_item
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
@@ -165,6 +166,8 @@ class Engine:
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
+        # Items for feeds carry a tag (class, token) that the feeds strip off again.
+        self._tag_items = isinstance(exporter, FeedSet)
 
     # ------------------------------------------------------------------ run loop
 
@@ -776,7 +779,8 @@ class Engine:
             if item is None:
                 self.stats.inc("items_dropped")
                 return
-            items.append(to_dict(item))
+            record = to_dict(item)
+            items.append(tag_item(record, item) if self._tag_items else record)
             return
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
@@ -832,6 +836,8 @@ class Engine:
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
+        if items and self._tag_items:
+            stamp_items(items, lease.key)
         if items and not self._outbox and self.exporter is not None:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.

@@ -7,7 +7,8 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,13 +17,8 @@ from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
 from .errors import ConfigError
-from .exporters import (
-    BatchedExporter,
-    Exporter,
-    InvalidItemWriter,
-    invalid_path_for,
-    open_exporter,
-)
+from .exporters import Exporter, InvalidItemWriter
+from .feeds import FeedSet, file_feeds, open_feeds, resolve_outputs
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .http import Request, Response
@@ -52,6 +48,8 @@ class CrawlResult:
 
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Why the crawl failed (an output could not be written), None when it did not.
+    error: str | None = None
 
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
@@ -91,6 +89,7 @@ async def run_spider(
     spider_args: dict[str, Any] | None = None,
     output: str | None = None,
     overwrite: bool = False,
+    outputs: Sequence[tuple[str, bool]] = (),
     stats_path: str | None = None,
     handle_signals: bool = False,
     frontier: Frontier | None = None,
@@ -101,7 +100,12 @@ async def run_spider(
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
     at once; either way the output ends in whole lines.
+
+    ``outputs`` are the ``-o``/``-O`` feeds as (URI, overwrite); they replace the ``feeds``
+    setting. ``output``/``overwrite`` give one such feed.
     """
+    cli_outputs = list(outputs) or ([(output, overwrite)] if output else [])
+    feed_options = resolve_outputs(cli_outputs, settings.feeds)
     spider = spider_cls(**(spider_args or {}))
     stats = Stats()
     pipelines = [instantiate(p) for p in spider.pipelines]
@@ -124,6 +128,13 @@ async def run_spider(
         if settings.jobdir:
             from .jobdir import JobDir  # only durable crawls pay for sqlite3
 
+            files = file_feeds(feed_options)
+            if len(files) > 1 or any(feed_options[t.uri].batch_item_count for t in files):
+                raise ConfigError("--jobdir keeps one output file exactly-once (besides any "
+                                  "number of database outputs); got "
+                                  + ", ".join(t.uri for t in files)
+                                  + (" with batch_item_count" if len(files) == 1 else ""))
+            output = files[0].path if files else None
             job = stack.enter_context(JobDir(settings.jobdir, spider.name, output))
             if job.finished:
                 logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
@@ -138,18 +149,27 @@ async def run_spider(
         shared = _shared(frontier)
         if shared is not None:
             # Each worker writes its own output; "{worker}" in the path names this one.
-            if output and "{worker}" in output:
-                output = output.replace("{worker}", shared.worker_id)
+            feed_options = {uri.replace("{worker}", shared.worker_id): opts
+                            for uri, opts in feed_options.items()}
             host_gate = shared.host_gate()
             for pipeline in pipelines:
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        exporter: Exporter | None = None
+        feeds: FeedSet | None = None
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
         fields = list(model.model_fields) if model is not None else None
         durable = _durable(frontier)
+        feed_kwargs: dict[str, Any] = {
+            "model": model, "error_timeout": settings.feed_error_timeout,
+            "buffer_items": settings.feed_buffer_items,
+            # A memory crawl's items need not be written before the ack: gather them.
+            "gather": durable is None and shared is None,
+            "raise_errors": durable is not None, "write_through": shared is not None,
+            "prefix": _token_prefix(settings, job, shared),
+            "resumed": job is not None and job.resumed,
+        }
         if durable is not None:
             # A durable job: cut the output back to what is committed, write what the outbox
             # holds, carry the stats and the spider's state over.
@@ -158,18 +178,18 @@ async def run_spider(
             saved_stats, spider.state = durable.load_state()
             stats.load(saved_stats)
             durable.track_state(lambda: (stats.to_dict(), spider.state))
-            if output:
-                exporter = await durable.open_output(output, overwrite=overwrite, fields=fields)
-        elif output:
-            exporter = open_exporter(output, overwrite=overwrite, fields=fields)
-            if isinstance(frontier, MemoryFrontier) and output != "-":
-                # Nothing survives this process anyway: write in batches, not per page. A
-                # shared frontier needs a request's items written before its ack instead.
-                exporter = BatchedExporter(exporter)
-        if exporter is not None:
-            stack.callback(exporter.close)
+            if feed_options:
+                feeds = await _open_durable_feeds(durable, feed_options, output, overwrite,
+                                                  fields, feed_kwargs)
+        elif feed_options:
+            feeds = open_feeds(feed_options, **feed_kwargs)
+        exporter: Exporter | None = feeds
+        if feeds is not None:
+            stack.callback(feeds.close)
+        if feed_options:
+            overwrite = next(iter(feed_options.values())).overwrite
         invalid = (
-            InvalidItemWriter(invalid_path_for(output), overwrite=overwrite) if output else None
+            InvalidItemWriter(feeds.invalid_path, overwrite=overwrite) if feeds else None
         )
         if invalid is not None:
             stack.callback(invalid.close)
@@ -199,6 +219,17 @@ async def run_spider(
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
             host_gate=host_gate,
         )
+        if feeds is not None:
+            loop = asyncio.get_running_loop()
+            def output_failed() -> None:  # called from a database feed's thread too
+                try:
+                    loop.call_soon_threadsafe(engine.stop, "output_failed")
+                except RuntimeError:  # the loop is closed: the crawl is over anyway
+                    pass
+
+            feeds.on_failure = output_failed
+            for table in feeds.tables:
+                table.on_failure = feeds.on_failure
         if on_engine is not None:
             on_engine(engine)
         if handle_signals:
@@ -211,8 +242,15 @@ async def run_spider(
             merge = functools.partial(_merge_stats, shared, stats)
             stack.push_async_callback(merge)
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
+        error: str | None = None
         try:
             reason = await engine.run()
+            if feeds is not None and durable is None:
+                # The last gathered items are written now: a failure here fails the crawl too.
+                await asyncio.to_thread(feeds.close)
+            error = _feed_errors(feeds, stats, durable is not None)
+            if error is not None:
+                reason = "output_failed"
             if durable is not None:
                 await durable.finish(reason)
         except asyncio.CancelledError:
@@ -223,7 +261,63 @@ async def run_spider(
             if stats_path:
                 stats.dump_json(stats_path)
     logger.info("Crawl %s.\n%s", reason, stats.summary())
-    return CrawlResult(reason, stats.to_dict())
+    if error is not None:
+        logger.error("%s", error)
+    return CrawlResult(reason, stats.to_dict(), error)
+
+
+async def _open_durable_feeds(
+    durable: SqliteFrontier, feed_options: dict[str, Any], path: str | None, overwrite: bool,
+    fields: list[str] | None, feed_kwargs: dict[str, Any],
+) -> FeedSet:
+    """A durable job's feeds: its one file through the frontier (cut back to the committed
+    offset), the databases beside it; then what the outbox holds is written to all of them."""
+    holder: list[FeedSet] = []
+
+    def wrap(exporter: Exporter | None) -> FeedSet:
+        holder.append(open_feeds(feed_options, file_exporter=exporter, **feed_kwargs))
+        return holder[0]
+
+    if path is not None:
+        file_overwrite = next(o.overwrite for u, o in feed_options.items()
+                              if u.removeprefix("file://") == path)
+        fields = feed_options[next(u for u in feed_options if u.removeprefix("file://") == path)
+                              ].fields or fields
+        await durable.open_output(path, overwrite=file_overwrite, fields=fields, wrap=wrap)
+    else:
+        await durable.attach_output(wrap(None))
+    return holder[0]
+
+
+def _token_prefix(settings: Settings, job: JobDir | None, shared: RedisFrontier | None) -> str:
+    """What starts every database row's crawl_token: stable across the resumes of a job and
+    across the workers of a shared crawl, new for every other run."""
+    if job is not None:
+        return f"job:{job.created:.6f}"
+    if shared is not None:
+        return f"shared:{settings.crawl_id or shared.worker_id}"
+    return f"run:{uuid.uuid4().hex}"
+
+
+def _feed_errors(feeds: FeedSet | None, stats: Stats, durable: bool) -> str | None:
+    """The one message for the feeds that failed (None when none did); the items they did
+    not write are taken off ``items_scraped``."""
+    if feeds is None:
+        return None
+    invalid = feeds.invalid()
+    if invalid:
+        stats.inc("items_invalid", invalid)
+        stats.inc("items_scraped", -invalid)
+    failures = feeds.failures()
+    if not failures:
+        return None
+    lost = max(f.not_written for f in failures)
+    stats.inc("items_scraped", -lost)
+    parts = [f"output {f.name} failed ({f.reason}): {f.not_written} "
+             f"item{'' if f.not_written == 1 else 's'} not written" for f in failures]
+    after = (" The items are kept in the job: run the same command to resume them."
+             if durable else "")
+    return "; ".join(parts) + "." + after
 
 
 @dataclass(slots=True)
