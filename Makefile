@@ -9,7 +9,7 @@ $(BIN)/activate:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test,speed]'
+	$(BIN)/pip install -q -e '.[test,speed,postgres]'
 	@# pip compiles an installed package; an editable one gets its .pyc files here, so
 	@# start-up stays fast where PYTHONDONTWRITEBYTECODE keeps Python from writing them.
 	$(BIN)/python -m compileall -q crawler spiders

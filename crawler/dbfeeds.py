@@ -423,7 +423,7 @@ class _SqliteBackend(_Backend):
 class _PostgresBackend(_Backend):
     def __init__(self, dsn: str, shown: str, spec: TableSpec) -> None:
         try:
-            import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+            import asyncpg
         except ImportError:
             raise ConfigError(
                 "a postgresql:// output needs asyncpg: pip install 'crawler[postgres]'"
