@@ -223,9 +223,9 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     fr.add_argument("--crawl-id", default=None, help="crawl_id of the crawl (default: setting)")
     fr.add_argument("--json", action="store_true", help="status as JSON")
     fr.add_argument("--project", type=Path, default=None)
-    mg = sub.add_parser("merge", help="merge workers' JSON lines outputs, dropping repeats")
-    mg.add_argument("out", help="merged output (.jsonl, or - for stdout)")
-    mg.add_argument("inputs", nargs="+", help="the workers' .jsonl files")
+    mg = sub.add_parser("merge", help="merge workers' outputs, dropping repeats")
+    mg.add_argument("out", help="merged output (.jsonl, .json, .csv by extension; - = stdout)")
+    mg.add_argument("inputs", nargs="+", help="the workers' output files (.jsonl, .json, .csv)")
     mg.add_argument("--key", default="url", help="comma-separated item fields that identify "
                     "an item (default: url)")
     mg.add_argument("-O", "--overwrite", action="store_true", help="replace OUT if it exists")

@@ -331,9 +331,9 @@ class FeedSet:
                 if self._through and feed.table:
                     feed.sink.flush()
             except Exception:
+                self._failed()
                 if self._raise:
                     raise
-                self._failed()
 
     def _failed(self) -> None:
         if self.on_failure is not None:
@@ -344,9 +344,9 @@ class FeedSet:
             try:
                 feed.sink.flush()
             except Exception:
+                self._failed()
                 if self._raise:
                     raise
-                self._failed()
 
     def close(self) -> None:
         """Write what is gathered and close every feed (each in its own try). Idempotent."""

@@ -244,14 +244,21 @@ async def run_spider(
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
         error: str | None = None
         try:
-            reason = await engine.run()
+            try:
+                reason = await engine.run()
+            except Exception:
+                # A durable job's output write failed: its frontier refused to record it and
+                # then any other work, which ends the run here; the resume continues exactly.
+                if feeds is None or durable is None or not feeds.failures():
+                    raise
+                reason = "output_failed"
             if feeds is not None and durable is None:
                 # The last gathered items are written now: a failure here fails the crawl too.
                 await asyncio.to_thread(feeds.close)
             error = _feed_errors(feeds, stats, durable is not None)
             if error is not None:
                 reason = "output_failed"
-            if durable is not None:
+            elif durable is not None:
                 await durable.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"

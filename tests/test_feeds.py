@@ -496,3 +496,55 @@ async def test_postgresql_gone_for_good_stops_after_feed_error_timeout(
     assert lost > 0 and report["items_scraped"] == stored
     assert report["finish_reason"] == "output_failed"
     assert site.stats.total < 110  # it stopped: not every page was fetched
+
+
+# -- crawler merge ---------------------------------------------------------------------------
+
+
+async def test_merge_reads_and_writes_every_format(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.csv", tmp_path / "c.json"
+    a.write_bytes(b'{"url":"u1","v":"1"}\n{"url":"u2","v":"1"}\n')
+    b.write_text("url,v\r\nu2,2\r\nu3,2\r\n")
+    c.write_text('[{"url": "u3", "v": "3"}, {"url": "u4", "v": "3"}]')
+    merge = str(BIN / "crawler")
+    for name in ("all.csv", "all.json", "all.jsonl"):
+        out = tmp_path / name
+        code, _, err = await run(merge, "merge", str(out), str(a), str(b), str(c))
+        assert code == 0 and "read 6, wrote 4, dropped 2 repeats" in err, err
+        if name.endswith(".csv"):
+            with open(out, newline="") as f:
+                got = list(csv.DictReader(f))
+        elif name.endswith(".jsonl"):
+            got = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+        else:
+            got = json.loads(out.read_text())
+        assert got == [{"url": "u1", "v": "1"}, {"url": "u2", "v": "1"},
+                       {"url": "u3", "v": "2"}, {"url": "u4", "v": "3"}]
+    bad = tmp_path / "x.txt"
+    bad.write_text("hello")
+    code, _, err = await run(merge, "merge", str(tmp_path / "m.jsonl"), str(a), str(bad))
+    assert code == 2 and "cannot merge" in err and "x.txt" in err
+    assert not (tmp_path / "m.jsonl").exists()
+    torn = tmp_path / "torn.json"
+    torn.write_text('[{"url": "u1"},')
+    code, _, err = await run(merge, "merge", str(tmp_path / "m.csv"), str(torn))
+    assert code == 2 and "not valid JSON" in err
+
+
+async def test_full_disk_with_jobdir_resumes_exactly_once(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    project = make_project(tmp_path / "p", {"shop": readme_block("# spiders/shop.py")})
+    out = small_disk / "items.jsonl"
+    async with TestSite(books=10, shop_products=3000) as site:
+        args = [str(BIN / "crawl"), "shop", "-o", str(out), "--jobdir", str(tmp_path / "job"),
+                "-a", f"start_url={site.url}/shop/", "-s", "log_level=WARNING"]
+        code, _, err = await run(*args, cwd=project)
+        assert code == 1
+        assert f"output {out} failed (No space left on device)" in err
+        assert "run the same command to resume them" in err
+        subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+        code, _, err = await run(*args, cwd=project)
+        assert code == 0, err[-2000:]
+    skus = Counter(orjson.loads(x)["sku"] for x in out.read_bytes().splitlines())
+    assert max(skus.values()) == 1 and set(skus) == {e["sku"] for e in expected_shop_items(3000)}
