@@ -41,6 +41,7 @@ import dataclasses
 import datetime as dt
 import enum
 import logging
+import os
 import threading
 import time
 import types
@@ -346,6 +347,9 @@ class _SqliteBackend(_Backend):
         self._sql = self._upsert_sql(lambda i: "?")
 
     def _connect(self) -> None:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
         self._conn = self._sqlite3.connect(self.path, isolation_level=None, timeout=30,
                                            check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -364,7 +368,7 @@ class _SqliteBackend(_Backend):
                 self._check_existing(found)
             for sql in self._create_sql():
                 conn.execute(sql)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot use SQLite database {self.path}: {exc}") from exc
 
     def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:

@@ -157,6 +157,21 @@ async def test_feeds_setting_options(site: TestSite, tmp_path: Path) -> None:
     (tmp_path / "books.jsonl").read_bytes().decode("ascii")  # escaped, valid latin-1
 
 
+async def test_readme_feeds_example(site: TestSite, tmp_path: Path) -> None:
+    books = (Path(__file__).parent.parent / "spiders" / "books.py").read_text()
+    project = make_project(tmp_path / "p", {"books": books},
+                           settings=readme_block("# settings.toml: feeds"))
+    code, _, err = await run(str(BIN / "crawl"), "books", "-a", f"start_url={site.url}/",
+                             "-s", "obey_robots=false", cwd=project)
+    assert code == 0, err
+    out = project / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "books-1.jsonl", "books.db", "books.json", "prices.csv"]
+    assert len(json.loads((out / "books.json").read_text())) == 100
+    assert len(sqlite_rows(out / "books.db", "books")) == 100
+    assert (out / "prices.csv").read_text().splitlines()[0] == "upc,price"
+
+
 async def test_repeated_o_on_the_command_line(site: TestSite, tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.csv"
     code, _, err = await run(str(BIN / "crawl"), "books", "-o", str(a), "-O", str(b),
@@ -228,7 +243,7 @@ async def test_a_value_the_column_cannot_hold_is_an_invalid_item(
     assert code == 0, err
     assert sorted(r["n"] for r in await pg_rows(f"{schema}.odd")) == [1, 4]
     assert sorted(r["n"] for r in sqlite_rows(db, "odd")) == [1, 3, 4]  # SQLite holds a NUL
-    invalid = [orjson.loads(x) for x in (project / f"test.odd.invalid.jsonl").read_bytes()
+    invalid = [orjson.loads(x) for x in (project / "test.odd.invalid.jsonl").read_bytes()
                .splitlines()]
     assert sorted(r["item"]["name"] for r in invalid) == ["nul \x00 inside", "too big"]
     assert [orjson.loads(x)["item"]["name"] for x in
@@ -267,7 +282,7 @@ async def test_unreachable_database_and_bad_uris_stop_before_the_first_request(
     assert code == 2 and "needs a host, a database and a table" in err
     code, _, err = await run(*base, "-o", "mysql://x/y?table=t")
     assert code == 2 and "mysql:// outputs are not supported" in err
-    code, _, err = await run(*base, "-o", "sqlite:///nodir/x.db?table=t")
+    code, _, err = await run(*base, "-o", f"sqlite:///{tmp_path}?table=t")  # a folder
     assert code == 2 and "cannot use SQLite database" in err
     assert site.stats.total == 0
 
@@ -385,8 +400,8 @@ async def test_three_redis_workers_into_one_table(
     rows = await pg_rows(f"{schema}.products")
     assert len(rows) == products
     assert {r["sku"] for r in rows} == {e["sku"] for e in expected_shop_items(products)}
-    # Every worker wrote some of them: the table is shared, not one worker's.
-    assert len({r["crawl_token"].split(":")[1] for r in rows}) == 1  # one crawl id
+    # The workers' rows carry the crawl's tokens, not a worker's or a run's.
+    assert {r["crawl_token"].rsplit(":", 2)[0] for r in rows} == {f"shared:{crawl_id}"}
 
 
 # -- PostgreSQL going away -------------------------------------------------------------------
