@@ -167,7 +167,7 @@ class Engine:
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
         # Items for feeds carry a tag (class, token) that the feeds strip off again.
-        self._tag_items = isinstance(exporter, FeedSet)
+        self._tag_items = isinstance(exporter, FeedSet) and exporter.wants_tags
 
     # ------------------------------------------------------------------ run loop
 

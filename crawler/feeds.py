@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -269,9 +269,17 @@ class _Feed:
         #: it is the first feed).
         self.invalid_path = sink.invalid_path
 
-    def select(self, items: Iterable[Mapping[str, Any]], prefix: str) -> list[Any]:
-        out: list[Any] = []
+    @property
+    def wants_tags(self) -> bool:
+        """Whether items need their tag for this feed (a table's token, a class filter)."""
+        return self.table or bool(self._classes)
+
+    def select(self, items: Sequence[Mapping[str, Any]], prefix: str) -> Sequence[Any]:
         classes, keep, fields = self._classes, self._filter, self._fields
+        if not (self.table or classes or keep or fields) and (
+                not items or ITEM_TAG not in items[0]):
+            return items  # untagged items for a feed that takes them all, as they are
+        out: list[Any] = []
         for record in items:
             tag = record.get(ITEM_TAG)
             item = {k: v for k, v in record.items() if k != ITEM_TAG} if tag is not None \
@@ -320,6 +328,8 @@ class FeedSet:
         self.invalid_path = feeds[0].invalid_path if feeds else "invalid.jsonl"
         self.on_failure: Callable[[], None] | None = None
         self._closed = False
+        #: Whether the engine must tag items (class, token): only for the feeds that use it.
+        self.wants_tags = any(feed.wants_tags for feed in feeds)
 
     def write(self, items: Sequence[Mapping[str, Any]]) -> None:
         for feed in self._feeds:
