@@ -72,6 +72,7 @@ _SQLITE_TYPES = {
     "boolean": "INTEGER", "timestamp": "TEXT", "date": "TEXT", "json": "TEXT",
 }
 _INT64 = (-(2**63), 2**63 - 1)
+_LINGER = 0.25  # seconds an item may wait for its batch in an in-memory crawl
 
 
 class FeedFailed(CrawlerError):
@@ -562,6 +563,8 @@ class TableFeed:
         self._batch_size = batch_size
         self._buffer: deque[Mapping[str, Any]] = deque()
         self._busy = 0  # items taken by the thread and not yet committed
+        self._since = 0.0  # monotonic time the oldest buffered item arrived
+        self._flushing = 0  # callers of flush() waiting: write now, do not gather
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -615,16 +618,23 @@ class TableFeed:
             if self.failure is not None:
                 self.not_written += len(items)
                 return
+            if not self._buffer:
+                self._since = time.monotonic()
             self._buffer.extend(items)
-            self._cond.notify_all()
+            if len(self._buffer) >= self._batch_size:
+                self._cond.notify_all()
 
     def flush(self) -> None:
         """Wait until every item handed over is committed; raises :class:`FeedFailed` if the
         feed failed."""
         with self._cond:
-            while (self._buffer or self._busy) and self.failure is None:
-                self._cond.notify_all()
-                self._cond.wait(1.0)
+            self._flushing += 1
+            try:
+                while (self._buffer or self._busy) and self.failure is None:
+                    self._cond.notify_all()
+                    self._cond.wait(1.0)
+            finally:
+                self._flushing -= 1
         if self.failure is not None:
             raise FeedFailed(f"{self.name}: {self.failure}")
 
@@ -658,8 +668,7 @@ class TableFeed:
         try:
             while True:
                 with self._cond:
-                    while not self._buffer and not self._closing:
-                        self._cond.wait()
+                    self._gather()
                     if not self._buffer:
                         return
                     n = min(len(self._buffer), self._batch_size)
@@ -679,6 +688,20 @@ class TableFeed:
                     return
         finally:
             backend.close()
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) until a batch is due: ``batch_size`` items, the
+        oldest waiting ``_LINGER`` seconds, a flush or a close. One transaction per page
+        would cost more than the crawl."""
+        while not (self._closing or len(self._buffer) >= self._batch_size
+                   or (self._flushing and self._buffer)):
+            if not self._buffer:
+                self._cond.wait()
+                continue
+            left = self._since + _LINGER - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _rows(self, batch: list[Mapping[str, Any]]) -> tuple[list[tuple[Any, ...]],
                                                             list[Mapping[str, Any]]]:
