@@ -17,9 +17,10 @@ whole into one ``item`` column (jsonb / TEXT), and the key fields get columns of
 A missing table is created; an existing one must have these columns with these types, else
 the run stops before the first request naming the difference (``-O`` drops and recreates it).
 
-Idempotence. Every row carries a ``crawl_token``: the crawl's id, the request's frontier
-key and the item's index among that request's items. Without ``key`` the token is the unique
-key of the table, with ``key`` the key fields are: either way writing the same item again
+Idempotence. Every row carries a ``crawl_token``: the crawl's id (the job, the shared crawl,
+or this run), the request's fingerprint and the item's index among that request's items.
+Without ``key`` the token is the unique key of the table, with ``key`` the key fields are:
+either way writing the same item again
 (a durable job replaying what it had not recorded as written, a shared crawl redelivering a
 request of a dead worker) updates its row instead of adding one.
 

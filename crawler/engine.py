@@ -837,7 +837,7 @@ class Engine:
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
         if items and self._tag_items:
-            stamp_items(items, lease.key)
+            stamp_items(items, lease.request)
         if items and not self._outbox and self.exporter is not None:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.

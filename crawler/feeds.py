@@ -17,7 +17,7 @@ is reported by name with the number of items it did not write.
 
 :class:`FeedSet` is what the engine writes to: an :class:`~crawler.exporters.Exporter`
 (``write``/``flush``/``close``/``tell``). Items reach it tagged (:data:`ITEM_TAG`) with their
-class, the frontier key of their request and their index in its output: a database feed
+class, the fingerprint of their request and their index in its output: a database feed
 turns that into the row's ``crawl_token``, so a replay writes nothing twice.
 """
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .dbfeeds import TableFeed
+    from .http import Request
     from .settings import FeedOptions
 
 __all__ = ["ITEM_TAG", "FeedSet", "FeedTarget", "parse_target", "stamp_items", "tag_item"]
@@ -60,10 +61,13 @@ def tag_item(record: dict[str, Any], item: Any) -> dict[str, Any]:
     return {**record, ITEM_TAG: {"c": type(item).__name__}}
 
 
-def stamp_items(items: Sequence[dict[str, Any]], key: Any) -> None:
-    """Give a request's tagged items their token (the request's frontier key and the item's
-    index) and the time they were scraped."""
-    ref = key.decode() if isinstance(key, bytes) else str(key)
+def stamp_items(items: Sequence[dict[str, Any]], request: Request) -> None:
+    """Give a request's tagged items their token and the time they were scraped. The token
+    is the request's fingerprint and the item's index among the request's items: the same
+    whenever the request is fetched again (a replay after a kill, a redelivery), so
+    writing it again updates its row. Two requests with one fingerprint (``dont_filter``)
+    share their tokens: the table keeps the items of the last one."""
+    ref = request.fingerprint.hex()
     now = time.time()
     for index, item in enumerate(items):
         tag = item.get(ITEM_TAG)

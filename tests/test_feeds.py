@@ -563,3 +563,34 @@ async def test_full_disk_with_jobdir_resumes_exactly_once(
         assert code == 0, err[-2000:]
     skus = Counter(orjson.loads(x)["sku"] for x in out.read_bytes().splitlines())
     assert max(skus.values()) == 1 and set(skus) == {e["sku"] for e in expected_shop_items(3000)}
+
+
+async def test_jobdir_with_only_a_database_output_resumes_exactly_once(tmp_path: Path) -> None:
+    """No file at all: the job writes its outbox to the table, and kills never double a row."""
+    project = make_project(tmp_path / "p", {"shop": readme_block("# spiders/shop.py")})
+    db = tmp_path / "items.db"
+    products = 600
+    async with TestSite(books=10, shop_products=products) as site:
+        args = [str(BIN / "crawl"), "shop", "--jobdir", str(tmp_path / "job"),
+                "-o", f"sqlite:///{db}?table=products", "-a", f"start_url={site.url}/shop/",
+                "-s", "concurrency=1", "-s", "download_delay=0.002", "-s", "log_level=WARNING"]
+        kills = 0
+        for delay in (0.8, 1.2, 1.6, 300):
+            proc = await asyncio.create_subprocess_exec(
+                *args, cwd=project, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE)
+            try:
+                await asyncio.wait_for(proc.wait(), delay)
+            except TimeoutError:
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+                kills += 1
+                continue
+            assert proc.stderr is not None
+            assert proc.returncode == 0, (await proc.stderr.read()).decode()[-2000:]
+            break
+    assert kills >= 2
+    rows = sqlite_rows(db, "products")
+    counts = Counter(r["sku"] for r in rows)
+    assert max(counts.values()) == 1
+    assert set(counts) == {e["sku"] for e in expected_shop_items(products)}
