@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from .errors import ConfigError
-from .exporters import SUPPORTED_EXTENSIONS, Exporter, format_for, invalid_path_for, open_exporter
+from .exporters import Exporter, format_for, invalid_path_for, open_exporter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -44,7 +44,18 @@ if TYPE_CHECKING:
     from .http import Request
     from .settings import FeedOptions
 
-__all__ = ["ITEM_TAG", "FeedSet", "FeedTarget", "parse_target", "stamp_items", "tag_item"]
+__all__ = [
+    "ITEM_TAG",
+    "FeedFailure",
+    "FeedSet",
+    "FeedTarget",
+    "file_feeds",
+    "open_feeds",
+    "parse_target",
+    "resolve_outputs",
+    "stamp_items",
+    "tag_item",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +394,8 @@ class FeedSet:
 
     @property
     def tables(self) -> list[TableFeed]:
-        return [f.sink for f in self._feeds if f.table]  # type: ignore[misc]
+        """The database feeds."""
+        return [f.sink for f in self._feeds if not isinstance(f.sink, _FileFeed)]
 
     def failures(self) -> list[FeedFailure]:
         """The feeds that failed: name, why, how many items they did not write."""
@@ -457,14 +469,3 @@ def open_feeds(
             feed.sink.close()
         raise
     return FeedSet(feeds, raise_errors=raise_errors, write_through=write_through, prefix=prefix)
-
-
-def describe(uri: str) -> str:
-    """How a URI is shown in messages (without a password)."""
-    from .dbfeeds import redact
-
-    return redact(uri)
-
-
-__all__ += ["SUPPORTED_EXTENSIONS", "FeedFailure", "describe", "file_feeds", "open_feeds",
-            "resolve_outputs"]

@@ -94,6 +94,15 @@ async def crawl_books(site: TestSite, outputs: list[tuple[str, bool]], **setting
                             spider_args={"start_url": f"{site.url}/"}, outputs=outputs)
 
 
+def cheap_book(item: dict[str, Any]) -> bool:
+    return Decimal(str(item["price"])) < 30
+
+
+def cheap(item: dict[str, Any]) -> bool:
+    """The item_filter of a feed in the options test."""
+    return cheap_book(item)
+
+
 # -- several feeds, each format ------------------------------------------------------------
 
 
@@ -139,6 +148,8 @@ async def test_feeds_setting_options(site: TestSite, tmp_path: Path) -> None:
         str(tmp_path / "none.jsonl"): {"item_classes": ["Nope"], "store_empty": False},
         str(tmp_path / "books.jsonl"): {"item_classes": ["spiders.books.Book"],
                                         "encoding": "latin-1"},
+        str(tmp_path / "cheap.txt"): {"format": "jsonlines", "overwrite": True,
+                                      "item_filter": "tests.test_feeds:cheap"},
     }
     result = await run_spider(BooksSpider, make_settings(feeds=feeds),
                               spider_args={"start_url": f"{site.url}/"})
@@ -155,6 +166,9 @@ async def test_feeds_setting_options(site: TestSite, tmp_path: Path) -> None:
     assert not (tmp_path / "none.jsonl").exists()  # no item of that class, store_empty off
     assert len((tmp_path / "books.jsonl").read_bytes().splitlines()) == 100
     (tmp_path / "books.jsonl").read_bytes().decode("ascii")  # escaped, valid latin-1
+    cheap = [orjson.loads(x) for x in (tmp_path / "cheap.txt").read_bytes().splitlines()]
+    assert cheap and len(cheap) == sum(1 for b in expected_books(100) if cheap_book(b))
+    assert all(Decimal(b["price"]) < 30 for b in cheap)
 
 
 async def test_readme_feeds_example(site: TestSite, tmp_path: Path) -> None:
