@@ -5,10 +5,13 @@
 Binds every given loopback address on one port and prints that port as its first line.
 
 - ``/delay/{seconds}``: 200 after ``seconds`` (the query string is ignored).
-- ``/stats``: JSON ``{"hits", "max_inflight", "max_inflight_by_host", "first_at", "last_at"}``
-  of the ``/delay/`` requests since start or the last ``/reset``; hosts are keyed by the Host
-  header's name (port dropped); ``first_at``/``last_at`` are ``time.time()`` when the first
-  request arrived and the last response was ready. Nothing else is counted.
+- ``/stats``: JSON ``{"hits", "max_inflight", "max_inflight_by_host", "min_gap",
+  "min_gap_by_host", "repeats", "first_at", "last_at"}`` of the ``/delay/`` requests since
+  start or the last ``/reset``; hosts are keyed by the Host header's name (port dropped);
+  ``min_gap`` is the shortest time between the arrivals of two requests to one host (None
+  before a host had two), ``repeats`` the requests for a URL (path and query) already asked
+  for; ``first_at``/``last_at`` are ``time.time()`` when the first request arrived and the
+  last response was ready. Nothing else is counted.
 - ``/reset``: clears the counters.
 - anything else, ``/robots.txt`` included: an immediate 404.
 
@@ -38,9 +41,33 @@ class Counters:
     max_inflight: int = 0
     inflight_by_host: Counter[str] = field(default_factory=Counter)
     max_inflight_by_host: dict[str, int] = field(default_factory=dict)
+    last_arrival: dict[str, float] = field(default_factory=dict)
+    min_gap_by_host: dict[str, float] = field(default_factory=dict)
+    urls: set[str] = field(default_factory=set)
+    repeats: int = 0
+    gapidx: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def arrived(self, host: str, url: str) -> None:
+        now = time.monotonic()
+        last = self.last_arrival.get(host)
+        if last is not None:
+            gap = now - last
+            if gap < self.min_gap_by_host.get(host, float("inf")):
+                self.min_gap_by_host[host] = gap
+                self.gapidx[host] = (url, round(now - self.t0, 3))
+        self.last_arrival[host] = now
+        if url in self.urls:
+            self.repeats += 1
+        else:
+            self.urls.add(url)
 
     def reset(self) -> None:
         self.hits = 0
+        self.last_arrival.clear()
+        self.min_gap_by_host.clear()
+        self.urls.clear()
+        self.repeats = 0
         self.first_at = self.last_at = None
         self.max_inflight = self.inflight
         self.max_inflight_by_host = {h: n for h, n in self.inflight_by_host.items() if n}
@@ -53,6 +80,7 @@ def make_app(counters: Counters) -> web.Application:
             return await handler(request)
         host = request.host.rpartition(":")[0] or request.host
         counters.hits += 1
+        counters.arrived(host, request.path_qs)
         if counters.first_at is None:
             counters.first_at = time.time()
         counters.inflight += 1
@@ -78,6 +106,10 @@ def make_app(counters: Counters) -> web.Application:
                 "hits": counters.hits,
                 "max_inflight": counters.max_inflight,
                 "max_inflight_by_host": counters.max_inflight_by_host,
+                "min_gap": min(counters.min_gap_by_host.values(), default=None),
+                "min_gap_by_host": counters.min_gap_by_host,
+                "repeats": counters.repeats,
+                "gapidx": counters.gapidx,
                 "first_at": counters.first_at,
                 "last_at": counters.last_at,
             }

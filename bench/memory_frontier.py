@@ -3,8 +3,9 @@
     python bench/memory_frontier.py [--requests 1000000] [--no-uvloop]
 
 Builds realistic pending requests the way a crawl does (absolute URLs of about 80 characters
-over 1,000 hosts, a bound-method callback, depth 2, added in batches of 1,000 through
-``MemoryFrontier.add``, which fingerprints each one for dedup) and keeps them all pending.
+over 100,000 hosts (``--hosts``; the frontier keeps them per host), a bound-method callback,
+depth 2, added in batches of 1,000 through ``MemoryFrontier.add``, which fingerprints each one
+for dedup) and keeps them all pending.
 Prints one JSON line: ``{"requests", "pending", "baseline_rss_mb", "peak_rss_mb",
 "bytes_per_request", "seconds"}``; ``peak_rss_mb`` is the process's peak RSS (``ru_maxrss``),
 ``baseline_rss_mb`` the RSS after the imports, before the first request. bench/run.py reads
@@ -44,22 +45,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def realistic_url(i: int) -> str:
-    """A distinct, shop-like URL of about 80 characters on one of 1,000 hosts."""
+HOSTS = 100_000
+
+
+def realistic_url(i: int, hosts: int = HOSTS) -> str:
+    """A distinct, shop-like URL of about 80 characters on one of ``hosts`` hosts."""
     return (
-        f"https://shop{i % 1000}.example-store.com/catalogue/"
+        f"https://shop{i % hosts}.example-store.com/catalogue/"
         f"category-{i % 97}/product-{i:07d}/index.html?ref=list"
     )
 
 
-async def fill(n: int, batch: int = 1000) -> MemoryFrontier:
+async def fill(n: int, batch: int = 1000, hosts: int = HOSTS) -> MemoryFrontier:
     spider = _Spider()
     frontier = MemoryFrontier()
     await frontier.open()
     for start in range(0, n, batch):
         requests = [
             # A bound method per request, as response.follow(..., callback=self.parse_x) makes.
-            Request(realistic_url(i), callback=spider.parse_product, depth=2)
+            Request(realistic_url(i, hosts), callback=spider.parse_product, depth=2)
             for i in range(start, min(n, start + batch))
         ]
         await frontier.add(requests)
@@ -69,6 +73,7 @@ async def fill(n: int, batch: int = 1000) -> MemoryFrontier:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="peak RSS of the in-memory frontier")
     p.add_argument("--requests", type=int, default=1_000_000)
+    p.add_argument("--hosts", type=int, default=HOSTS)
     p.add_argument("--no-uvloop", action="store_true", help="run on asyncio's own loop")
     args = p.parse_args(argv)
     loop_factory = None
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = _rss_mb()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         t0 = time.perf_counter()
-        frontier = runner.run(fill(args.requests))
+        frontier = runner.run(fill(args.requests, hosts=args.hosts))
         seconds = time.perf_counter() - t0
         counts = runner.run(frontier.counts())
     peak = max(_peak_rss_mb(), _rss_mb())

@@ -40,9 +40,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+HOSTS = 100_000  #: the requests are spread over this many hosts (kept per host)
+
+
 def url(i: int) -> str:
     return (
-        f"https://www.shop{i % 977}.example.com/catalogue/category/books_{i % 53}/"
+        f"https://www.shop{i % HOSTS}.example.com/catalogue/category/books_{i % 53}/"
         f"product-{i}-the-title-of-a-book-{i % 10007}/index.html?ref=list&page={i % 50 + 1}"
     )
 

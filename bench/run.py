@@ -15,6 +15,14 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    Goal ≤ 1.10 x the ideal 10 s, per-host in-flight (counted by the server) ≤ 10.
 4. Memory: peak RSS with 1,000,000 requests pending in the in-memory frontier (≤ 300 MB) and,
    when ``bench/memory_sqlite.py`` exists, in the SQLite frontier (≤ 150 MB).
+4b. Broad crawl (section ``broad``): 100 loopback hosts x 20 pages at 10 ms, yielded host after
+   host, ``concurrency=64``, ``concurrency_per_host=1``, ``download_delay=0.5``, on the memory,
+   SQLite (``--jobdir``) and Redis frontiers and with three workers on one Redis frontier;
+   then 1,000 hosts x 10 pages, ``download_delay=1``, ``concurrency=128`` (memory). Wall time of
+   the whole processes against the ideal ``(pages - 1) x download_delay + page time``;
+   goals ≤ 1.15 x (≤ 1.20 x for 1,000 hosts); the server counts per host the most requests in
+   flight (≤ 1) and the shortest gap between two arrivals (≥ download_delay - 5 ms), and
+   every page's item must be written exactly once.
 5. Start-up: ``crawl shop`` from exec to its first request at a local server, and
    ``crawler list`` from exec to exit, median of several runs. Goal ≤ 300 ms each.
 
@@ -56,13 +64,19 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and `crawler` imp
 from bench.profile_shop import Profile, profile_both, render  # noqa: E402
 
 LOOPS = ("uvloop", "asyncio")
-SECTIONS = ("throughput", "profile", "latency", "memory", "sqlite", "startup")
+SECTIONS = ("throughput", "profile", "latency", "broad", "memory", "sqlite", "startup")
 GOAL_RATIO = 0.85
 GOAL_SEED_S = 1.15
 GOAL_HOSTS_FACTOR = 1.10
-GOAL_MEMORY_MB = 300.0
+GOAL_MEMORY_MB = 300.0  #: 1M pending over 100,000 hosts
+GOAL_MEMORY_FEW_HOSTS_MB = 250.0  #: 1M pending over 1,000 hosts
 GOAL_SQLITE_MB = 150.0
 GOAL_STARTUP_MS = 300.0
+GOAL_BROAD_FACTOR = 1.15  #: 100 hosts x 20 pages, each frontier and three Redis workers
+GOAL_WIDE_FACTOR = 1.20  #: 1,000 hosts x 10 pages, memory frontier
+#: Timer slack allowed below download_delay between two starts on one host (server clock).
+BROAD_GAP_SLACK = 0.005
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def log(message: str) -> None:
@@ -554,13 +568,153 @@ def hosts_scenario(workdir: Path, loop: str, urls: int = 10_000, delay: float = 
 
 
 # --------------------------------------------------------------------------------------------
+# 4b. Broad crawl: many hosts, each polite
+
+
+@dataclass(slots=True)
+class BroadRun:
+    frontier: str  #: memory, sqlite or redis
+    workers: int
+    hosts: int
+    pages: int  #: per host
+    page_delay: float
+    download_delay: float
+    concurrency: int
+    wall: float  #: seconds from the first exec to the last exit
+    items: int
+    distinct_items: int
+    hits: int
+    repeats: int
+    max_per_host: int
+    min_gap: float | None
+
+    @property
+    def ideal(self) -> float:
+        """Every host busy from the start: its pages ``download_delay`` apart."""
+        return (self.pages - 1) * self.download_delay + self.page_delay
+
+    @property
+    def label(self) -> str:
+        who = f"{self.workers} Redis workers" if self.workers > 1 else self.frontier
+        return (f"{self.hosts:,} hosts x {self.pages} pages, delay {self.download_delay:g} s,"
+                f" {who}")
+
+    def ok(self, factor: float) -> bool:
+        return (
+            self.wall <= factor * self.ideal
+            and self.items == self.distinct_items == self.hosts * self.pages
+            and self.max_per_host <= 1
+            and self.min_gap is not None
+            and self.min_gap >= self.download_delay - BROAD_GAP_SLACK
+        )
+
+
+def broad_crawl(workdir: Path, *, loop: str, frontier: str, hosts: int, pages: int,
+                page_delay: float, download_delay: float, concurrency: int,
+                workers: int = 1) -> BroadRun:
+    """``crawl broad`` over ``hosts`` loopback addresses (127.0.0.2 ...), ``workers``
+    processes started together (several only on Redis)."""
+    names = [f"127.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(2, hosts + 2)]
+    run_dir = workdir / f"broad-{frontier}-{workers}-{hosts}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    crawl_id = f"bench{os.getpid()}{int(time.time() * 1000)}"
+    with latency_server(names) as port:
+        args = [
+            "broad", "-a", f"port={port}", "-a", f"hosts={','.join(names)}",
+            "-a", f"pages={pages}", "-a", f"delay={page_delay:g}",
+            "-s", f"concurrency={concurrency}", "-s", "concurrency_per_host=1",
+            "-s", f"download_delay={download_delay:g}", "-s", "obey_robots=false",
+            "-s", "log_level=WARNING",
+        ]
+        if frontier == "sqlite":
+            args += ["--jobdir", str(run_dir / "job")]
+        elif frontier == "redis":
+            args += ["--frontier", REDIS_URL, "-s", f"crawl_id={crawl_id}"]
+        outputs = [run_dir / f"items-{n}.jsonl" for n in range(workers)]
+        procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+        t0 = time.perf_counter()
+        try:
+            for n, out in enumerate(outputs):
+                log_file = open(run_dir / f"crawl-{n}.log", "wb")  # noqa: SIM115 - closed below
+                cmd = crawl_command(*args, "-O", str(out))
+                procs.append((subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                               cwd=PROJECT, env=loop_env(loop)), log_file))
+            codes = [proc.wait() for proc, _ in procs]
+        finally:
+            for proc, log_file in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                log_file.close()
+        wall = time.perf_counter() - t0
+        server = get_json(f"http://{names[0]}:{port}/stats")
+    if frontier == "redis":
+        import asyncio
+
+        from crawler.frontier.redis import frontier_purge
+
+        asyncio.run(frontier_purge(REDIS_URL, "broad", crawl_id))
+    if any(codes):
+        bad = codes.index(next(c for c in codes if c))
+        raise RuntimeError(f"broad crawl worker {bad} exited {codes[bad]}:\n"
+                           f"{_tail(run_dir / f'crawl-{bad}.log')}")
+    urls = [json.loads(line)["url"] for out in outputs
+            for line in out.read_text().splitlines() if line]
+    return BroadRun(
+        frontier, workers, hosts, pages, page_delay, download_delay, concurrency, wall,
+        len(urls), len(set(urls)), int(server["hits"]), int(server["repeats"]),
+        max(server["max_inflight_by_host"].values(), default=0),
+        None if server["min_gap"] is None else float(server["min_gap"]),
+    )
+
+
+def broad_scenarios(workdir: Path, loop: str, quick: bool) -> list[BroadRun]:
+    """The broad crawls of the table: each frontier, three Redis workers, 1,000 hosts."""
+    hosts, pages = (20, 10) if quick else (100, 20)
+    runs: list[BroadRun] = []
+    plan: list[tuple[str, int]] = [("memory", 1), ("sqlite", 1)]
+    if _redis_answers():
+        plan += [("redis", 1), ("redis", 3)]
+    else:
+        log(f"  no Redis at {REDIS_URL}: the Redis broad crawls are skipped")
+    only = os.environ.get("BENCH_BROAD_ONLY")  # e.g. "memory" while working on one backend
+    if only:
+        plan = [p for p in plan if p[0] in only.split(",")]
+    for frontier, workers in plan:
+        log(f"broad crawl, {loop}: {hosts} hosts x {pages} pages, {frontier} x {workers} ...")
+        run = broad_crawl(workdir, loop=loop, frontier=frontier, hosts=hosts, pages=pages,
+                          page_delay=0.01, download_delay=0.5, concurrency=64, workers=workers)
+        log(f"  {run.wall:.2f} s ({run.wall / run.ideal:.2f} x ideal), min gap "
+            f"{run.min_gap if run.min_gap is None else round(run.min_gap, 4)} s,"
+            f" max per host {run.max_per_host}")
+        runs.append(run)
+    wide_hosts = 200 if quick else 1000
+    log(f"broad crawl, {loop}: {wide_hosts} hosts x 10 pages, delay 1 s, memory ...")
+    run = broad_crawl(workdir, loop=loop, frontier="memory", hosts=wide_hosts, pages=10,
+                      page_delay=0.01, download_delay=1.0, concurrency=128)
+    log(f"  {run.wall:.2f} s ({run.wall / run.ideal:.2f} x ideal)")
+    runs.append(run)
+    return runs
+
+
+def _redis_answers() -> bool:
+    host, _, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
 # 4. Memory
 
 
-def memory_script(script: Path, requests: int, loop: str) -> dict[str, Any]:
+def memory_script(script: Path, requests: int, loop: str, *extra: str) -> dict[str, Any]:
     """Run ``bench/memory_frontier.py``-like script (``--requests N [--no-uvloop]``) whose last
     line is JSON with ``peak_rss_mb``."""
-    cmd = [sys.executable, str(script), "--requests", str(requests)]
+    cmd = [sys.executable, str(script), "--requests", str(requests), *extra]
     if loop == "asyncio":
         cmd.append("--no-uvloop")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT,
@@ -705,7 +859,9 @@ class Results:
     throughput: dict[str, Throughput] = field(default_factory=dict)
     seed: dict[str, LatencyRun] = field(default_factory=dict)
     hosts: dict[str, LatencyRun] = field(default_factory=dict)
+    broad: list[BroadRun] = field(default_factory=list)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_few_hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     sqlite: dict[str, Any] | None = None
     sqlite_checked: bool = False
     start_crawl: dict[str, list[float]] = field(default_factory=dict)
@@ -799,17 +955,34 @@ def rows(res: Results) -> list[Row]:
         add("  max in flight per host, counted by the server", f"≤ {any_hosts.per_host}",
             per_host)
 
-    def memory(loop: str) -> tuple[str, bool | None] | None:
-        m = res.memory.get(loop)
-        if m is None:
-            return None
-        return (f"{m['peak_rss_mb']:.0f} MB ({m['bytes_per_request']} B/request)",
-                m["peak_rss_mb"] <= GOAL_MEMORY_MB)
+    for b in res.broad:
+        factor = GOAL_WIDE_FACTOR if b.hosts >= 1000 else GOAL_BROAD_FACTOR
+        cell = (f"{b.wall:.2f} s ({b.wall / b.ideal:.2f} x), gap ≥"
+                f" {b.min_gap if b.min_gap is None else round(b.min_gap, 3)} s,"
+                f" ≤ {b.max_per_host}/host, {b.distinct_items}/{b.items} items")
+        out.append(Row(f"Broad: {b.label} (process wall)",
+                       f"≤ {factor} x {b.ideal:g} s, 1/host, gap ≥ {b.download_delay:g} s",
+                       {"uvloop": cell}, {"uvloop": b.ok(factor)}))
+
+    def memory(
+        which: dict[str, dict[str, Any]], goal: float
+    ) -> Callable[[str], tuple[str, bool | None] | None]:
+        def cell(loop: str) -> tuple[str, bool | None] | None:
+            m = which.get(loop)
+            if m is None:
+                return None
+            return (f"{m['peak_rss_mb']:.0f} MB ({m['bytes_per_request']} B/request)",
+                    m["peak_rss_mb"] <= goal)
+
+        return cell
 
     any_mem = next(iter(res.memory.values()), None)
     if any_mem is not None:
-        add(f"Peak RSS, {any_mem['requests']:,} pending, memory frontier",
-            f"≤ {GOAL_MEMORY_MB:.0f} MB", memory)
+        add(f"Peak RSS, {any_mem['requests']:,} pending over 100,000 hosts, memory frontier",
+            f"≤ {GOAL_MEMORY_MB:.0f} MB", memory(res.memory, GOAL_MEMORY_MB))
+        add(f"Peak RSS, {any_mem['requests']:,} pending over 1,000 hosts, memory frontier",
+            f"≤ {GOAL_MEMORY_FEW_HOSTS_MB:.0f} MB",
+            memory(res.memory_few_hosts, GOAL_MEMORY_FEW_HOSTS_MB))
 
     def sqlite(loop: str) -> tuple[str, bool | None] | None:
         if not res.sqlite_checked:
@@ -921,6 +1094,24 @@ def markdown(res: Results) -> str:
                           f" {_ms(lr.tail_after_last)} | {lr.wall:.2f} ({lr.cpu:.2f}) |"
                           f" {lr.max_inflight} |"
                           f" {max(lr.max_inflight_by_host.values(), default=0)} |")
+    if res.broad:
+        md += ["", "## Broad crawl: many hosts, each polite", "",
+               "`crawl broad` (bench/project/spiders/broad.py): start requests yielded host after"
+               " host, each page answered after 10 ms by `bench/latency_server.py` bound on"
+               " every host (127.0.0.2 ...), `concurrency_per_host=1`, `obey_robots=false`."
+               " Wall: from the exec of the first process to the exit of the last. Ideal:"
+               " `(pages - 1) x download_delay + 10 ms`. The server counts per host the most"
+               " requests in flight and the shortest gap between two arrivals; items are read"
+               " back from the outputs.", "",
+               "| crawl | concurrency | wall s | ideal s | x ideal | min gap s | max per host |"
+               " items (distinct) | server hits (repeats) |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for b in res.broad:
+            md.append(f"| {b.label} | {b.concurrency} | {b.wall:.2f} | {b.ideal:.2f} |"
+                      f" {b.wall / b.ideal:.3f} |"
+                      f" {'?' if b.min_gap is None else f'{b.min_gap:.4f}'} |"
+                      f" {b.max_per_host} | {b.items:,} ({b.distinct_items:,}) |"
+                      f" {b.hits:,} ({b.repeats}) |")
     if res.memory:
         md += ["", "## Memory", "", "`bench/memory_frontier.py`: realistic requests (80-character"
                " URLs over 1,000 hosts, a bound-method callback) added in batches of 1,000 to"
@@ -1062,12 +1253,19 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                                                  delay=args.hosts_delay,
                                                  hosts=args.hosts_count, per_host=args.per_host)
                 log(f"  {res.hosts[loop].elapsed:.2f} s")
+        if "broad" in args.only:
+            # One loop: the figure is the schedule's (timers and politeness), not the CPU's.
+            res.broad = broad_scenarios(work, args.loops[0], args.quick)
         if "memory" in args.only:
             for loop in args.loops:
                 log(f"memory, {loop} ({args.memory_requests:,} pending requests) ...")
                 mem = memory_script(BENCH / "memory_frontier.py", args.memory_requests, loop)
                 res.memory[loop] = mem
-                log(f"  peak RSS {mem['peak_rss_mb']} MB")
+                log(f"  peak RSS {mem['peak_rss_mb']} MB over 100,000 hosts")
+                few = memory_script(BENCH / "memory_frontier.py", args.memory_requests, loop,
+                                    "--hosts", "1000")
+                res.memory_few_hosts[loop] = few
+                log(f"  peak RSS {few['peak_rss_mb']} MB over 1,000 hosts")
         if "sqlite" in args.only:
             # The SQLite script runs on asyncio.run whatever the loop setting: measured once.
             log(f"memory, SQLite frontier ({args.memory_requests:,} pending requests) ...")

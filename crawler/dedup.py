@@ -203,7 +203,7 @@ def merge_outputs(
     arrays = {path: _read_array(path) for path, fmt in zip(inputs, formats, strict=True)
               if fmt == "json"}
     if out != "-" and os.path.exists(out) and not overwrite:
-        raise ConfigError(f"{out} exists: pass overwrite=True (-O) to replace it")
+        raise ConfigError(f"{out} exists: give -O to replace it")
 
     def fresh(plain: Any) -> bool:
         result.read += 1

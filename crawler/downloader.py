@@ -8,8 +8,12 @@ translates every aiohttp/OS exception into :mod:`crawler.errors` here, in one pl
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +27,7 @@ from .errors import (
     DownloadError,
     DownloadTimeout,
     InvalidURL,
+    OutOfFiles,
     ProtocolError,
     ResponseTooLarge,
 )
@@ -30,6 +35,7 @@ from .http import Request, Response
 from .netguard import GuardedResolver, SafeCookieJar, blocked_literal
 from .settings import Settings
 from .stats import Stats
+from .urls import host_key
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +56,10 @@ class Downloader:
     (while streaming and after decompression), :data:`MAX_HEADER_SIZE` and
     :data:`MAX_HEADERS`, and with ``block_private_addresses`` the address checks of
     :mod:`crawler.netguard`. ``resolver`` replaces aiohttp's default DNS resolver (tests use
-    it to give names to 127.0.0.1); the private-address guard wraps it.
+    it to give names to 127.0.0.1); the private-address guard wraps it. ``on_sent`` is called
+    with a request's slot key once its headers are on the wire: a host's delay between two
+    requests counts from there (:meth:`crawler.slots.Slots.started`), so the time to open a
+    connection or a busy event loop never shortens the gap the server sees.
     """
 
     def __init__(
@@ -59,8 +68,10 @@ class Downloader:
         stats: Stats,
         *,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        on_sent: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_sent = on_sent
         self.stats = stats
         self._limit = settings.max_response_size
         self._block_private = settings.block_private_addresses
@@ -96,8 +107,20 @@ class Downloader:
             max_line_size=MAX_HEADER_SIZE,
             max_field_size=MAX_HEADER_SIZE,
             max_headers=MAX_HEADERS,
+            trace_configs=[self._trace(self._on_sent)] if self._on_sent is not None else None,
         )
         return self
+
+    @staticmethod
+    def _trace(on_sent: Callable[[str], None]) -> aiohttp.TraceConfig:
+        async def headers_sent(
+            session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestHeadersSentParams
+        ) -> None:
+            on_sent(host_key(params.url))
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_sent)
+        return trace
 
     def _timeout(self, total: float) -> aiohttp.ClientTimeout:
         """The timeouts of a request whose whole exchange must end within ``total`` seconds
@@ -169,6 +192,7 @@ class Downloader:
             deadline = meta.get("download_timeout")  # Scrapy's key: this request's deadline
             if deadline:
                 kwargs["timeout"] = self._timeout(float(deadline))
+        started = time.monotonic()
         try:
             async with self.session.request(request.method, yurl, **kwargs) as resp:
                 if truncate is None:
@@ -182,12 +206,18 @@ class Downloader:
                 raise
             raise BlockedAddress(url, exc.detail) from None  # the resolver only knew the host
         except DownloadError:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise _translate(exc, url) from exc
         self.stats.inc("bytes", len(body))
+        if truncate is None:  # pages, not robots.txt: per-host figures for the report
+            self.stats.host_response(host_key(yurl), status, time.monotonic() - started)
         # Redirects are not followed here, so the response URL is the request's.
         return Response(url, status, headers, body, request, stats=self.stats)
 
@@ -261,8 +291,22 @@ def _translate(exc: BaseException, url: str) -> DownloadError | InvalidURL:
     if isinstance(exc, (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)):
         return InvalidURL(url, detail)
     if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return ConnectError(url, detail)
+        if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            return OutOfFiles(url, detail)
+        error = ConnectError(url, detail)
+        error.unreachable = _unreachable(exc)
+        return error
     if isinstance(exc, (ValueError, UnicodeError)):
         return ProtocolError(url, detail)
     return DownloadError(url, detail)
 
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a host cannot be reached at all (refused, or its name does not resolve), or ""
+    for a connection error that says nothing about the host (a reset, a timeout)."""
+    os_error = getattr(exc, "os_error", exc)
+    if isinstance(os_error, socket.gaierror):
+        return f"name does not resolve ({os_error.strerror or os_error})"
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    return ""

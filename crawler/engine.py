@@ -1,96 +1,75 @@
 """The engine: the run loop and the per-request path.
 
-Run loop. A feeder leases ready requests from the frontier and files each under its host's
-:class:`Slot`; a slot releases a request to the shared ready queue when it has a free place and
-its delay has passed. A fixed pool of ``concurrency`` workers takes requests from the ready queue
-(no task per request) and runs the per-request path. The crawl ends when the start requests are
-all seeded and the frontier reports nothing pending and nothing in flight.
+Run loop (:meth:`Engine._feed`). The frontier schedules by host (:mod:`crawler.slots`): a
+lease returns only requests whose host may start one now, so the engine leases as many as it
+has free places under ``concurrency`` and starts each at once, one task per request in
+flight. Each finished request frees its place and wakes the feeder. The crawl ends when the
+start requests are all seeded and the frontier reports nothing pending and nothing in flight.
 
 Per-request path (:meth:`Engine._process`), top to bottom:
 robots.txt → page budget → fetch (middlewares → downloader) → throttle → redirect? → retry? →
 status check → callback → route each output (requests → filters → children; items →
 validation → pipelines) → write items → ack the request with its children.
 
-Politeness (see docs/politeness.md): robots.txt (:mod:`crawler.robots`) is checked right
-before the download, a dict lookup once an origin's file is known; ``Crawl-delay`` and
-``download_delay`` are each slot's minimum delay, which AutoThrottle (:mod:`crawler.throttle`)
-moves above. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
+Politeness: robots.txt (:mod:`crawler.robots`) is checked right before the download, a dict
+lookup once an origin's file is known; while it is fetched the host is held, and while it is
+unreachable the host is paused. ``Crawl-delay`` and ``download_delay`` are each slot's
+minimum delay, which AutoThrottle (:mod:`crawler.throttle`) moves above; ``Retry-After``
+pauses the host alone. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
 ``max_repeated_segments`` when a request is produced (:meth:`Engine._allowed`),
 ``max_pages_per_host`` when it is about to be fetched. Every drop is counted by reason.
 """
-
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import AsyncIterable, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any
 
+from . import redirect
 from .downloader import Downloader
 from .errors import (
     CloseSpider,
+    ConnectError,
     DownloadError,
+    FrontierLost,
     HttpError,
     IgnoreRequest,
     InvalidURL,
+    OutOfFiles,
+    OutputClosed,
     RedirectError,
     ResponseTooLarge,
     UnstorableRequest,
 )
 from .exporters import Exporter
 from .feeds import FeedSet, stamp_items, tag_item
+from .filters import RequestFilters
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
 from .http import Failure, Request, Response
-from .items import InvalidItem, ItemProcessor, is_item, to_dict
-from .middleware import MiddlewareChain, aiter_outputs
-from .robots import RobotsCache, RobotsUnavailable
+from .items import InvalidItem, ItemProcessor, LossyValues, PipelineFailed, is_item, to_dict
+from .middleware import MiddlewareChain, aiter_outputs, same_origin
+from .robots import RobotsCache, RobotsUnavailable, origin_of
 from .settings import Settings
 from .spider import Spider
-from .stats import Stats
+from .stats import Stats, plural
 from .throttle import AutoThrottle, retry_after
-from .urls import DomainFilter, host_key, parse_url
+from .urls import host_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Engine", "Slot"]
+__all__ = ["Engine"]
 
-_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-# Where a <meta http-equiv="refresh"> is looked for: the start of the page, as in Scrapy.
-_META_REFRESH_SCAN = 4096
 # Small batches: the first requests go out while start() is still producing the rest.
 _SEED_BATCH = 100
-
-
-class HostGate(Protocol):
-    """Cluster-wide per-host limits (a shared frontier's): ``slot(host, concurrency, delay)``
-    is an async context manager held around each download to ``host``."""
-
-    def slot(
-        self, host: str, concurrency: int, delay: float
-    ) -> AbstractAsyncContextManager[Any]: ...
-
-
-@dataclass(slots=True)
-class Slot:
-    """Per-host politeness state, created on first use and dropped when idle (a slot with a
-    delay is kept: its delay and last start still matter)."""
-
-    key: str
-    concurrency: int
-    delay: float
-    #: The delay never goes below this: ``download_delay``, or robots.txt ``Crawl-delay``.
-    min_delay: float = 0.0
-    active: int = 0
-    queue: deque[Lease] = field(default_factory=deque)
-    next_start: float = 0.0
-    timer: asyncio.TimerHandle | None = None
+# A callback's output goes on in batches of this many requests (or items) while it runs, so
+# memory does not grow with what one callback yields.
+_OUTPUT_BATCH = 1000
 
 
 class Engine:
@@ -115,10 +94,8 @@ class Engine:
         stats: Stats,
         robots: RobotsCache | None = None,
         throttle: AutoThrottle | None = None,
-        host_gate: HostGate | None = None,
     ) -> None:
         self.spider = spider
-        self.host_gate = host_gate
         self.settings = settings
         self.frontier = frontier
         self.downloader = downloader
@@ -130,12 +107,15 @@ class Engine:
         self.robots = robots
         self.throttle = throttle
 
-        self._slots: dict[str, Slot] = {}
-        self._ready: deque[tuple[Lease, Slot]] = deque()
-        self._ready_waiters: deque[asyncio.Future[None]] = deque()
+        self.slots = frontier.slots
+        # At most an eighth of the places wait for a batch: small crawls lease at once.
+        self._lease_batch = max(1, min(frontier.lease_batch, settings.concurrency // 8))
+        if throttle is not None:
+            self.slots.on_new = throttle.start
+            for slot in self.slots:  # the slots a resumed frontier made already
+                throttle.start(slot)
         self._wake = asyncio.Event()
-        self._buffered = 0  # leased, waiting in a slot queue or the ready queue
-        self._active = 0  # in the per-request path right now
+        self._active = 0  # leased and in the per-request path right now
         self._seeding = True
         self._stopping: str | None = None
         self._retry_codes = frozenset(settings.retry_http_codes)
@@ -146,28 +126,26 @@ class Engine:
             | frozenset(getattr(spider, "handle_httpstatus_list", ()))
         )
         self._handle_all = bool(getattr(spider, "handle_httpstatus_all", False))
-        allowed = spider.allowed_domains
-        self._domains = DomainFilter(allowed) if allowed else None
-        self._depth_limit = settings.depth_limit
+        self._filters = RequestFilters(settings, spider.allowed_domains or (), stats)
+        self._allowed = self._filters.allows
         self._depth_priority = settings.depth_priority
-        self._url_length_limit = settings.url_length_limit
-        self._max_repeated = settings.max_repeated_segments
         self._max_pages = settings.max_pages_per_host
         self._meta_refresh = settings.meta_refresh
         self._host_pages: dict[str, int] = {}
-        # Leased but not finished stays within concurrency plus a small prefetch, so priorities
-        # decide what runs next instead of whatever was leased long ago.
-        self._lease_target = settings.concurrency + settings.concurrency // 4
         self._close_items = settings.close_on.items
         self._close_pages = settings.close_on.pages
         self._close_errors = settings.close_on.errors
         self._callbacks: dict[str, Callable[..., Any]] = {}
-        self._done_feeding = False
+        #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
+        self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
         # Items for feeds carry a tag (class, token) that the feeds strip off again.
         self._tag_items = isinstance(exporter, FeedSet) and exporter.wants_tags
+        self._lossy = LossyValues()
+        #: Origins that refused connections or did not resolve, after retries: the reason.
+        self._failed_hosts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ run loop
 
@@ -179,13 +157,14 @@ class Engine:
     def stop(self, reason: str) -> None:
         """Stop gracefully: lease nothing more, finish what is in flight, then return."""
         if self._stopping is None:
-            logger.info("Stopping (%s): finishing %d requests in flight", reason, self._active)
+            logger.info("Stopping (%s): finishing %s in flight", reason,
+                        plural(self._active, "request"))
             self._stopping = reason
         self._wake.set()
 
     def gauges(self) -> tuple[int, int]:
-        """(pending as known here, in flight) for the progress display."""
-        return self._buffered, self._active
+        """(leased and not started, in flight) for the progress display."""
+        return 0, self._active
 
     async def run(self) -> str:
         """Crawl until the frontier is finished or a stop is asked; returns the reason."""
@@ -195,18 +174,13 @@ class Engine:
             await self._call_spider("opened")
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._seed())
-                for _ in range(self.settings.concurrency):
-                    tg.create_task(self._worker())
                 if self.settings.close_on.seconds:
                     tg.create_task(self._close_after(self.settings.close_on.seconds))
-                await self._feed()
-                self._done_feeding = True
-                self._stop_workers()
+                await self._feed(tg)
                 reason = self._stopping or "finished"
                 self._stopping = reason  # ends the seeder and the timer too
                 self._wake.set()
         finally:
-            await self._give_back()
             self.stats.set("finish_reason", reason)
             try:
                 await self._call_spider("closed", reason)
@@ -214,32 +188,38 @@ class Engine:
                 logger.exception("%r.closed() failed", self.spider)
         return reason
 
-    async def _feed(self) -> None:
+    async def _feed(self, tg: asyncio.TaskGroup) -> None:
+        """Lease what may start now and start it, until the frontier is finished or a stop
+        is asked (then wait for the requests in flight)."""
         frontier = self.frontier
+        limit = self.settings.concurrency
         while True:
             if self._stopping is not None:
-                # Graceful stop: hand back what is leased but not started, wait for the rest.
-                await self._give_back()
                 while self._active:
                     self._wake.clear()
                     await self._wake.wait()
                 return
-            room = self._lease_target - self._buffered - self._active
-            leased = await frontier.lease(room) if room > 0 else []
-            for lease in leased:
-                self._file(lease)
-            if leased:
-                continue
-            if (
-                not self._seeding
-                and self._buffered == 0
-                and self._active == 0
-                and await frontier.is_finished()
-            ):
-                return
+            # Cleared before leasing: a request that ends meanwhile must wake the wait below.
             self._wake.clear()
+            room = limit - self._active
+            # A frontier with a round trip per call is asked once a few places are free.
+            worth = room >= self._lease_batch or (room > 0 and self._active == 0)
+            try:
+                leased = await frontier.lease(room) if worth else []
+                for lease in leased:
+                    self._active += 1
+                    tg.create_task(self._run(lease))
+                if leased:
+                    await asyncio.sleep(0)  # let them start before leasing more
+                    continue
+                if not self._seeding and self._active == 0 and await frontier.is_finished():
+                    return
+            except FrontierLost as exc:  # a shared frontier's state vanished: the run fails
+                logger.error("Stopping: %s", exc)
+                self.stop("frontier_lost")
+                continue
             wait = frontier.next_ready_in()
-            if room <= 0 or wait is None:
+            if not worth or wait is None:  # a request that ends wakes this up
                 await self._wake.wait()
             else:
                 try:
@@ -249,6 +229,13 @@ class Engine:
                         await self._wake.wait()
                 except TimeoutError:
                     pass
+
+    async def _run(self, lease: Lease) -> None:
+        try:
+            await self._process(lease)
+        finally:
+            self._active -= 1
+            self._wake.set()
 
     async def _seed(self) -> None:
         """Add the spider's start requests in batches, without blocking the crawl. A frontier
@@ -261,7 +248,7 @@ class Engine:
             self._wake.set()
             return
         try:
-            async for request in _aiter(self.spider.start()):
+            async for request in self._start_requests():
                 if self._stopping is not None:
                     break
                 if not isinstance(request, Request):
@@ -286,6 +273,28 @@ class Engine:
             self._seeding = False
             self._wake.set()
 
+    async def _start_requests(self) -> AsyncIterator[Any]:
+        """What the spider's start() yields. If it raises before yielding anything the crawl
+        fails (reason ``start_failed``): there is nothing to crawl and that is a bug, not a
+        finished crawl. Raising later is logged and counted, and the crawl goes on with what
+        it yielded."""
+        yielded = 0
+        try:
+            async for output in _aiter(self.spider.start()):
+                yielded += 1
+                yield output
+        except Exception as exc:
+            self.stats.inc(f"errors/{type(exc).__name__}")
+            if yielded:
+                logger.error("start() of %r raised after %d requests; the crawl goes on with "
+                             "them: %s: %s", self.spider, yielded, type(exc).__name__, exc,
+                             exc_info=exc)
+                return
+            logger.error("start() of %r raised before yielding any request: %s: %s",
+                         self.spider, type(exc).__name__, exc, exc_info=exc)
+            self.stats.set("start_error", f"{type(exc).__name__}: {exc}")
+            self.stop("start_failed")
+
     async def _add(self, requests: list[Request]) -> None:
         added = await self.frontier.add(requests)
         self.stats.inc("requests_enqueued", added)
@@ -302,122 +311,26 @@ class Engine:
                 return
             await asyncio.sleep(min(left, 0.5))
 
-    # --------------------------------------------------------------- slots
-
-    def _file(self, lease: Lease) -> None:
-        """Put a leased request in its host's slot queue and start it if the slot allows."""
-        key = host_key(lease.request.yurl)
-        slot = self._slots.get(key) or self._new_slot(key)
-        slot.queue.append(lease)
-        self._buffered += 1
-        self._dispatch(slot)
-
-    def _new_slot(self, key: str) -> Slot:
-        s = self.settings
-        slot = self._slots[key] = Slot(
-            key, s.concurrency_per_host, s.download_delay, min_delay=s.download_delay
-        )
-        if self.throttle is not None:
-            self.throttle.start(slot)
-        return slot
-
-    def _requeue(self, lease: Lease, slot: Slot) -> None:
-        """Put a started request back at the head of its slot's queue (its place in the slot
-        is given back by the worker, which then dispatches under the slot's delay)."""
-        slot.queue.appendleft(lease)
-        self._buffered += 1
-
-    def _dispatch(self, slot: Slot) -> None:
-        """Move requests from the slot's queue to the ready queue while it has room."""
-        while slot.queue and slot.active < slot.concurrency:
-            if slot.delay:
-                now = time.monotonic()
-                if now < slot.next_start:
-                    if slot.timer is None:
-                        slot.timer = asyncio.get_running_loop().call_at(
-                            slot.next_start, self._on_timer, slot
-                        )
-                    return
-                slot.next_start = now + slot.delay
-            slot.active += 1
-            self._ready.append((slot.queue.popleft(), slot))
-            if self._ready_waiters:
-                waiter = self._ready_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    def _on_timer(self, slot: Slot) -> None:
-        slot.timer = None
-        self._dispatch(slot)
-
-    def _slot_done(self, slot: Slot) -> None:
-        slot.active -= 1
-        if slot.queue:
-            self._dispatch(slot)
-        elif (
-            not slot.active
-            and slot.timer is None
-            and not slot.delay
-            and self._slots.get(slot.key) is slot
-        ):
-            del self._slots[slot.key]  # idle: a crawl over a million hosts must not keep them all
-
-    def _stop_workers(self) -> None:
-        for waiter in self._ready_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._ready_waiters.clear()
-
-    async def _give_back(self) -> None:
-        """Release leased requests that never started, so a resume or another worker has them."""
-        leases: list[Lease] = []
-        for lease, slot in self._ready:  # requests in the ready queue hold a place in a slot
-            slot.active -= 1
-            leases.append(lease)
-        self._ready.clear()
-        for slot in self._slots.values():
-            leases.extend(slot.queue)
-            slot.queue.clear()
-            if slot.timer is not None:
-                slot.timer.cancel()
-                slot.timer = None
-        if leases:
-            self._buffered -= len(leases)
-            await self.frontier.release(leases)
-
-    async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        ready = self._ready
-        while True:
-            while not ready:
-                if self._done_feeding:
-                    return
-                waiter: asyncio.Future[None] = loop.create_future()
-                self._ready_waiters.append(waiter)
-                await waiter
-            lease, slot = ready.popleft()
-            self._buffered -= 1
-            self._active += 1
-            try:
-                await self._process(lease, slot)
-            finally:
-                self._active -= 1
-                self._slot_done(slot)
-                self._wake.set()
-
     # ---------------------------------------------------------- per request
 
-    async def _process(self, lease: Lease, slot: Slot) -> None:
+    async def _process(self, lease: Lease) -> None:
         """The whole life of one leased request. The one place that catches ``Exception`` for
         a request: whatever a server, middleware, callback or pipeline does, it is logged with
         the URL, counted, and the crawl goes on."""
         request = lease.request
         stats = self.stats
+        if self._stopping is not None:
+            # A graceful stop finishes what is in flight and starts nothing new (close_on.items
+            # then writes at most the items of the requests in flight): this one goes back.
+            await self.frontier.release([lease])
+            return
         try:
-            robots = self.robots
-            if robots is not None and not await self._robots_allow(robots, lease, slot):
+            if self._failed_hosts and await self._host_is_failed(lease):
                 return
-            if self._max_pages and not self._page_budget(request, slot):
+            robots = self.robots
+            if robots is not None and not await self._robots_allow(robots, lease):
+                return
+            if self._max_pages and not self._page_budget(request, lease.host):
                 stats.inc("dropped/max_pages_per_host")
                 logger.debug("Dropped %s: max_pages_per_host=%d reached", request.url,
                              self._max_pages)
@@ -428,14 +341,7 @@ class Engine:
             throttle = self.throttle
             started = time.monotonic() if throttle is not None else 0.0
             try:
-                if self.host_gate is None:
-                    result = await self._fetch(request)
-                else:
-                    # A shared frontier: per-host concurrency and delay hold for the whole
-                    # cluster, so every worker takes a cluster-wide token for the host first.
-                    delay = max(slot.delay, slot.min_delay)
-                    async with self.host_gate.slot(slot.key, slot.concurrency, delay):
-                        result = await self._fetch(request)
+                sent, result = await self._fetch(request)
             except (DownloadError, InvalidURL) as exc:
                 await self._download_failed(lease, exc)
                 return
@@ -445,41 +351,82 @@ class Engine:
                 await self.frontier.ack(lease)
                 return
             if isinstance(result, Request):  # a middleware asked for another request instead
-                await self._ack(lease, [result], [])
+                await self._instead(lease, result)
                 return
+            if sent is not request:
+                # Downloaded in place of the original: its callback, meta and errback apply.
+                lease = dataclasses.replace(lease, request=sent)
             if throttle is not None:
+                slot = self.slots.slot(lease.host)
                 throttle.on_response(slot, time.monotonic() - started, result)
+                self.slots.changed(slot)
             await self._handle_response(lease, result)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
             self.stop(exc.reason)
-            await self._ack_quietly(lease)
+            await self.frontier.ack(lease)  # a no-op when it was acked before the failure
         except Exception as exc:
             self._count_error(exc, request)
-            await self._ack_quietly(lease)
+            await self.frontier.ack(lease)
 
-    async def _robots_allow(self, robots: RobotsCache, lease: Lease, slot: Slot) -> bool:
+    async def _host_is_failed(self, lease: Lease) -> bool:
+        """A request to a failed host (refused or not resolving, after retries) fails at once,
+        through its errback, without a download."""
+        request = lease.request
+        reason = self._failed_hosts.get(origin_of(request.url))
+        if reason is None:
+            return False
+        await self._fail(lease, ConnectError(request.url, f"host failed: {reason}"), None,
+                         quiet=True)
+        return True
+
+    def _fail_host(self, request: Request, reason: str) -> None:
+        """Record a failed host, logged once with the reason."""
+        origin = origin_of(request.url)
+        if origin in self._failed_hosts:
+            return
+        self._failed_hosts[origin] = reason
+        self.stats.inc("hosts_failed")
+        logger.warning("Host %s failed (%s) after its retries: its requests fail through "
+                       "their errbacks without being fetched", origin, reason)
+
+    async def _instead(self, lease: Lease, new: Request) -> None:
+        """A middleware's Request to schedule instead of this one. The same request again (a
+        middleware's own retry, a changed header) goes back to pending as it is, since it is no
+        duplicate of itself; another one is a child, through the filters and the dedup."""
+        if new.fingerprint == lease.request.fingerprint:
+            await self.frontier.reschedule(lease, new, 0.0)
+            return
+        await self._ack(lease, [new] if self._allowed(new) else [], [])
+
+    async def _robots_allow(self, robots: RobotsCache, lease: Lease) -> bool:
         """robots.txt. True to go on; False when the request was dealt with here: dropped
-        (disallowed), held back (robots.txt unreachable for now), or queued again (a
-        Crawl-delay just learnt must apply from the first page on)."""
+        (disallowed), held back (robots.txt unreachable for now: the host is paused), or put
+        back (a Crawl-delay just learnt must apply from the first page on)."""
         request = lease.request
         rules = robots.known(request.url)  # the common case: one dict lookup
+        waited = False
         if rules is None:
+            waited = True
             # The first request to this origin, or one waiting for a retry of its robots.txt:
-            # fetch it, or wait for the fetch another request started.
-            state = await robots.resolve(request)
+            # fetch it (the host is held meanwhile), or wait for the fetch another started.
+            slot = self.slots.hold(lease.host)
+            try:
+                state = await robots.resolve(request)
+            finally:
+                self.slots.unhold(slot)
             if isinstance(state, RobotsUnavailable):
                 await self._robots_unavailable(lease, state)
                 return False
             rules = state
-            if rules.crawl_delay:
-                # This request was dispatched before the delay was known: back in the queue.
-                self._raise_min_delay(slot, rules.crawl_delay)
-                if self._stopping is not None:
-                    await self.frontier.release([lease])  # the slots were emptied already
-                else:
-                    self._requeue(lease, slot)
+        if rules.crawl_delay:
+            slot = self.slots.slot(lease.host)
+            if waited or slot.min_delay < rules.crawl_delay:
+                # Leased before the delay was known (or in an earlier run of a resumed job):
+                # back to the frontier, which starts it when the delay has passed.
+                self.slots.raise_min_delay(lease.host, rules.crawl_delay)
+                await self.frontier.reschedule(lease, request, 0)
                 return False
         if rules.allows(request.url):
             return True
@@ -490,42 +437,49 @@ class Engine:
 
     async def _robots_unavailable(self, lease: Lease, state: RobotsUnavailable) -> None:
         request = lease.request
+        if state.final and state.host_down:
+            self._fail_host(request, state.reason)
+            await self._fail(lease, ConnectError(request.url, f"host failed: {state.reason}"),
+                             None, quiet=True)
+            return
         if state.final:
             self.stats.inc("dropped/robots_unavailable")
             logger.debug("Dropped %s: robots.txt unreachable (%s)", request.url, state.reason)
             await self.frontier.ack(lease)
             return
-        # Disallowed for now, not for good: back to the frontier until the next try.
+        # Disallowed for now, not for good: the host waits until the next try, others go on.
         self.stats.inc("robots/deferred")
-        await self.frontier.reschedule(lease, request, state.retry_in())
+        retry_in = state.retry_in()
+        self.slots.pause(lease.host, retry_in)
+        await self.frontier.reschedule(lease, request, retry_in)
 
-    def _raise_min_delay(self, slot: Slot, delay: float) -> None:
-        if delay <= slot.min_delay:
-            return
-        slot.min_delay = delay
-        slot.delay = max(slot.delay, delay)
-        # The robots.txt fetch was a request to this host too.
-        slot.next_start = max(slot.next_start, time.monotonic() + delay)
-
-    def _page_budget(self, request: Request, slot: Slot) -> bool:
+    def _page_budget(self, request: Request, key: str) -> bool:
         """max_pages_per_host: count this fetch against its host; False when spent. A retry
         was counted the first time."""
         meta = request._meta
         if meta and meta.get("retry_times"):
             return True
-        key = slot.key
         done = self._host_pages.get(key, 0)
         if done >= self._max_pages:
             return False
         self._host_pages[key] = done + 1
         return True
 
-    async def _fetch(self, request: Request) -> Response | Request:
-        """Middlewares' process_request → download → process_response (or process_exception)."""
+    async def _fetch(self, request: Request) -> tuple[Request, Response | Request]:
+        """Middlewares' process_request → download → process_response (or process_exception).
+        Returns the request sent (a same-origin replacement from process_request is
+        downloaded in place of the original) with its Response, or a Request to schedule
+        instead."""
         mw = self.middlewares
-        early = await mw.process_request(request)
-        if early is not None:
-            return early
+        sent = await mw.process_request(request)
+        if isinstance(sent, Response):
+            return request, sent
+        if sent is not request and not same_origin(sent, request):
+            return request, sent
+        return sent, await self._download(sent)
+
+    async def _download(self, request: Request) -> Response | Request:
+        mw = self.middlewares
         try:
             response = await self.downloader.fetch(request)
         except (DownloadError, InvalidURL) as exc:
@@ -541,6 +495,10 @@ class Engine:
         stats = self.stats
         stats.inc("responses")
         stats.inc(f"status/{status}")
+        stats.inc(f"depth/{request.depth}")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Crawled (%d) <%s %s> (referer: %s)", status, request.method,
+                         response.url, request.headers.get("Referer"))
         handled = (
             status in request.handle_status or status in self._handle_status or self._handle_all
         )
@@ -550,7 +508,10 @@ class Engine:
                 "handle_httpstatus_list", ()
             )
         follow = not (meta and meta.get("dont_redirect"))
-        if status in _REDIRECT_CODES and not handled and follow and "Location" in response.headers:
+        if (
+            status in redirect.REDIRECT_CODES and not handled and follow
+            and "Location" in response.headers
+        ):
             await self._redirect(lease, response, response.headers["Location"], "http")
             return
         if (
@@ -568,94 +529,35 @@ class Engine:
         if (
             self._meta_refresh
             and follow
-            # Cheap first: "http-equiv" alone is on most pages (Content-Type), "refresh" not.
-            and b"refresh" in response.body[:_META_REFRESH_SCAN].lower()
+            and redirect.has_meta_refresh(response)
         ):
-            target = self._meta_refresh_target(response)
+            target = redirect.meta_refresh_target(response, self.settings.meta_refresh_max_delay)
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        callback = self._resolve(request.callback or self._default_callback)
         children, items = await self._run_callback(
-            self._resolve(request.callback) or self.spider.parse, request, response,
-            (response,), request.cb_kwargs,
+            callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
+        if items and logger.isEnabledFor(logging.DEBUG):
+            for item in items:
+                logger.debug("Scraped from <%d %s>\n%s", status, response.url, item)
         await self._ack(lease, children, items)
-
-    def _meta_refresh_target(self, response: Response) -> str | None:
-        """The URL an HTML page's ``<meta http-equiv="refresh">`` sends to, when it is to be
-        followed: within ``meta_refresh_max_delay``, not inside ``<script>``/``<noscript>``,
-        and not the page itself."""
-        content_type = response.headers.get("Content-Type", "text/html").lower()
-        if "html" not in content_type:
-            return None
-        from w3lib.html import get_meta_refresh  # parsel's dependency; only pages that have one
-
-        try:
-            delay, url = get_meta_refresh(response.text[:_META_REFRESH_SCAN], response.url)
-        except ValueError:  # a hostile refresh value: the page is parsed as it is
-            return None
-        if url is None or delay is None or delay > self.settings.meta_refresh_max_delay:
-            return None
-        try:
-            target = str(parse_url(url))
-        except InvalidURL as exc:  # javascript:, a broken host...: the page is what there is
-            logger.debug("Not following the meta refresh of %s: %s", response.url, exc.reason)
-            return None
-        return None if target == response.url else target
 
     async def _redirect(
         self, lease: Lease, response: Response, location: str, kind: str
     ) -> None:
         """Follow a redirect (``kind``: ``http`` for a 3xx Location, ``meta_refresh``) as a
-        new request in the same chain: loops and ``max_redirects`` end it with a
-        RedirectError."""
-        request = lease.request
-        try:
-            target = parse_url(location.strip(), response.yurl)
-        except InvalidURL as exc:
-            await self._fail(
-                lease, RedirectError(request.url, f"bad redirect target: {exc.reason}"), response
-            )
-            return
-        chain: list[str] = [*request.meta.get("redirect_urls", ()), request.url]
-        target_s = str(target)
-        if target_s in chain:
-            await self._fail(lease, RedirectError(request.url, f"redirect loop via {target_s}"),
-                             response)
-            return
-        if len(chain) > self.settings.max_redirects:
-            await self._fail(
-                lease,
-                RedirectError(
-                    request.url, f"more than max_redirects={self.settings.max_redirects}"
-                ),
-                response,
-            )
+        new request in the same chain (:func:`crawler.redirect.follow`); a loop, a bad target
+        or more than ``max_redirects`` fail the request."""
+        new = redirect.follow(lease.request, response, location, kind=kind,
+                              max_redirects=self.settings.max_redirects)
+        if isinstance(new, RedirectError):
+            await self._fail(lease, new, response)
             return
         self.stats.inc("redirects")
         if kind != "http":
             self.stats.inc(f"redirects/{kind}")
-        method, body = request.method, request.body
-        if kind != "http" or (response.status == 303 and method != "HEAD") or (
-            response.status in (301, 302) and method == "POST"
-        ):
-            method, body = "GET", b""  # what browsers do; 307/308 keep method and body
-        meta = dict(request.meta)
-        meta["redirect_urls"] = chain
-        new = Request(
-            target,
-            request.callback,
-            method=method,
-            headers=redirect_headers(request, target, body_dropped=not body and bool(request.body)),
-            body=body,
-            errback=request.errback,
-            cb_kwargs=request._cb_kwargs,
-            meta=meta,
-            priority=request.priority,
-            dont_filter=request.dont_filter,
-            depth=request.depth,
-            handle_status=request.handle_status,
-        )
         await self._ack(lease, [new] if self._allowed(new) else [], [])
 
     async def _retry(self, lease: Lease, reason: str, retry_after: float | None) -> bool:
@@ -674,6 +576,8 @@ class Engine:
         if retry_after is not None:
             delay = max(delay, retry_after)
             self._pause_host(request, retry_after)
+            self.stats.host_paused(host_key(request.yurl), retry_after,
+                                   f"Retry-After, HTTP {reason.removeprefix('status/')}")
         meta = dict(request.meta)
         meta["retry_times"] = times + 1
         self.stats.inc("retries")
@@ -686,13 +590,18 @@ class Engine:
     def _pause_host(self, request: Request, seconds: float) -> None:
         """Retry-After: hold every request to this host, not only the one that got it."""
         key = host_key(request.yurl)
-        slot = self._slots.get(key) or self._new_slot(key)
-        slot.next_start = max(slot.next_start, time.monotonic() + seconds)
-        # A slot with a pause is kept while paused even with delay 0.
-        if not slot.delay:
-            slot.delay = 1e-9
+        self.slots.pause(key, seconds)
+        logger.info("Host %s paused for %.0f s (Retry-After)", key, seconds)
+        self.stats.inc("hosts_paused")
 
     async def _download_failed(self, lease: Lease, exc: DownloadError | InvalidURL) -> None:
+        if isinstance(exc, OutOfFiles):
+            await self._out_of_files(lease, exc)
+            return
+        down = exc.unreachable if isinstance(exc, ConnectError) else ""
+        if down and origin_of(lease.request.url) in self._failed_hosts:
+            await self._fail(lease, exc, None, quiet=True)  # failed meanwhile: no more tries
+            return
         if isinstance(exc, ResponseTooLarge):
             self.stats.inc("response_too_large")  # besides errors/ResponseTooLarge
         elif (
@@ -701,12 +610,26 @@ class Engine:
             and await self._retry(lease, type(exc).__name__, None)
         ):
             return
-        await self._fail(lease, exc, None)
+        if down:
+            self._fail_host(lease.request, down)
+        await self._fail(lease, exc, None, quiet=bool(down))
+
+    async def _out_of_files(self, lease: Lease, exc: OutOfFiles) -> None:
+        """No file descriptor for a connection: back-pressure, not the request's failure. It
+        goes back to the frontier for a short while (no retry counted), as the requests in
+        flight finish and give their descriptors back."""
+        stats = self.stats
+        if not stats.get("backpressure/open_files"):
+            logger.warning("Out of file descriptors (%s): requests wait for connections to "
+                           "close (raise `ulimit -n` or lower concurrency)", exc.detail)
+        stats.inc("backpressure/open_files")
+        await self.frontier.reschedule(lease, lease.request, random.uniform(0.1, 0.5))
 
     async def _fail(
-        self, lease: Lease, exc: Exception, response: Response | None
+        self, lease: Lease, exc: Exception, response: Response | None, *, quiet: bool = False
     ) -> None:
-        """The request failed for good: count it, call the errback, ack it."""
+        """The request failed for good: count it, call the errback, ack it. ``quiet``: the
+        reason was logged already (a failed host), so no line per request."""
         request = lease.request
         name = type(exc).__name__
         self.stats.inc(f"errors/{name}")
@@ -719,6 +642,8 @@ class Engine:
             )
         elif isinstance(exc, HttpError):
             logger.info("Ignoring response %s: HTTP %d not handled", request.url, exc.status)
+        elif quiet:
+            logger.debug("Failed %s: %s", request.url, exc)
         else:
             logger.warning("Failed %s: %s", request.url, exc)
         self._check_error_limit()
@@ -734,9 +659,18 @@ class Engine:
     ) -> tuple[list[Request], list[Any]]:
         """Run a callback or errback and route what it produces: requests through the filters
         to children, items through validation and pipelines. Outputs produced before an
-        exception are kept; the exception is logged and counted."""
+        exception are kept; the exception is logged and counted.
+
+        The output is a stream, consumed in batches of :data:`_OUTPUT_BATCH`: while the
+        callback runs, each full batch of requests goes to the frontier (:meth:`_add`) and,
+        unless the frontier commits items with the ack (``outbox``: exactly-once), each full
+        batch of items to the output; between batches the other workers get to run. What is
+        left is returned, for the ack. A crash before the ack loses nothing: the request is
+        fetched again and the requests it yields again are duplicates of those added."""
         children: list[Request] = []
         items: list[Any] = []
+        batch = _OUTPUT_BATCH
+        stream_items = not self._outbox
         try:
             result = callback(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -747,9 +681,13 @@ class Engine:
             if outputs is None and _is_sync_iterable(result):
                 for output in result:
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items, request.url)
             else:
                 async for output in outputs or aiter_outputs(result):
                     await self._route(output, request, children, items)
+                    if len(children) >= batch or (stream_items and len(items) >= batch):
+                        await self._flush_outputs(children, items, request.url)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -775,40 +713,22 @@ class Engine:
             if type(item) is InvalidItem:
                 self._invalid(item, parent)
                 return
-            item = await self.items.run_pipelines(item)
+            try:
+                item = await self.items.run_pipelines(item)
+            except PipelineFailed as exc:
+                # Only this item is lost: the page's other items and its links go on.
+                self._count_error(exc.error, parent, where=f"pipeline {exc.pipeline}")
+                return
             if item is None:
                 self.stats.inc("items_dropped")
                 return
             record = to_dict(item)
+            self._lossy.check(record)
             items.append(tag_item(record, item) if self._tag_items else record)
             return
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
                      parent.url, type(output).__name__)
-
-    def _allowed(self, request: Request) -> bool:
-        """The built-in filters on a new request: depth limit, URL length, repeated path
-        segments (spider traps) and allowed_domains."""
-        depth = request.depth
-        if self._depth_limit and depth > self._depth_limit:
-            self.stats.inc("dropped/depth_limit")
-            return False
-        url = request.url
-        if self._url_length_limit and len(url) > self._url_length_limit:
-            self.stats.inc("dropped/url_length_limit")
-            logger.debug("Dropped %s...: longer than url_length_limit=%d", url[:200],
-                         self._url_length_limit)
-            return False
-        if self._max_repeated and _repeats_segment(url, self._max_repeated):
-            self.stats.inc("dropped/max_repeated_segments")
-            logger.debug("Dropped %s: a path segment repeats more than %d times", url,
-                         self._max_repeated)
-            return False
-        if self._domains is not None and not self._domains.allows(request.yurl.host or ""):
-            self.stats.inc("offsite_dropped")
-            logger.debug("Dropped offsite request %s", request.url)
-            return False
-        return True
 
     def _storable(self, request: Request) -> bool:
         """Frontiers that keep requests outside the process need them in plain JSON: a
@@ -826,40 +746,74 @@ class Engine:
 
     def _invalid(self, invalid: InvalidItem, request: Request) -> None:
         self.stats.inc("items_invalid")
+        try:
+            item: Any = to_dict(invalid.item)
+        except TypeError:
+            item = repr(invalid.item)
+        # Field coverage counts refused items too: a selector that broke on part of a site
+        # shows as a field missing there, whether or not an item model refused the item.
+        self.stats.item_fields(item, request.url)
         if self.invalid_exporter is not None:
-            try:
-                item: Any = to_dict(invalid.item)
-            except TypeError:
-                item = repr(invalid.item)
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
+
+    async def _flush_outputs(self, children: list[Request], items: list[Any], url: str) -> None:
+        """Send on part of a running callback's output (the lists are emptied): its requests
+        to the frontier, its items (unless the frontier commits them with the ack) to the
+        output. Then let the other workers run: fetching goes on while a callback that yields
+        a million requests is still at work."""
+        if children:
+            await self._add(children[:])
+            children.clear()
+        if items and not self._outbox:
+            if self._write_items(items):
+                self._scraped(items, url)
+            items.clear()
+        await asyncio.sleep(0)
+
+    def _write_items(self, items: list[Any]) -> int:
+        """Write items to the output (not for an outbox frontier); returns how many."""
+        if self.exporter is not None:
+            try:
+                self.exporter.write(items)
+            except OutputClosed:
+                # `-o - | head -1`: the reader has what it wanted. Stop quietly.
+                self.stop("output_closed")
+                return 0
+        return len(items)
+
+    def _scraped(self, items: list[Any], url: str) -> None:
+        """Count items written (or committed) from the page at ``url``: the total, which
+        ``close_on.items`` watches, and the report's field coverage."""
+        stats = self.stats
+        stats.inc("items_scraped", len(items))
+        for item in items:
+            stats.item_fields(item, url)
+        if self._close_items and stats.get("items_scraped") >= self._close_items:
+            self.stop("close_on_items")
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
         if items and self._tag_items:
             stamp_items(items, lease.request)
-        if items and not self._outbox and self.exporter is not None:
+        written = 0
+        if items and not self._outbox:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.
-            self.exporter.write(items)
+            written = self._write_items(items)
         added = await frontier.ack(lease, children, items if self._outbox else ())
+        if added:
+            self.stats.inc("requests_enqueued", added)
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)
-        if items:
+        if items and self._outbox:
             # Counted after the ack, so a durable job's saved stats never count an item whose
             # ack was not committed with them.
-            stats = self.stats
-            stats.inc("items_scraped", len(items))
-            if self._close_items and stats.get("items_scraped") >= self._close_items:
-                self.stop("close_on_items")
-            if self._outbox and self.exporter is not None:
+            self._scraped(items, lease.request.url)
+            if self.exporter is not None:
                 await frontier.drain(self.exporter)
-
-    async def _ack_quietly(self, lease: Lease) -> None:
-        try:
-            await self.frontier.ack(lease)
-        except KeyError:
-            pass  # already acked before the failure
+        elif written:
+            self._scraped(items, lease.request.url)
 
     # -------------------------------------------------------------- helpers
 
@@ -895,50 +849,6 @@ class Engine:
         result = method(*args)
         if inspect.isawaitable(result):
             await result
-
-
-def redirect_headers(request: Request, target: Any, body_dropped: bool) -> dict[str, str]:
-    """The headers a redirect hop keeps. Credentials never follow a change of origin:
-
-    - another host: drop ``Authorization``, ``Cookie`` and ``Proxy-Authorization``;
-    - another scheme or port: drop ``Authorization``;
-    - https → http: drop ``Authorization`` and ``Cookie``.
-    The cookie jar still adds the cookies that belong to the new host.
-    """
-    old = request.yurl
-    drop: set[str] = set()
-    if (old.host or "").lower() != (target.host or "").lower():
-        drop |= {"authorization", "cookie", "proxy-authorization"}
-    if old.scheme != target.scheme or old.port != target.port:
-        drop.add("authorization")
-    if old.scheme == "https" and target.scheme == "http":
-        drop |= {"authorization", "cookie"}
-    if body_dropped:
-        drop |= {"content-type", "content-length", "content-encoding"}
-    return {k: v for k, v in request.headers.items() if k.lower() not in drop}
-
-
-def _repeats_segment(url: str, limit: int) -> bool:
-    """Whether one segment of the URL's path occurs more than ``limit`` times
-    (``/a/b/a/b/a/b/a/b``: a relative link that keeps growing the path)."""
-    if url.count("/") - 2 <= limit:  # too few segments to repeat one: the common case
-        return False
-    start = url.find("/", 8)
-    if start == -1:
-        return False
-    end = len(url)
-    for sep in "?#":
-        cut = url.find(sep, start)
-        if cut != -1 and cut < end:
-            end = cut
-    counts: dict[str, int] = {}
-    for segment in url[start:end].split("/"):
-        if segment:
-            n = counts.get(segment, 0) + 1
-            if n > limit:
-                return True
-            counts[segment] = n
-    return False
 
 
 def _is_sync_iterable(result: Any) -> bool:

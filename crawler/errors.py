@@ -13,6 +13,7 @@ The hierarchy::
     ├── DownloadError                  a request failed; the engine may retry it
     │   ├── DownloadTimeout            connect / read / total deadline passed
     │   ├── ConnectError               connection refused, reset, DNS failure
+    │   │   └── OutOfFiles                 no file descriptor left (EMFILE): back-pressure
     │   ├── ProtocolError              malformed status line or headers, truncated body
     │   ├── ResponseTooLarge           body (or decompressed body) over max_response_size
     │   ├── HttpError                  a non-2xx status left after retries and redirects
@@ -20,7 +21,9 @@ The hierarchy::
     │   └── BlockedAddress             host resolves to a private range (block_private_addresses)
     ├── IgnoreRequest                  a request dropped on purpose (robots, offsite, budgets)
     ├── DropItem                       raised by a pipeline to discard an item
-    └── CloseSpider                    raised by a callback to end the crawl gracefully
+    ├── OutputClosed                   the reader of -o - went away (| head -1)
+    ├── CloseSpider                    raised by a callback to end the crawl gracefully
+    └── FrontierLost                   a shared frontier's state vanished (the run fails)
 
 Third-party exceptions (aiohttp, zlib, ...) are translated into these at the boundary that
 calls the library (the downloader), so the engine only ever sees this hierarchy.
@@ -116,6 +119,16 @@ class DownloadTimeout(DownloadError):
 class ConnectError(DownloadError):
     """The connection could not be made or was lost (refused, reset, DNS failure)."""
 
+    #: Why the host cannot be reached at all ("connection refused", "name does not
+    #: resolve ..."), or "" for other connection errors. After its retries, such an error
+    #: fails the host: its other requests fail at once, through their errbacks.
+    unreachable: str = ""
+
+
+class OutOfFiles(ConnectError):
+    """The process has no file descriptor left for a connection (EMFILE, ENFILE). Not the
+    request's fault: the engine waits and tries it again, without counting a retry."""
+
 
 class ProtocolError(DownloadError):
     """The server broke HTTP: invalid status line or headers, or a body shorter than announced."""
@@ -168,3 +181,14 @@ class CloseSpider(CrawlerError):
     def __init__(self, reason: str = "cancelled") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class FrontierLost(CrawlerError):
+    """The shared frontier's state vanished mid-crawl (Redis restarted without its data, or
+    the crawl was purged): the crawl cannot go on without crawling again from nothing, so
+    the engine stops and the run fails (exit 1) with this message."""
+
+
+class OutputClosed(CrawlerError):
+    """The reader of standard output went away (``crawl ... -o - | head -1``): the crawl
+    stops quietly with the reason ``output_closed``."""

@@ -48,7 +48,7 @@ from typing import IO, Any, Protocol, Self
 
 import orjson
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputClosed
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -341,6 +341,18 @@ def _write_all_fd(fd: int, data: bytes, offset: int | None = None) -> None:
             offset += n
 
 
+def silence_stdout() -> None:
+    """Point standard output at /dev/null once its reader went away (``| head -1``), so the
+    bytes still buffered and the interpreter's last flush go nowhere instead of raising
+    BrokenPipeError at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
+
+
 class _Sink:
     """An unbuffered binary file (or the binary stdout) with a byte count."""
 
@@ -370,10 +382,18 @@ class _Sink:
 
     def append(self, data: bytes) -> None:
         if self._closed:
+            if self.fd is None and self._stdout is None:
+                raise OutputClosed("standard output was closed by its reader")
             raise ValueError("write to a closed exporter")
         if self._stdout is not None:
-            self._stdout.write(data)
-            self._stdout.flush()
+            try:
+                self._stdout.write(data)
+                self._stdout.flush()
+            except BrokenPipeError as exc:
+                self._stdout = None
+                self._closed = True
+                silence_stdout()
+                raise OutputClosed("standard output was closed by its reader") from exc
         elif self.fd is not None:
             _write_all_fd(self.fd, data)
         self.position += len(data)
@@ -543,8 +563,9 @@ class JsonArrayExporter(_BaseExporter):
 class CsvExporter(_BaseExporter):
     """CSV (RFC 4180, ``\\r\\n`` line ends, UTF-8) with a header row.
 
-    The columns are ``fields`` when given, else the first item's keys. Keys outside them are
-    ignored (one warning per key), missing ones give empty cells. Cells are described in
+    The columns are ``fields`` when given, else the first item's declared fields (a
+    Scrapy-style item's) or keys. Keys outside them are ignored (one warning per key),
+    missing ones give empty cells. Cells are described in
     :func:`_cell`. Appending to an existing CSV cuts a torn last record, then reuses the
     file's header row (it wins over ``fields``) and writes no new one.
     """
@@ -616,7 +637,9 @@ class CsvExporter(_BaseExporter):
         if not items:
             return
         if self._fields is None:
-            self._fields = [str(key) for key in items[0]]
+            # A Scrapy-style item knows its declared fields: they are the columns.
+            first = items[0]
+            self._fields = [str(key) for key in getattr(first, "declared_fields", None) or first]
         data = self._rows(items, header=not self._header_written)
         good = self._sink.position
         try:

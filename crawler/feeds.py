@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputClosed
 from .exporters import Exporter, format_for, invalid_path_for, open_exporter
 
 if TYPE_CHECKING:
@@ -355,6 +355,8 @@ class FeedSet:
                 feed.sink.write(chosen)
                 if self._through and feed.table:
                     feed.sink.flush()
+            except OutputClosed:
+                raise  # `-o - | head`: not a failure, the engine stops quietly
             except Exception:
                 self._failed()
                 if self._raise:
@@ -368,6 +370,8 @@ class FeedSet:
         for feed in self._feeds:
             try:
                 feed.sink.flush()
+            except OutputClosed:
+                raise
             except Exception:
                 self._failed()
                 if self._raise:
@@ -381,6 +385,8 @@ class FeedSet:
         for feed in self._feeds:
             try:
                 feed.sink.close()
+            except OutputClosed:
+                pass  # the reader of stdout left: what it read was whole
             except Exception as exc:
                 if getattr(feed.sink, "failure", None) is None:
                     logger.error("Closing output %s failed: %s", feed.name, exc)

@@ -237,6 +237,12 @@ class JobDir:
         """Integrity and identity of an existing database; reads the finished flag."""
         if not self.db_path.exists():
             return
+        if self.db_path.stat().st_size == 0:
+            # SQLite reads a 0-byte file as a valid database without tables.
+            raise JobDirError(
+                f"the job database {self.db_path} is empty (0 bytes): the job cannot be "
+                "resumed; delete it to start the job again, or use a new job directory"
+            )
         try:
             conn = sqlite3.connect(self.db_path, isolation_level=None)
         except sqlite3.Error as exc:

@@ -4,7 +4,9 @@ A middleware is any object with some of these methods (each sync or async):
 
 Downloader hooks
     ``process_request(request, spider)`` → ``None`` to go on, a :class:`Response` to answer
-    without downloading, or a new :class:`Request` to schedule instead of this one.
+    without downloading, or a new :class:`Request`: for the same origin it is downloaded in
+    place of this one (not filtered as a duplicate; the next hooks see it), for another
+    origin it is scheduled instead (through the frontier, robots.txt and that host's slot).
     ``process_response(request, response, spider)`` → the response (or another one), or a
     new Request to schedule instead.
     ``process_exception(request, exc, spider)`` → ``None`` to let the error go on, a Response
@@ -37,7 +39,7 @@ from pydantic import BaseModel
 
 from .http import Request, Response
 
-__all__ = ["MiddlewareChain", "instantiate"]
+__all__ = ["MiddlewareChain", "instantiate", "spider_middleware"]
 
 Hook = tuple[Callable[..., Any], bool]
 
@@ -64,6 +66,44 @@ def instantiate(obj: Any) -> Any:
     return obj() if isinstance(obj, type) else obj
 
 
+def spider_middleware(mw: Any) -> Any:
+    """A Scrapy spider middleware made to fit the async ``process_spider_output`` contract:
+    when its ``process_spider_output`` is a (synchronous) generator function, as Scrapy's
+    are, its ``process_spider_output_async`` is used when it has one, else the generator runs
+    over the callback's outputs collected first. Any other middleware is returned as is."""
+    method = getattr(mw, "process_spider_output", None)
+    if method is None or not inspect.isgeneratorfunction(method):
+        return mw
+    if inspect.isasyncgenfunction(getattr(mw, "process_spider_output_async", None)):
+        return _SpiderOutputAdapter(mw, mw.process_spider_output_async)
+    return _SpiderOutputAdapter(mw, None)
+
+
+class _SpiderOutputAdapter:
+    """A middleware's other hooks as they are, its spider output hook made async."""
+
+    def __init__(self, mw: Any, async_hook: Callable[..., Any] | None) -> None:
+        self._mw = mw
+        self._async_hook = async_hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mw, name)
+
+    def process_spider_output(
+        self, response: Response, result: AsyncIterable[Any], spider: Any
+    ) -> AsyncIterator[Any]:
+        if self._async_hook is not None:
+            return self._async_hook(response, result, spider)  # type: ignore[no-any-return]
+        return self._sync(response, result, spider)
+
+    async def _sync(
+        self, response: Response, result: AsyncIterable[Any], spider: Any
+    ) -> AsyncIterator[Any]:
+        outputs = [x async for x in result]
+        for x in self._mw.process_spider_output(response, outputs, spider) or ():
+            yield x
+
+
 class MiddlewareChain:
     """The hooks of a list of middlewares, resolved once (not looked up per request)."""
 
@@ -79,12 +119,20 @@ class MiddlewareChain:
     def has_output_hooks(self) -> bool:
         return bool(self._output)
 
-    async def process_request(self, request: Request) -> Response | Request | None:
+    async def process_request(self, request: Request) -> Response | Request:
+        """A Response answers without a download. Otherwise the Request to download: the
+        given one, or the replacement a hook returned. A replacement for the same origin
+        goes on through the next hooks and is downloaded in place of the original; one for
+        another origin is returned at once, for the engine to schedule instead."""
         for hook in self._request:
             result = await _call(hook, request, self.spider)
-            if result is not None:
-                return _checked(result, hook)
-        return None
+            if result is None:
+                continue
+            result = _checked(result, hook)
+            if isinstance(result, Response) or not same_origin(result, request):
+                return result
+            request = result
+        return request
 
     async def process_response(self, request: Request, response: Response) -> Response | Request:
         for hook in self._response:
@@ -121,6 +169,14 @@ def _checked(result: object, hook: Hook) -> Response | Request:
     raise TypeError(
         f"{_name(hook[0])} returned {type(result).__name__}, expected Response or Request"
     )
+
+
+def same_origin(a: Request, b: Request) -> bool:
+    """Same scheme, host and port: robots.txt and the host's slot already hold for both."""
+    if a.url == b.url:
+        return True
+    x, y = a.yurl, b.yurl
+    return (x.scheme, (x.host or "").lower(), x.port) == (y.scheme, (y.host or "").lower(), y.port)
 
 
 def _name(method: Callable[..., Any]) -> str:

@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from protego import Protego
 from yarl import URL
 
-from .errors import BlockedAddress, DownloadError, InvalidURL
+from .errors import BlockedAddress, DownloadError, InvalidURL, OutOfFiles
 from .http import Request, Response
+from .stats import plural
 from .throttle import retry_after
 from .urls import parse_url
 
@@ -128,6 +129,9 @@ class RobotsUnavailable:
     reason: str
     #: No attempt left: the origin is disallowed for the rest of the crawl.
     final: bool
+    #: The host refused the connection or does not resolve: tried again on the normal retry
+    #: schedule, and when that ends the host is failed (its requests fail, not wait).
+    host_down: bool = False
 
     def retry_in(self) -> float:
         return max(0.0, self.retry_at - time.monotonic())
@@ -148,9 +152,13 @@ class RobotsCache:
         retry_delay: float = 60.0,
         max_attempts: int = 4,
         max_crawl_delay: float = 60.0,
+        down_delay: float = 0.5,
+        down_delay_max: float = 60.0,
     ) -> None:
         self.token = product_token(user_agent)
         self.retry_delay = retry_delay
+        self.down_delay = down_delay
+        self.down_delay_max = down_delay_max
         self.max_attempts = max(1, max_attempts)
         self.max_crawl_delay = max_crawl_delay
         self._fetch = fetch
@@ -169,6 +177,8 @@ class RobotsCache:
             stats=stats,
             max_attempts=settings.retries + 1,
             max_crawl_delay=max(60.0, settings.download_delay),
+            down_delay=settings.retry_backoff,
+            down_delay_max=settings.retry_backoff_max,
         )
 
     # ---------------------------------------------------------------- the per-request check
@@ -232,8 +242,15 @@ class RobotsCache:
                 self._inc(f"robots/errors/{type(exc).__name__}")
                 logger.debug("robots.txt of %s not fetched (%s): allowing", origin, exc)
                 return self._allow_all(0)
+            except OutOfFiles as exc:  # back-pressure: not the origin's failure, try soon
+                self._inc("robots/backpressure")
+                return RobotsUnavailable(time.monotonic() + 0.25, attempts - 1, exc.detail,
+                                         final=False)
             except DownloadError as exc:
                 self._inc(f"robots/errors/{type(exc).__name__}")
+                down = getattr(exc, "unreachable", "")
+                if down:  # refused, or no such name: a failed host, not a slow one
+                    return self._failed(origin, attempts, down, None, host_down=True)
                 return self._failed(origin, attempts, f"{type(exc).__name__}: {exc.detail}", None)
             status = response.status
             self._inc(f"robots/status/{status}")
@@ -281,20 +298,26 @@ class RobotsCache:
                            text)
 
     def _failed(
-        self, origin: str, attempts: int, reason: str, asked: float | None
+        self, origin: str, attempts: int, reason: str, asked: float | None,
+        *, host_down: bool = False,
     ) -> RobotsUnavailable:
         final = attempts >= self.max_attempts
-        wait = self.retry_delay * 2 ** (attempts - 1)
+        if host_down:  # the pages' own retry schedule
+            wait = min(self.down_delay_max, self.down_delay * 2 ** (attempts - 1))
+        else:
+            wait = self.retry_delay * 2 ** (attempts - 1)
         if asked is not None:  # the server's Retry-After
             wait = max(wait, asked)
         self._inc("robots/unavailable")
         if final:
-            logger.warning("robots.txt of %s unreachable (%s) after %d attempts: not crawling "
-                           "this origin", origin, reason, attempts)
+            if not host_down:  # a failed host is reported by the engine, once
+                logger.warning("robots.txt of %s unreachable (%s) after %s: not crawling "
+                               "this origin", origin, reason, plural(attempts, "attempt"))
         else:
-            logger.info("robots.txt of %s unreachable (%s): holding its requests, next try in "
-                        "%.0fs", origin, reason, wait)
-        return RobotsUnavailable(time.monotonic() + wait, attempts, reason, final)
+            until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+            logger.info("robots.txt of %s unreachable (%s): its requests wait until %s "
+                        "(next try in %s)", origin, reason, until, _seconds(wait))
+        return RobotsUnavailable(time.monotonic() + wait, attempts, reason, final, host_down)
 
     def _inc(self, key: str) -> None:
         if self._stats is not None:
@@ -317,6 +340,7 @@ class RobotsCache:
                     "attempts": failed.attempts,
                     "reason": failed.reason,
                     "final": failed.final,
+                    "host_down": failed.host_down,
                     "retry_at": now_wall + (failed.retry_at - now),  # wall clock: portable
                 }
             }
@@ -337,6 +361,7 @@ class RobotsCache:
                     int(failed["attempts"]),
                     str(failed.get("reason", "")),
                     bool(failed.get("final", False)),
+                    bool(failed.get("host_down", False)),
                 )
                 continue
             text = str(entry.get("text", ""))
@@ -345,3 +370,7 @@ class RobotsCache:
                 self._rules[origin] = self._parse(origin, status, text.encode("utf-8"))
             else:
                 self._rules[origin] = self._allow_all(status)
+
+
+def _seconds(wait: float) -> str:
+    return f"{wait:.1f}s" if wait < 10 else f"{wait:.0f}s"

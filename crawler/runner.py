@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
+import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
 from .errors import ConfigError
 from .exporters import Exporter, InvalidItemWriter
+from .fdlimit import fit_concurrency, raise_open_files_limit
 from .feeds import FeedSet, file_feeds, open_feeds, resolve_outputs
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
-from .middleware import MiddlewareChain, instantiate
+from .middleware import MiddlewareChain, spider_middleware
 from .robots import RobotsCache
 from .settings import Settings
+from .slots import Slots
 from .spider import Spider
-from .stats import Progress, Stats
+from .stats import Progress, Stats, Timeline, reason_sentence
 from .tasks import stop_task
 from .throttle import AutoThrottle
 
@@ -51,6 +56,15 @@ class CrawlResult:
     #: Why the crawl failed (an output could not be written), None when it did not.
     error: str | None = None
 
+    @property
+    def failed(self) -> bool:
+        """The crawl failed (the CLI exits 1), as opposed to finishing or being stopped."""
+        return self.reason in FAILURES
+
+
+#: Finish reasons that make the run a failure.
+FAILURES = frozenset({"start_failed", "frontier_lost"})
+
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
     """The frontier backend the settings ask for: Redis for a ``frontier_url`` of
@@ -60,7 +74,7 @@ def build_frontier(settings: Settings, spider_name: str) -> Frontier:
         from .frontier.redis import RedisFrontier  # only shared crawls pay for redis-py
 
         return RedisFrontier.from_settings(settings, spider_name)
-    return MemoryFrontier()
+    return MemoryFrontier(Slots.from_settings(settings))
 
 
 @asynccontextmanager
@@ -94,24 +108,48 @@ async def run_spider(
     handle_signals: bool = False,
     frontier: Frontier | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    report_path: str | None = None,
+    warn_no_output: bool = True,
+    scrapy_settings: Mapping[str, Any] | None = None,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
-    at once; either way the output ends in whole lines.
+    at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
+    report is written at the end (with a shared frontier: of the whole cluster).
+    ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
+
+    ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
+    components read through ``crawler.settings`` (the native ones are already in
+    ``settings``).
 
     ``outputs`` are the ``-o``/``-O`` feeds as (URI, overwrite); they replace the ``feeds``
     setting. ``output``/``overwrite`` give one such feed.
     """
     cli_outputs = list(outputs) or ([(output, overwrite)] if output else [])
     feed_options = resolve_outputs(cli_outputs, settings.feeds)
-    spider = spider_cls(**(spider_args or {}))
     stats = Stats()
-    pipelines = [instantiate(p) for p in spider.pipelines]
-    pipelines += [instantiate(import_object(p)) for p in settings.pipelines]
-    middlewares = [instantiate(m) for m in spider.middlewares]
-    middlewares += [instantiate(import_object(m)) for m in settings.middlewares]
+    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
+    if concurrency != settings.concurrency:
+        settings = settings.model_copy(update={"concurrency": concurrency})
+    # Scrapy's wiring: the spider and every component class get the crawler (settings, stats,
+    # signals) through from_crawler when they define it.
+    crawler = Crawler(spider_cls, settings, stats, scrapy_settings)
+    try:
+        spider = crawler.create_spider(**(spider_args or {}))
+    except TypeError as exc:
+        if not spider_args:
+            raise
+        given = " ".join(f"-a {name}=..." for name in spider_args)
+        raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
+    pipelines: list[Any] = [crawler.open_hook()]
+    pipelines += [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
+    pipelines += [_component(p, "pipelines", None, crawler) for p in settings.pipelines]
+    middlewares = [spider_middleware(_component(m, "middlewares", spider_cls, crawler))
+                   for m in spider.middlewares]
+    middlewares += [spider_middleware(_component(m, "middlewares", None, crawler))
+                    for m in settings.middlewares]
     cache = None
     if settings.http_cache:
         from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
@@ -121,7 +159,11 @@ async def run_spider(
         middlewares.append(cache)
     items = ItemProcessor(spider, spider.item_model, pipelines)
     reason = "error"
+    report = _Report(stats, stats_path)
     async with AsyncExitStack() as stack:
+        # Registered first, so it runs last: after everything else closed (their descriptors
+        # given back), and even when closing one of them raised.
+        stack.callback(report.write)
         if cache is not None:
             stack.callback(cache.close)
         job: JobDir | None = None
@@ -140,22 +182,24 @@ async def run_spider(
                 logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
                             job.finish_reason)
                 return CrawlResult("finished", job.last_stats)
-            frontier = job.frontier()
+            frontier = job.frontier(slots=Slots.from_settings(settings))
         elif frontier is None:
             frontier = build_frontier(settings, spider.name)
         await frontier.open()
         stack.push_async_callback(frontier.close)
-        host_gate = None
         shared = _shared(frontier)
         if shared is not None:
             # Each worker writes its own output; "{worker}" in the path names this one.
             feed_options = {uri.replace("{worker}", shared.worker_id): opts
                             for uri, opts in feed_options.items()}
-            host_gate = shared.host_gate()
             for pipeline in pipelines:
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
+        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines)
+        if warn_no_output and not feed_options and not pipelines:
+            logger.warning("No output and no pipeline: the items of this crawl are not kept "
+                           "(give -o FILE to write them)")
         feeds: FeedSet | None = None
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
@@ -175,6 +219,7 @@ async def run_spider(
             # holds, carry the stats and the spider's state over.
             if job is not None and job.resumed:
                 logger.info("Resuming job %s", settings.jobdir)
+            stats.resumable = True
             saved_stats, spider.state = durable.load_state()
             stats.load(saved_stats)
             durable.track_state(lambda: (stats.to_dict(), spider.state))
@@ -193,13 +238,20 @@ async def run_spider(
         )
         if invalid is not None:
             stack.callback(invalid.close)
-        downloader = await stack.enter_async_context(Downloader(settings, stats))
+        downloader = await stack.enter_async_context(
+            Downloader(settings, stats, on_sent=frontier.slots.started)
+        )
         await items.open()
         stack.push_async_callback(items.close)
         robots = (
             RobotsCache.from_settings(settings, downloader.fetch, stats)
             if settings.obey_robots else None
         )
+        if durable is not None:
+            # A Retry-After pause holds across a resume (a Crawl-delay comes back with the
+            # saved robots.txt rules).
+            frontier.slots.restore_pauses(durable.load_extra("pauses") or {})
+            durable.track_extra("pauses", frontier.slots.pauses)
         if robots is not None and durable is not None:
             saved_robots = durable.load_extra("robots")
             if saved_robots:
@@ -217,7 +269,6 @@ async def run_spider(
             stats=stats,
             robots=robots,
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
-            host_gate=host_gate,
         )
         if feeds is not None:
             loop = asyncio.get_running_loop()
@@ -233,15 +284,20 @@ async def run_spider(
         if on_engine is not None:
             on_engine(engine)
         if handle_signals:
-            _install_signals(engine, stack)
+            _install_signals(engine, stack, resumable=stats.resumable)
+        if model is not None:
+            stats.expect_fields(model.model_fields)
+        timeline = await stack.enter_async_context(Timeline(stats))
         await stack.enter_async_context(
-            Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
+            Progress(stats, interval=settings.log_interval, stream=sys.stderr,
+                     gauges=engine.gauges, counts=frontier.counts)
         )
         if shared is not None:
             # One stats record for the whole cluster: this worker's counts are added to it.
             merge = functools.partial(_merge_stats, shared, stats)
             stack.push_async_callback(merge)
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
+        report.started = True
         error: str | None = None
         try:
             try:
@@ -252,6 +308,7 @@ async def run_spider(
                 if feeds is None or durable is None or not feeds.failures():
                     raise
                 reason = "output_failed"
+            timeline.sample()  # the last second, into the job's final stats too
             if feeds is not None and durable is None:
                 # The last gathered items are written now: a failure here fails the crawl too.
                 await asyncio.to_thread(feeds.close)
@@ -264,14 +321,13 @@ async def run_spider(
             reason = "killed"
             raise
         finally:
+            timeline.sample()
             stats.finish(reason)
-            if stats_path:
-                stats.dump_json(stats_path)
-    logger.info("Crawl %s.\n%s", reason, stats.summary())
+            if report_path:
+                await _write_report(report_path, stats, shared, spider.name)
     if error is not None:
         logger.error("%s", error)
     return CrawlResult(reason, stats.to_dict(), error)
-
 
 async def _open_durable_feeds(
     durable: SqliteFrontier, feed_options: dict[str, Any], path: str | None, overwrite: bool,
@@ -325,6 +381,29 @@ def _feed_errors(feeds: FeedSet | None, stats: Stats, durable: bool) -> str | No
     after = (" The items are kept in the job: run the same command to resume them."
              if durable else "")
     return "; ".join(parts) + "." + after
+
+
+@dataclass(slots=True)
+class _Report:
+    """The end of a crawl that started: ``--stats`` written and the summary logged, whatever
+    happened while closing (an error there must not take the figures with it)."""
+
+    stats: Stats
+    path: str | None
+    started: bool = False
+
+    def write(self) -> None:
+        if not self.started:
+            return
+        stats = self.stats
+        if self.path:
+            try:
+                stats.dump_json(self.path)
+            except OSError as exc:
+                logger.error("Could not write the stats to %s: %s", self.path, exc)
+        reason = stats.get("finish_reason", None)
+        log = logger.error if reason in FAILURES else logger.info
+        log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
 
 
 @dataclass(slots=True)
@@ -395,8 +474,38 @@ async def parse_once(
         "__module__": spider_cls.__module__,
     })
     alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
-    result = await run_spider(probe, alone, spider_args=spider_args)
+    result = await run_spider(probe, alone, spider_args=spider_args, warn_no_output=False)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
+
+
+_HOOKS = {
+    "pipelines": ("open", "process_item", "close"),
+    "middlewares": ("process_request", "process_response", "process_exception",
+                    "process_spider_output", "process_spider_input", "process_spider_exception",
+                    "process_start_requests", "process_start"),
+}
+
+
+def _component(
+    obj: Any, kind: str, spider_cls: type[Spider] | None, crawler: Crawler | None
+) -> Any:
+    """A pipeline or middleware as given by the spider (``spider_cls``) or the settings: an
+    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class built as
+    Scrapy builds one (``from_crawler``, see :func:`crawler.compat.build_component`).
+    Something with none of the hooks of its kind is refused, never silently ignored."""
+    where = f"{spider_cls.__name__}.{kind}" if spider_cls is not None else f"setting {kind!r}"
+    if isinstance(obj, str):
+        try:
+            obj = import_object(obj)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    obj = build_component(obj, crawler)
+    hooks = _HOOKS[kind]
+    if not any(callable(getattr(obj, hook, None)) for hook in hooks):
+        raise ConfigError(
+            f"{where}: {obj!r} is not a {kind[:-1]} (it has none of {', '.join(hooks)})"
+        )
+    return obj
 
 
 # The frontier kinds that need more wiring. Neither test imports a module: an instance of a
@@ -414,17 +523,76 @@ def _durable(frontier: Frontier) -> SqliteFrontier | None:
     return frontier if module is not None and isinstance(frontier, module.SqliteFrontier) else None
 
 
+def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: JobDir | None,
+                shared: RedisFrontier | None, feed_options: Mapping[str, Any],
+                pipelines: list[Any]) -> None:
+    """What runs, said once at INFO: the spider, the frontier, the outputs, and every
+    setting changed from its default with the layer that changed it."""
+    from .feeds import parse_target
+    from .settings import changed_settings
+
+    try:
+        source = inspect.getsourcefile(type(spider)) or type(spider).__module__
+        source = os.path.relpath(source) if not source.startswith("..") else source
+    except (TypeError, ValueError):
+        source = type(spider).__module__
+    if job is not None:
+        where = f"SQLite in job directory {job.path} (durable)"
+    elif shared is not None:
+        where = f"Redis {shared.connection.display_url}, keys {shared.prefix}*"
+    else:
+        where = f"{type(frontier).__name__.removesuffix('Frontier').lower()}"
+    shown = []
+    for uri, options in feed_options.items():
+        target = parse_target(uri, options)
+        kind = {"jsonl": "JSON lines", "json": "JSON array", "csv": "CSV", "sqlite": "SQLite",
+                "postgresql": "PostgreSQL"}.get(target.format, target.format)
+        name = "stdout" if target.path == "-" else target.shown
+        shown.append(f"{name} ({kind}, {'overwrite' if options.overwrite else 'append'})")
+    outputs = ", ".join(shown) or "none"
+    names = ", ".join(type(p).__name__ for p in pipelines) or "none"
+    logger.info("Spider %r (%s), frontier: %s, output: %s, pipelines: %s", spider.name,
+                source, where, outputs, names)
+    changes = changed_settings(settings)
+    if changes:
+        logger.info("Settings changed from the defaults: %s", ", ".join(
+            f"{name}={value!r} ({layer})" for name, value, layer in changes))
+
+
+async def _write_report(path: str, stats: Stats, shared: RedisFrontier | None,
+                        spider_name: str) -> None:
+    """The HTML report; a failure to write it is logged, never raised (the crawl is done)."""
+    from .report import write_report  # only a crawl that asks for a report pays for it
+
+    data = stats.to_dict()
+    if shared is not None:
+        try:
+            await shared.merge_stats(data)
+            data = {**data, **await shared.shared_stats()}
+        except Exception as exc:
+            logger.warning("Report of this worker only: the shared stats are unavailable (%s)",
+                           exc)
+    try:
+        write_report(data, path, title=f"Crawl report: {spider_name}")
+    except OSError as exc:
+        logger.error("Cannot write the report %s: %s", path, exc)
+        return
+    logger.info("Wrote the crawl report %s", path)
+
+
 async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:
     await frontier.merge_stats(stats.to_dict())
 
 
-def _install_signals(engine: Engine, stack: AsyncExitStack) -> None:
+def _install_signals(engine: Engine, stack: AsyncExitStack, *, resumable: bool) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
 
     def on_signal(signame: str) -> None:
         if engine.stopping is None:
-            logger.warning("%s: stopping after the requests in flight (again to stop now)", signame)
+            what = "pausing" if resumable else "stopping"
+            logger.warning("%s: %s after the requests in flight (again to stop now)", signame,
+                           what)
             engine.stop(f"signal_{signame}")
         elif task is not None:
             logger.warning("%s again: stopping now", signame)

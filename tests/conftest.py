@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,21 @@ from crawler.testsite import TestSite
 pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis_server
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+#: How late a loaded machine may run one request (seconds): the engine spaces the dispatches
+#: exactly, but each request reaches the server (or a middleware) late by a scheduling latency
+#: of its own, so one gap can come short by as much as the request before it was late. 0.15 s
+#: covers a 2-core machine at a load average of 10.
+TIMER_SLACK = 0.15
+
+
+def assert_spaced(times: list[float], delay: float) -> None:
+    """Requests at ``times`` were spaced by ``delay``: each gap within :data:`TIMER_SLACK`,
+    and the whole span, where lateness cannot add up, within it once."""
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps, times
+    assert min(gaps) >= delay - TIMER_SLACK, gaps
+    assert times[-1] - times[0] >= delay * len(gaps) - TIMER_SLACK, gaps
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import redis
 
-from crawler.frontier.redis import RedisFrontier, RedisHostGate, frontier_purge
+from crawler.frontier.redis import RedisFrontier, frontier_purge
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -138,8 +138,8 @@ def redis_url() -> Iterator[str]:
 
 @dataclass
 class RedisCrawl:
-    """One test's crawl: its own ``crawl_id``; frontiers and gates made here are closed, and
-    the crawl's keys purged, when the test ends."""
+    """One test's crawl: its own ``crawl_id``; frontiers made here are closed, and the
+    crawl's keys purged, when the test ends."""
 
     url: str
     spider: str
@@ -156,13 +156,6 @@ class RedisCrawl:
         if seeded:
             await f.mark_seeded()
         return f
-
-    async def gate(self, ttl: float = 60.0) -> RedisHostGate:
-        """A standalone host gate with its own connection (another "worker")."""
-        g = RedisHostGate(self.url, spider_name=self.spider, crawl_id=self.crawl_id, ttl=ttl)
-        await g.open()
-        self._opened.append(g)
-        return g
 
     def client(self) -> redis.Redis:
         """A plain synchronous client, to look at the keys."""

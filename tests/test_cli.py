@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import itertools
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import orjson
 
 from crawler.testsite import TestSite, expected_books
 
-from .conftest import PROJECT
+from .conftest import PROJECT, assert_spaced
 
 BIN = Path(sys.executable).parent
 
@@ -245,7 +244,7 @@ async def test_scrapy_spider_attributes_are_settings(site: TestSite, tmp_path: P
         "politebot/2.0"}
     times = sorted(t for t, path, _ in site.stats.log if path.startswith("/echo"))
     assert len(times) == 4
-    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25
+    assert_spaced(times, 0.3)
     # -s is above the spider's layer.
     code, _, err = await run(str(BIN / "crawl"), "polite", "-O", str(out), "-a",
                              f"base={site.url}", "-s", "obey_robots=false",

@@ -137,3 +137,29 @@ async def test_redis_restarted_mid_crawl_the_crawl_completes(
         assert "Redis" in err  # the outage was logged
     skus = {str(i["sku"]) for i in read_items([out])}
     assert skus == {e["sku"] for e in expected_shop_items(1000)}
+
+
+@pytest.mark.slow
+async def test_redis_restarted_without_its_data_workers_stop_with_an_error(
+    redis_server: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_server()  # no persistence: a restart loses every key
+    server.start()
+    project = make_project(tmp_path / "p", {"shop": readme_block("# spiders/shop.py")})
+    outs = tmp_path / "out-{worker}.jsonl"
+    async with TestSite(books=10, shop_products=1000) as site:
+        args = worker_args(site, server.url(0), "vanish", outs, "-s", "download_delay=0.002")
+        procs = [await start(args, project) for _ in range(2)]
+        while sum(p.stat().st_size for p in tmp_path.glob("out-*.jsonl")) < 20_000:
+            await asyncio.sleep(0.05)
+        server.kill()
+        await asyncio.sleep(0.5)
+        server.start()
+        errs = [await finish(p) for p in procs]
+        hits = [n for p, n in site.stats.hits.items() if p.startswith("/shop/p/")]
+    # Both notice that the crawl's state is gone and fail, saying so, instead of crawling
+    # again from an empty Redis and reporting "finished".
+    assert [p.returncode for p in procs] == [1, 1], errs
+    assert all("vanished" in err for err in errs), errs
+    assert max(hits) == 1  # nothing crawled again from the empty Redis
+    assert len(hits) < 1000

@@ -1,5 +1,6 @@
 """The Redis frontier against a real Redis: the frontier contract across workers, atomic dedup,
-lease expiry and dead letters, Redis restarts, cluster-wide host limits, item dedup."""
+lease expiry and dead letters, Redis restarts, scheduling by host across workers (concurrency,
+delays, pauses, holds), a crawl whose state vanished, item dedup."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
 from crawler.dedup import ItemKeyDedup, item_key, merge_outputs
-from crawler.errors import ConfigError, DropItem
+from crawler.errors import ConfigError, DropItem, FrontierLost
 from crawler.frontier.base import Lease
 from crawler.frontier.redis import (
     RedisFrontier,
@@ -27,7 +28,12 @@ from crawler.frontier.redis import (
     frontier_purge,
     frontier_status,
 )
-from crawler.http import Request
+from crawler.http import Request, Response
+from crawler.runner import run_spider
+from crawler.spider import Spider
+from crawler.testsite import Canned, TestSite
+
+from .conftest import make_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -271,8 +277,9 @@ async def test_names_that_could_collide_are_refused(redis_url: str) -> None:
 
 
 async def test_two_workers_add_same_10000_urls_concurrently(redis_crawl: RedisCrawl) -> None:
-    a = await redis_crawl.frontier()
-    b = await redis_crawl.frontier()
+    # No per-host limit in the way: every request is leased at the end, without acks.
+    a = await redis_crawl.frontier(concurrency_per_host=10_000)
+    b = await redis_crawl.frontier(concurrency_per_host=10_000)
     requests = [Request(f"http://site{i % 7}.test/page/{i}") for i in range(10_000)]
 
     async def add_all(frontier: RedisFrontier, seed: int) -> int:
@@ -290,7 +297,8 @@ async def test_two_workers_add_same_10000_urls_concurrently(redis_crawl: RedisCr
     assert added_a > 0 and added_b > 0  # both took part
     client = redis_crawl.client()
     try:
-        assert client.zcard(redis_crawl.key("pending")) == 10_000
+        assert int(client.get(redis_crawl.key("npending"))) == 10_000
+        assert sum(client.zcard(redis_crawl.key(f"q:site{i}.test")) for i in range(7)) == 10_000
         assert client.scard(redis_crawl.key("seen")) == 10_000
         assert client.hlen(redis_crawl.key("data")) == 10_000
     finally:
@@ -375,6 +383,25 @@ async def test_poison_request_is_dead_lettered_and_crawl_goes_on(redis_crawl: Re
     assert status["dead_lettered"] == 1
 
 
+async def test_unreadable_request_is_dead_lettered_and_frees_its_host(
+    redis_crawl: RedisCrawl,
+) -> None:
+    f = await redis_crawl.frontier(concurrency_per_host=1)
+    await f.add([Request("http://h.test/bad"), Request("http://h.test/good")])
+    client = redis_crawl.client()
+    try:
+        bad_id = "0000000000000001@h.test"  # the first request's id: its number, its host
+        assert client.hexists(redis_crawl.key("data"), bad_id)
+        client.hset(redis_crawl.key("data"), bad_id, b'{"v": 999}')  # another version's
+    finally:
+        client.close()
+    assert await f.lease(10) == []  # the unreadable one went to the dead letters...
+    assert urls(await f.lease(10)) == ["http://h.test/good"]  # ...and freed h.test's place
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    assert status["dead_lettered"] == 1
+    assert "cannot decode" in status["dead_letters"][0]["reason"]
+
+
 # ----------------------------------------------------------------------------- outage
 
 
@@ -449,76 +476,256 @@ async def test_open_waits_for_redis_to_come_up(
     await f.close()
 
 
-# ----------------------------------------------------------------------------- host gate
+# ------------------------------------------------------------------ scheduling by host
 
 
-async def test_host_gate_concurrency_holds_across_workers(redis_crawl: RedisCrawl) -> None:
-    gates = [await redis_crawl.gate() for _ in range(3)]
-    in_flight = 0
-    peak = 0
-    done = 0
-
-    async def hammer(gate_index: int) -> None:
-        nonlocal in_flight, peak, done
-        gate = gates[gate_index]
-        for _ in range(15):
-            async with gate.slot("busy.example", 2, 0.0):
-                in_flight += 1
-                peak = max(peak, in_flight)
-                await asyncio.sleep(random.uniform(0.001, 0.01))
-                in_flight -= 1
-                done += 1
-
-    # 3 workers x 3 tasks each: 9 contenders for 2 places.
-    async with asyncio.timeout(30):
-        await asyncio.gather(*(hammer(i % 3) for i in range(9)))
-    assert done == 135
-    assert peak == 2
+def hosts(leases: list[Lease]) -> list[str]:
+    return [lease.host for lease in leases]
 
 
-async def test_host_gate_delay_between_starts(redis_crawl: RedisCrawl) -> None:
-    gates = [await redis_crawl.gate() for _ in range(3)]
+async def test_hosts_served_by_priority_then_longest_ready(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier(concurrency_per_host=1)
+    await f.add([Request("http://a.test/1"), Request("http://a.test/2")])
+    await asyncio.sleep(0.01)  # c becomes ready after a
+    await f.add([Request("http://c.test/1"), Request("http://c.test/2")])
+    await f.add([Request("http://b.test/1", priority=5)])
+    leased = await f.lease(10)
+    # One place per host: b (best priority), then a (ready longer than c), then c.
+    assert urls(leased) == ["http://b.test/1", "http://a.test/1", "http://c.test/1"]
+    assert hosts(leased) == ["b.test", "a.test", "c.test"]
+    assert await f.lease(10) == []  # every host with pending requests is busy
+    await f.ack(leased[2])
+    assert urls(await f.lease(10)) == ["http://c.test/2"]
+
+
+async def test_idle_hosts_leave_nothing_behind(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier(download_delay=0.2)
+    await f.add([Request("http://a.test/1"), Request("http://b.test/1")])
+    for lease in await f.lease(10):
+        await f.ack(lease)
+    client = redis_crawl.client()
+    try:
+        # The next allowed start still matters for a while, then the host is forgotten.
+        assert 0 < client.pttl(redis_crawl.key("h:a.test")) <= 1200
+        await asyncio.sleep(1.3)
+        assert client.keys(redis_crawl.key("h:*")) == []
+        assert client.keys(redis_crawl.key("q:*")) == []
+        assert client.zcard(redis_crawl.key("ready")) == client.zcard(redis_crawl.key("wait")) == 0
+    finally:
+        client.close()
+    await f.add([Request("http://a.test/2")])  # a host coming back starts afresh
+    assert urls(await f.lease(10)) == ["http://a.test/2"]
+
+
+async def test_two_workers_never_exceed_concurrency_per_host(redis_crawl: RedisCrawl) -> None:
+    workers = [await redis_crawl.frontier(concurrency_per_host=2) for _ in range(2)]
+    await workers[0].add([Request(f"http://{h}.test/{i}") for i in range(20) for h in "ab"])
+    in_flight = {"a.test": 0, "b.test": 0}
+    peak = dict(in_flight)
+    done: list[str] = []
+
+    async def work(frontier: RedisFrontier, seed: int) -> None:
+        rnd = random.Random(seed)
+        while not await frontier.is_finished():
+            leases = await frontier.lease(10)
+            if not leases:
+                await asyncio.sleep(0.002)
+                continue
+            for lease in leases:
+                in_flight[lease.host] += 1
+                peak[lease.host] = max(peak[lease.host], in_flight[lease.host])
+
+            async def finish(lease: Lease) -> None:
+                await asyncio.sleep(rnd.uniform(0.001, 0.01))
+                in_flight[lease.host] -= 1  # before the ack: never counts less than Redis
+                done.append(lease.request.url)
+                await frontier.ack(lease)
+
+            await asyncio.gather(*(finish(lease) for lease in leases))
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(work(f, i) for i, f in enumerate(workers)))
+    assert sorted(done) == sorted(f"http://{h}.test/{i}" for i in range(20) for h in "ab")
+    assert peak == {"a.test": 2, "b.test": 2}  # reached, never passed, across both workers
+
+
+async def test_a_hosts_delay_holds_across_workers(redis_crawl: RedisCrawl) -> None:
+    delay = 0.2
+    workers = [await redis_crawl.frontier(download_delay=delay) for _ in range(3)]
+    await workers[0].add([Request(f"http://slow.test/{i}") for i in range(6)])
     starts: list[float] = []
 
-    async def one(gate_index: int) -> None:
-        async with gates[gate_index].slot("slow.example", 3, 0.2):
-            starts.append(time.monotonic())
+    async def work(frontier: RedisFrontier) -> None:
+        while not await frontier.is_finished():
+            leases = await frontier.lease(10)
+            assert len(leases) <= 1  # a host with a delay starts one request at a time
+            for lease in leases:
+                starts.append(time.monotonic())
+                await frontier.ack(lease)
+            if not leases:
+                wait = frontier.next_ready_in()
+                await asyncio.sleep(min(wait if wait is not None else 0.05, 0.05))
 
     async with asyncio.timeout(30):
-        await asyncio.gather(*(one(i % 3) for i in range(6)))
-    starts.sort()
+        await asyncio.gather(*(work(f) for f in workers))
+    assert len(starts) == 6
+    gaps = [b - a for a, b in itertools.pairwise(sorted(starts))]
+    # delay apart on the server's clock; measured here, after each reply: a little slack.
+    assert min(gaps) > delay - 0.03
+
+
+async def test_delay_reported_by_one_worker_holds_for_the_others(
+    redis_crawl: RedisCrawl,
+) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request(f"http://h.test/{i}") for i in range(4)])
+    first = await b.lease(10)
+    assert len(first) == 4  # no delay yet: up to concurrency_per_host at once
+    await b.release(first)
+    slot = a.slots.slot("h.test")  # AutoThrottle moves a slot's delay, then reports it
+    slot.delay = 30.0
+    a.slots.changed(slot)
+    a.slots.raise_min_delay("x.test", 30.0)  # a robots.txt Crawl-delay of another host
+    await a.add([Request("http://x.test/1")])  # carries both
+    (one,) = await b.lease(10)
+    assert one.host == "h.test"  # x.test waits for its Crawl-delay from now on
+    assert await b.lease(10) == []
+    await b.ack(one)
+    assert await b.lease(10) == []  # the next start of h.test waits 30 s
+    wait = b.next_ready_in()
+    assert wait is not None and 25 < wait <= 30  # the engine sleeps until then
+
+
+async def test_a_paused_host_does_not_block_others(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request(f"http://busy.test/{i}", priority=9) for i in range(3)])
+    await a.add([Request(f"http://calm.test/{i}") for i in range(3)])
+    a.slots.pause("busy.test", 60)  # Retry-After: sent at once, not with a later call
+    deadline = time.monotonic() + 5
+    while await redis_crawl_host_field(redis_crawl, "busy.test", "p") is None:
+        assert time.monotonic() < deadline, "the pause never reached Redis"
+        await asyncio.sleep(0.01)
+    leased = await drain(b)
+    assert hosts(leased) == ["calm.test"] * 3  # despite busy.test's better priority
+    wait = b.next_ready_in()
+    assert wait is not None and 50 < wait <= 60
+    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    assert (status["pending"], status["hosts_ready"], status["hosts_waiting"]) == (3, 0, 1)
+
+
+async def redis_crawl_host_field(crawl: RedisCrawl, host: str, field: str) -> bytes | None:
+    client = crawl.client()
+    try:
+        value: bytes | None = await asyncio.to_thread(client.hget, crawl.key(f"h:{host}"), field)
+        return value
+    finally:
+        client.close()
+
+
+async def test_a_dead_workers_host_comes_back_after_lease_timeout(
+    redis_crawl: RedisCrawl,
+) -> None:
+    timeout = 0.6
+    dead = await redis_crawl.frontier(concurrency_per_host=1, lease_timeout=timeout)
+    alive = await redis_crawl.frontier(concurrency_per_host=1, lease_timeout=timeout)
+    await dead.add([Request(f"http://frozen.test/{i}") for i in range(3)])
+    await dead.add([Request("http://held.test/1"), Request("http://other.test/1")])
+    (taken,) = await dead.lease(1)
+    assert taken.host == "frozen.test"
+    dead.slots.hold("held.test")  # its robots.txt is being fetched: no request starts
+    await dead.lease(0)  # (nothing leased; the hold goes with the next call anyway)
+    await dead._send_policy()
+    await dead.close()  # dies holding frozen.test's only place and held.test's hold
+    assert hosts(await alive.lease(10)) == ["other.test"]
+    assert await alive.lease(10) == []
+    await asyncio.sleep(timeout + 0.1)
+    back = await drain(alive)
+    # The lease expired: its place is free and the request first again; the hold is over.
+    assert sorted(urls(back)) == ["http://frozen.test/0", "http://held.test/1"]
+    frozen = next(lease for lease in back if lease.host == "frozen.test")
+    assert frozen.deliveries == 2
+    await alive.ack(frozen)
+    assert urls(await alive.lease(10)) == ["http://frozen.test/1"]
+
+
+async def test_hold_and_unhold_across_workers(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request("http://r.test/1"), Request("http://r.test/2")])
+    slot = a.slots.hold("r.test")
+    await a._send_policy()
+    assert await b.lease(10) == []
+    a.slots.unhold(slot)
+    await a._send_policy()
+    assert len(await b.lease(10)) == 2
+
+
+class _Pages(Spider):
+    """Requests every URL of ``urls``; one item per page."""
+
+    name = "redistest"
+    urls: list[str] = []
+
+    async def start(self) -> Any:
+        for url in self.urls:
+            yield Request(url)
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url}
+
+
+async def test_two_engines_share_a_crawl_delay_learnt_from_robots(
+    redis_crawl: RedisCrawl, site: TestSite, tmp_path: Path
+) -> None:
+    site.canned["/robots.txt"] = Canned(200, "User-agent: *\nCrawl-delay: 0.25\n")
+    urls = [site.url_for(f"/page/{i}") for i in range(6)]
+    settings = make_settings(frontier_url=redis_crawl.url, crawl_id=redis_crawl.crawl_id,
+                             obey_robots=True, concurrency_per_host=8)
+    outs = [tmp_path / f"w{i}.jsonl" for i in range(2)]
+    async with asyncio.timeout(60):
+        results = await asyncio.gather(*(
+            run_spider(_Pages, settings, spider_args={"urls": urls}, output=str(out))
+            for out in outs
+        ))
+    assert [r.reason for r in results] == ["finished", "finished"]
+    items = [orjson.loads(line)["url"] for out in outs if out.exists()
+             for line in out.read_bytes().splitlines()]
+    assert sorted(items) == sorted(urls)
+    starts = [t for t, path, _ in site.stats.log if path.startswith("/page/")]
+    assert len(starts) == 6
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(gaps) == 5
-    # 0.2 s apart at the server (its clock); measured here, after each reply: a generous bound.
-    assert min(gaps) > 0.1
+    # 0.25 s apart on Redis's clock whichever worker leased them; measured at the site,
+    # after a trip through either worker: generous slack for a loaded machine.
+    assert min(gaps) >= 0.15, gaps  # without it: a few ms
+    assert site.stats.hits["/robots.txt"] <= 2  # each worker reads it once
 
 
-async def test_host_gate_tokens_of_a_dead_worker_expire(redis_crawl: RedisCrawl) -> None:
-    dead = await redis_crawl.gate(ttl=0.9)
-    alive = await redis_crawl.gate(ttl=0.9)
-    late = await redis_crawl.gate(ttl=0.9)
-    await dead.acquire("h.example", 1, 0.0)
-    await dead.close()  # dies holding the only place: no release, no renewal
-    t0 = time.monotonic()
-    async with asyncio.timeout(10):
-        token = await alive.acquire("h.example", 1, 0.0)
-    assert time.monotonic() - t0 > 0.5  # got it only when the dead token expired
-    # A live holder's token is renewed (every ttl/3): ttls later nobody else gets in.
-    await asyncio.sleep(1.5)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.3):
-            await late.acquire("h.example", 1, 0.0)
-    await alive.release("h.example", token)
-    async with asyncio.timeout(5):
-        await late.acquire("h.example", 1, 0.0)
+# ------------------------------------------------------------------- crawl state vanished
 
 
-async def test_frontier_host_gate_shares_connection(redis_crawl: RedisCrawl) -> None:
-    f = await redis_crawl.frontier()
-    gate = f.host_gate()
-    async with gate.slot("x.example", 1, 0.0) as token:
-        assert token.startswith(f.worker_id)
-    await f.close()
+async def test_crawl_state_vanished_is_noticed(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    await a.add([Request("http://h/1"), Request("http://h/2")])
+    (lease, _) = await a.lease(10)
+    # What a Redis restart without persistence (or a purge during the crawl) leaves.
+    await frontier_purge(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    with pytest.raises(FrontierLost, match="vanished"):
+        await a.is_finished()  # not "finished": nothing pending because nothing is left
+    assert await a.ack(lease, [Request("http://h/3")]) == 0  # an ack changes nothing now
+    with pytest.raises(FrontierLost, match="vanished"):
+        await a.lease(10)
+    client = redis_crawl.client()
+    try:
+        assert client.keys(redis_crawl.key("q:*")) == []  # nothing was enqueued again
+    finally:
+        client.close()
+    # A worker that starts afterwards begins a new crawl; the old one still refuses.
+    fresh = await redis_crawl.frontier()
+    assert await fresh.add([Request("http://h/1")]) == 1
+    with pytest.raises(FrontierLost):
+        await a.counts()
 
 
 # ----------------------------------------------------------------------------- item dedup

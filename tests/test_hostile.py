@@ -6,7 +6,6 @@ or a page) and the crawl finishes; a truncated body never reaches a callback.
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,11 +111,10 @@ async def test_body_over_the_limit_without_content_length(
 async def test_trickle_fails_at_the_total_deadline(site: TestSite, tmp_path: Path) -> None:
     # One byte every 0.1 s never trips the read timeout; the total deadline ends it.
     url = site.url_for("/trickle?bytes=100&interval=0.1")
-    t0 = time.monotonic()
     stats, items = await fetch_all(tmp_path, [url], timeout=0.6, read_timeout=5)
     assert items[url]["error"] == "DownloadTimeout"
-    assert "total deadline" in items[url]["message"]
-    assert time.monotonic() - t0 < 5
+    assert "total deadline" in items[url]["message"]  # not the 10 s the body would take
+    assert site.stats.hits["/trickle"] == 1
     assert stats["errors/DownloadTimeout"] == 1
 
 
@@ -302,7 +300,6 @@ async def test_malformed_html_gives_what_it_can(site: TestSite, tmp_path: Path) 
                 yield Request(f"{self.base}{path}")
 
         def parse(self, response: Response) -> Any:
-            t0 = time.monotonic()
             found = {
                 "path": response.url.rsplit("/", 1)[1],
                 "title": response.css("h1::text").get(),
@@ -311,7 +308,6 @@ async def test_malformed_html_gives_what_it_can(site: TestSite, tmp_path: Path) 
                 "divs": len(response.css("div")),
                 "texts": len(response.xpath("//text()")),
             }
-            found["seconds"] = time.monotonic() - t0
             yield found
 
     result, items = await crawl(Html, tmp_path, spider_args={"base": site.url})
@@ -323,5 +319,5 @@ async def test_malformed_html_gives_what_it_can(site: TestSite, tmp_path: Path) 
     # libxml2 stops at a nesting depth of a few thousand levels: what comes before is there,
     # the rest of the document is not; never a crash, never a stack overflow.
     assert deep["top"] == "top" and deep["divs"] >= 256
-    assert all(item["seconds"] < 5 for item in items)
+    assert len(items) == 3 and site.stats.hits["/deep"] == 1
     assert "errors/ValueError" not in result.stats

@@ -21,9 +21,9 @@ from yarl import URL
 
 from crawler import Failure, Request, Response, Spider
 from crawler.downloader import Downloader
-from crawler.engine import redirect_headers
 from crawler.errors import BlockedAddress
 from crawler.netguard import GuardedResolver, SafeCookieJar, is_blocked_ip, is_public_suffix
+from crawler.redirect import redirect_headers
 from crawler.stats import Stats
 from crawler.testsite import Canned, TestSite
 

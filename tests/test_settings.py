@@ -478,3 +478,10 @@ def test_settings_table_lists_every_field() -> None:
     # Every row has exactly three cells, even with '|' inside a value or description.
     for line in lines:
         assert line.replace("\\|", "").count("|") == 4
+
+
+def test_concurrency_has_an_upper_bound_named_with_its_source(tmp_path: Path) -> None:
+    err = build_error(tmp_path, env={"CRAWLER_CONCURRENCY": "1000000000"})
+    message = str(err)
+    assert "concurrency" in message and "CRAWLER_CONCURRENCY" in message
+    assert "100000" in message.replace(",", "").replace("_", "")

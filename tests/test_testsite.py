@@ -403,11 +403,9 @@ async def test_redirect_to_and_loop(site: TestSite, client: aiohttp.ClientSessio
 async def test_concurrent_delays_counted_in_flight(
     site: TestSite, client: aiohttp.ClientSession
 ) -> None:
-    t0 = time.monotonic()
     texts = await asyncio.gather(*(get(client, f"{site.url}/delay/0.3?i={i}") for i in range(10)))
     assert texts == [(200, "delayed 0.3s\n")] * 10
-    assert time.monotonic() - t0 < 2.5  # served concurrently, not one after another
-    assert site.stats.max_inflight == 10
+    assert site.stats.max_inflight == 10  # served concurrently, not one after another
     assert site.stats.max_inflight_by_host == {"127.0.0.1": 10}
     assert site.stats.inflight == 0 and site.stats.inflight_by_host == {"127.0.0.1": 0}
     assert site.stats.hits["/delay/0.3"] == 10
@@ -572,9 +570,8 @@ async def test_close_cuts_off_hanging_requests(client: aiohttp.ClientSession) ->
     ]
     while site.stats.inflight < 3:
         await asyncio.sleep(0.01)
-    t0 = time.monotonic()
     await site.close()
-    assert time.monotonic() - t0 < 5
+    assert site.stats.inflight == 0  # every hanging handler was cut off
     for future in pending:
         try:
             (await future).close()

@@ -7,12 +7,26 @@ Every request the crawl knows of is in exactly one state::
                  └─reschedule/release──┘
 
 - ``add`` deduplicates and enqueues as one step (``dont_filter`` skips the dedup check).
-- ``lease`` hands out ready requests, highest priority first, FIFO within a priority.
+- ``lease`` hands out requests whose *host* may start one now (see below).
 - ``ack`` marks a leased request done and adds the requests it produced in the same step, so
   a crash can never leave a done request whose children were lost.
 - ``reschedule`` puts a leased request back to pending, ready after a delay (retries);
   ``release`` puts leased requests back as they were (pause, shutdown).
 - The crawl is finished when nothing is pending and nothing is in flight.
+
+Scheduling by host. Requests wait per host (the slot key, :func:`crawler.urls.host_key`), and
+each backend's ``slots`` (:class:`crawler.slots.Slots`) holds the hosts' politeness state. A
+lease hands out only requests of hosts that may start one now: fewer leased requests than
+``concurrency_per_host`` (a lease holds its place until it is acked, rescheduled or released),
+the host's delay since its last lease passed, not paused. Among those hosts, the best priority
+first, and among equal priorities the host that has been ready longest; within a host, the
+best priority first, first in first out within a priority. A lease costs O(log ready hosts):
+never a scan over pending requests or hosts. A shared backend holds the same state on its
+server, so the limits hold across every process leasing from it.
+
+Lost and doubled leases. Acking, rescheduling or releasing a lease that is no longer held (it
+was acked already, or it expired and was handed to someone else) changes nothing about that
+request and raises nothing; an ack's children are still added (deduplicated as always).
 
 Backends: :mod:`.memory` (one process), :mod:`.sqlite` (durable jobs), :mod:`.redis`
 (shared by many workers). The engine only uses this protocol.
@@ -25,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..http import Request
+from ..slots import Slots
 
 __all__ = ["Frontier", "FrontierCounts", "Lease"]
 
@@ -41,6 +56,8 @@ class Lease:
     request: Request
     key: Any
     deliveries: int = 1
+    #: The slot key of the request's host: the lease holds one of its places until it ends.
+    host: str = ""
 
 
 @dataclass(slots=True)
@@ -61,6 +78,12 @@ class Frontier(Protocol):
     """
 
     outbox: bool
+    #: The smallest number of free places worth a :meth:`lease` call: 1 for a backend in the
+    #: process, more for one that pays a round trip per call.
+    lease_batch: int
+    #: The per-host politeness state this frontier schedules by; the engine reports pauses,
+    #: Crawl-delays and AutoThrottle delays to it.
+    slots: Slots
     #: True when requests are kept outside the process (encoded by :mod:`.codec`), so each
     #: request must be storable; the engine checks it where a spider yields the request.
     stores_requests: bool
@@ -85,8 +108,10 @@ class Frontier(Protocol):
         were enqueued. The others are duplicates and are dropped."""
 
     async def lease(self, limit: int) -> list[Lease]:
-        """Up to ``limit`` ready requests, now in flight. Returns ``[]`` when none is ready
-        (nothing pending, or only requests whose delay has not passed)."""
+        """Up to ``limit`` requests whose hosts may start them now (see "Scheduling by
+        host"), now in flight. Returns ``[]`` when none may start: nothing pending, or only
+        requests of hosts that are busy, waiting for their delay or paused, or whose retry
+        delay has not passed."""
 
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
@@ -107,8 +132,9 @@ class Frontier(Protocol):
         """Put leased requests back to pending unchanged, ready at once."""
 
     def next_ready_in(self) -> float | None:
-        """Seconds until a delayed pending request becomes ready: 0 when one is ready now,
-        None when nothing is pending (as far as this process knows)."""
+        """Seconds until a lease could return a request: 0 when one could now, None when
+        none will before a lease of this process ends (nothing pending, or every host with
+        pending requests at its concurrency limit), as far as this process knows."""
 
     async def counts(self) -> FrontierCounts:
         """How many requests are pending, in flight and done."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from ..http import Request
+from ..slots import Slots
 from ..spider import Spider
+from ..urls import host_key
 from .base import FrontierCounts, Lease
 
 __all__ = ["MemoryFrontier"]
@@ -20,31 +21,37 @@ _Entry = Request | str
 
 
 class MemoryFrontier:
-    """Pending requests in one FIFO queue per priority, a map of leases in flight, a count of
-    done ones, and a seen-set of 16-byte fingerprints.
+    """Pending requests kept per host (in the host's :class:`~crawler.slots.Slot`), a map of
+    leases in flight, a count of done ones, and a seen-set of the 16-byte fingerprints (as
+    ints of the same 128 bits, which are smaller than bytes).
 
-    Highest priority first (a small heap of the priorities that have requests), first in
-    first out within a priority. Requests rescheduled with a delay wait in a heap ordered by
-    ready time and move over when their time comes.
+    Leasing asks :class:`~crawler.slots.Slots` for the next host that may start a request now
+    and takes that host's best request: highest priority first, first in first out within a
+    priority. A host's requests wait in *lanes*, one FIFO list per priority, best first (a
+    host rarely has more than a few priorities; the best lane is kept inline). Requests
+    rescheduled with a delay wait in a heap ordered by ready time and move to their host when
+    their time comes.
 
     Memory: a million pending requests must fit in a few hundred MB, so the common request
     (a GET with no headers, body, meta, cb_kwargs or errback, whose callback is a method of
-    the spider) waits as one string ``"url\\ncallback\\ndepth\\ndont_filter"`` and becomes a
+    the spider) waits as one string ``"url\\ncallback\\ndepth\\ndont_filter"`` (the URL without
+    the scheme, host and port its host's requests share) and becomes a
     Request again when leased. Strings are not tracked by the garbage collector either, so a
-    big frontier does not slow every collection down.
+    big frontier does not slow every collection down. A host with pending requests costs its
+    slot and one list per priority (a few hundred bytes).
     """
 
+    lease_batch = 1
     outbox = False
     stores_requests = False
     seeded = False
 
-    def __init__(self) -> None:
-        self._queues: dict[int, deque[_Entry]] = {}
-        self._priorities: list[int] = []  # heap of -priority, one per non-empty queue
+    def __init__(self, slots: Slots | None = None) -> None:
+        self.slots = slots if slots is not None else Slots()
         self._pending = 0
         self._delayed: list[tuple[float, int, Request]] = []
         self._in_flight: dict[int, Lease] = {}
-        self._seen: set[bytes] = set()
+        self._seen: set[int] = set()
         self._seq = itertools.count()
         self._done = 0
 
@@ -54,21 +61,28 @@ class MemoryFrontier:
     async def close(self) -> None:
         return None
 
-    def _push(self, request: Request) -> None:
+    def _push(self, request: Request, *, front: bool = False) -> None:
+        slot = self.slots.slot(host_key(request.yurl))
         priority = request.priority
-        queue = self._queues.get(priority)
+        queue: _HostQueue | None = slot.queue
         if queue is None:
-            queue = self._queues[priority] = deque()
-            heapq.heappush(self._priorities, -priority)
-        queue.append(_compact(request))
+            queue = slot.queue = _HostQueue(request.url, priority)
+        lane = queue.lane(priority)
+        entry = _compact(request, queue.origin, lane)
+        if front:
+            lane.push_front(entry)
+        else:
+            lane.items.append(entry)
         self._pending += 1
+        self.slots.added(slot, 1, priority)
 
     def add_nowait(self, requests: Sequence[Request]) -> int:
         seen = self._seen
         added = 0
         for request in requests:
             if not request.dont_filter:
-                fp = request.fingerprint
+                # An int of the same 128 bits takes less memory than the bytes.
+                fp = int.from_bytes(request.fingerprint)
                 if fp in seen:
                     continue
                 seen.add(fp)
@@ -85,43 +99,62 @@ class MemoryFrontier:
             self._push(heapq.heappop(delayed)[2])
 
     async def lease(self, limit: int) -> list[Lease]:
+        now = time.monotonic()
         if self._delayed:
-            self._promote(time.monotonic())
+            self._promote(now)
         out: list[Lease] = []
-        priorities, queues = self._priorities, self._queues
-        while priorities and len(out) < limit:
-            priority = -priorities[0]
-            queue = queues[priority]
-            while queue and len(out) < limit:
-                entry = queue.popleft()
-                request = entry if isinstance(entry, Request) else _expand(entry, priority)
-                lease = Lease(request, next(self._seq))
-                self._in_flight[lease.key] = lease
+        slots = self.slots
+        in_flight = self._in_flight
+        while len(out) < limit:
+            slot = slots.pick(now)
+            if slot is None:
+                break
+            queue: _HostQueue = slot.queue
+            origin = queue.origin
+            want = min(slots.room(slot), limit - len(out))
+            got = 0
+            while got < want and queue:
+                priority, shape = queue.priority, queue.shape
+                entry = queue.pop()
+                request = (
+                    entry if isinstance(entry, Request)
+                    else _expand(entry, priority, origin, shape)
+                )
+                lease = Lease(request, next(self._seq), host=slot.key)
+                in_flight[lease.key] = lease
                 out.append(lease)
-            if not queue:
-                heapq.heappop(priorities)
-                del queues[priority]
+                got += 1
+            slots.taken(slot, got, queue.priority if queue else None, now)
         self._pending -= len(out)
         return out
+
+    def _finish(self, lease: Lease) -> bool:
+        if self._in_flight.pop(lease.key, None) is None:
+            return False
+        slot = self.slots.get(lease.host)
+        if slot is not None:
+            self.slots.finished(slot)
+        return True
 
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
     ) -> int:
-        del self._in_flight[lease.key]
-        self._done += 1
+        if self._finish(lease):
+            self._done += 1
         return self.add_nowait(children) if children else 0
 
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
-        del self._in_flight[lease.key]
+        if not self._finish(lease):
+            return
         if delay <= 0:
-            self._push(request)
+            self._push(request, front=True)
         else:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), request))
 
     async def release(self, leases: Sequence[Lease]) -> None:
-        for lease in leases:
-            del self._in_flight[lease.key]
-            self._push(lease.request)
+        for lease in reversed(leases):  # each goes to the front: the first ends up first
+            if self._finish(lease):
+                self._push(lease.request, front=True)
 
     async def drain(self, exporter: Any) -> int:
         return 0
@@ -130,11 +163,12 @@ class MemoryFrontier:
         return None
 
     def next_ready_in(self) -> float | None:
-        if self._pending:
-            return 0.0
+        now = time.monotonic()
+        wait = self.slots.next_ready_in(now)
         if self._delayed:
-            return max(0.0, self._delayed[0][0] - time.monotonic())
-        return None
+            due = max(0.0, self._delayed[0][0] - now)
+            wait = due if wait is None else min(wait, due)
+        return wait
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
@@ -147,8 +181,101 @@ class MemoryFrontier:
         return not (self._pending or self._delayed or self._in_flight)
 
 
-def _compact(request: Request) -> _Entry:
-    """The string form of a simple request, or the request itself."""
+class _Lane:
+    """Pending requests of one priority, first in first out: a list read from ``head``
+    (cheaper than a deque for the many hosts that hold a few requests); the part before
+    ``head`` is cut off once it is half the list."""
+
+    __slots__ = ("priority", "items", "head", "shape")
+
+    def __init__(self, priority: int) -> None:
+        self.priority = priority
+        self.items: list[_Entry] = []
+        self.head = 0
+        #: The ``"\ncallback\ndepth\ndont_filter"`` its compact entries share (most of a
+        #: lane's requests have the same): an entry without it is the URL alone.
+        self.shape = ""
+
+    def take(self, other: _Lane) -> None:
+        """Become ``other`` (its priority and requests)."""
+        self.priority, self.items, self.head, self.shape = (
+            other.priority, other.items, other.head, other.shape
+        )
+
+    def __bool__(self) -> bool:
+        return self.head < len(self.items)
+
+    def pop(self) -> _Entry:
+        items, head = self.items, self.head
+        entry = items[head]
+        head += 1
+        if head >= 64 and head * 2 >= len(items):
+            del items[:head]
+            head = 0
+        self.head = head
+        return entry
+
+    def push_front(self, entry: _Entry) -> None:
+        if self.head:
+            self.head -= 1
+            self.items[self.head] = entry
+        else:
+            self.items.insert(0, entry)
+
+
+class _HostQueue(_Lane):
+    """A host's pending requests: its best lane inline (most hosts have one priority, so
+    one object and one list a host), the others in ``rest`` best first, and the origin
+    (``scheme://host:port``) of its first request, which its compact entries leave out.
+
+    Invariant: the inline lane is empty only when ``rest`` is None."""
+
+    __slots__ = ("origin", "rest")
+
+    def __init__(self, url: str, priority: int) -> None:
+        super().__init__(priority)
+        cut = url.find("/", url.find("//") + 2)
+        self.origin = url[:cut] if cut > 0 else ""
+        self.rest: list[_Lane] | None = None
+
+    def lane(self, priority: int) -> _Lane:
+        """The lane of ``priority``, made if needed."""
+        if priority == self.priority:
+            return self
+        if not self:  # empty, so no other lane either: take the new priority
+            self.take(_Lane(priority))
+            return self
+        rest = self.rest
+        if priority > self.priority:  # a new best: the inline lane moves to rest
+            moved = _Lane(self.priority)
+            moved.take(self)
+            self.rest = [moved, *(rest or ())]
+            self.take(_Lane(priority))
+            return self
+        if rest is None:
+            rest = self.rest = []
+        for i, lane in enumerate(rest):
+            if lane.priority == priority:
+                return lane
+            if lane.priority < priority:
+                rest.insert(i, lane := _Lane(priority))
+                return lane
+        rest.append(lane := _Lane(priority))
+        return lane
+
+    def pop(self) -> _Entry:
+        entry = super().pop()
+        if not self and self.rest:
+            self.take(self.rest.pop(0))
+            if not self.rest:
+                self.rest = None
+        return entry
+
+
+def _compact(request: Request, origin: str, lane: _Lane) -> _Entry:
+    """The string form of a simple request, or the request itself. The string leaves out
+    what the host's requests share: the URL's ``origin`` (when it starts with it), and the
+    callback, depth and dont_filter when they are the ``lane``'s usual ones."""
     if (
         request.method != "GET" or request.headers or request.body or request.errback
         or request._meta or request._cb_kwargs or request.handle_status
@@ -166,9 +293,19 @@ def _compact(request: Request) -> _Entry:
         # on the spider); anything else stays a Request.
         if not isinstance(owner, Spider) or getattr(owner, name, None) != callback:
             return request
-    return f"{request.url}\n{name}\n{request.depth}\n{1 if request.dont_filter else ''}"
+    url = request.url
+    if origin and url.startswith(origin) and url[len(origin):len(origin) + 1] == "/":
+        url = url[len(origin):]
+    shape = f"\n{name}\n{request.depth}\n{1 if request.dont_filter else ''}"
+    if not lane.shape:
+        lane.shape = shape
+    return url if shape == lane.shape and "\n" not in url else url + shape
 
 
-def _expand(entry: str, priority: int) -> Request:
+def _expand(entry: str, priority: int, origin: str, shape: str) -> Request:
+    if "\n" not in entry:
+        entry += shape
     url, name, depth, dont_filter = entry.split("\n")
+    if url[:1] == "/":
+        url = origin + url
     return Request._trusted(url, name or None, int(depth), priority, bool(dont_filter))

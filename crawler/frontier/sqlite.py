@@ -2,14 +2,22 @@
 
 Everything a job knows lives in one database (standard library ``sqlite3``, WAL mode)::
 
-    requests(id, state, priority, seq, ready_at, deliveries, data)
+    requests(id, state, host, priority, seq, ready_at, deliveries, data)
         state 0 = ready, 1 = leased (in flight), 2 = delayed (a retry waiting for ready_at);
+        ``host`` is the slot key: leasing takes a host's best ready rows (see below);
         ``data`` is the request in the versioned JSON of :mod:`.codec`. A done request is
         deleted and only counted (meta ``done``): the seen-set remembers it.
     seen(fp)          the 16-byte fingerprint of every request ever enqueued: the dedup set
                       lives on disk, not in memory
     outbox(id, data)  items committed with their request's ack but not yet in the output
     meta(key, value)  versions, spider name, done count, output offset, stats, spider state
+
+Scheduling by host. Which host is served next is decided in memory by :attr:`SqliteFrontier.
+slots` (:mod:`crawler.slots`), which holds per host the number of ready rows and their best
+priority (rebuilt from the table in one grouped query on open); a lease then reads that
+host's best rows through the index ``(host, priority DESC, seq)``. A host's pause
+(Retry-After) is saved with the job state and holds again on resume; its Crawl-delay comes
+back with the saved robots.txt rules.
 
 Group commit. Operations (add, lease, ack, ...) run on the event loop thread, each whole,
 inside one open transaction; COMMIT, which writes the dirty pages to the WAL, runs in a
@@ -64,6 +72,8 @@ import orjson
 from ..errors import JobDirError
 from ..exporters import Exporter, encode_item, format_for, open_exporter
 from ..http import Request
+from ..slots import Slots
+from ..urls import host_key
 from .base import FrontierCounts, Lease
 from .codec import FORMAT_VERSION as REQUEST_FORMAT
 from .codec import decode_request, encode_request
@@ -73,23 +83,28 @@ __all__ = ["SCHEMA_VERSION", "SqliteFrontier", "StateSource", "check_job_databas
 logger = logging.getLogger(__name__)
 
 #: Version of the tables below; a database of another version is refused, never misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Returns ``(stats, spider_state)``, both JSON-serialisable dicts, for each commit.
 StateSource = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
 
 _READY, _LEASED, _DELAYED = 0, 1, 2
 
+#: A request as stored: fingerprint (None for dont_filter), host, priority, data.
+_Row = tuple[bytes | None, str, int, bytes]
+
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     (
         "CREATE TABLE requests ("
-        " id INTEGER PRIMARY KEY, state INTEGER NOT NULL, priority INTEGER NOT NULL,"
+        " id INTEGER PRIMARY KEY, state INTEGER NOT NULL, host TEXT NOT NULL,"
+        " priority INTEGER NOT NULL,"
         " seq INTEGER NOT NULL, ready_at REAL NOT NULL DEFAULT 0,"
         " deliveries INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
     ),
-    # Partial indexes: leasing walks only ready rows in order, promotion only delayed ones.
-    "CREATE INDEX requests_ready ON requests (priority DESC, seq) WHERE state = 0",
+    # Partial indexes: leasing walks only a host's ready rows in order, promotion only
+    # delayed ones.
+    "CREATE INDEX requests_ready ON requests (host, priority DESC, seq) WHERE state = 0",
     "CREATE INDEX requests_delayed ON requests (ready_at) WHERE state = 2",
     "CREATE TABLE seen (fp BLOB PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
@@ -99,10 +114,16 @@ _OUR_TABLES = frozenset({"meta", "requests", "seen", "outbox"})
 _SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 _LEASE = (
     "UPDATE requests SET state = 1, deliveries = deliveries + 1 WHERE id IN ("
-    " SELECT id FROM requests WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?"
+    " SELECT id FROM requests WHERE state = 0 AND host = ? ORDER BY priority DESC, seq LIMIT ?"
     ") RETURNING id, priority, seq, deliveries, data"
 )
-_INSERT_REQUEST = "INSERT INTO requests (state, priority, seq, data) VALUES (0, ?, ?, ?)"
+_TOP = (
+    "SELECT priority FROM requests WHERE state = 0 AND host = ?"
+    " ORDER BY priority DESC, seq LIMIT 1"
+)
+_INSERT_REQUEST = (
+    "INSERT INTO requests (state, host, priority, seq, data) VALUES (0, ?, ?, ?, ?)"
+)
 _SEEN_CHUNK = 500  # fingerprints per INSERT (SQLite allows 32766 parameters)
 _DRAIN_BATCH = 512
 _WAL_LIMIT = 64 << 20  # bytes of WAL at which the writer truncates it (see _bound_wal)
@@ -166,6 +187,7 @@ class SqliteFrontier:
     all work (raises): the state on disk is intact, and resuming the job continues exactly.
     """
 
+    lease_batch = 1
     outbox = True
     stores_requests = True
 
@@ -176,8 +198,10 @@ class SqliteFrontier:
         spider_name: str,
         commit_interval: float = 0.1,
         commit_ops: int = 1000,
+        slots: Slots | None = None,
     ) -> None:
         self.path = Path(path)
+        self.slots = slots if slots is not None else Slots()
         self.spider_name = spider_name
         self._commit_interval = commit_interval
         self._commit_ops = commit_ops
@@ -276,6 +300,11 @@ class SqliteFrontier:
         self._ready = counts.get(_READY, 0)
         self._delayed = counts.get(_DELAYED, 0)
         self._leased = set()
+        slots = self.slots
+        for host, n, top in conn.execute(
+            "SELECT host, COUNT(*), MAX(priority) FROM requests WHERE state = 0 GROUP BY host"
+        ):
+            slots.added(slots.slot(host), n, top)
         self._seq = (conn.execute("SELECT MAX(seq) FROM requests").fetchone()[0] or 0) + 1
         self._next_delayed_at = self._min_delayed(conn)
         self._done = int(self._meta.get("done") or 0)
@@ -518,29 +547,30 @@ class SqliteFrontier:
     # ------------------------------------------------------------------ the contract
 
     @staticmethod
-    def _encode(requests: Sequence[Request]) -> list[tuple[bytes | None, int, bytes]]:
-        """``(fingerprint, or None for dont_filter; priority; data)`` per request, computed
-        before any change, so an :class:`~crawler.errors.UnstorableRequest` leaves the job as
-        it was."""
+    def _encode(requests: Sequence[Request]) -> list[_Row]:
+        """``(fingerprint, or None for dont_filter; host; priority; data)`` per request,
+        computed before any change, so an :class:`~crawler.errors.UnstorableRequest` leaves
+        the job as it was."""
         return [
-            (None if r.dont_filter else r.fingerprint, r.priority, encode_request(r))
+            (None if r.dont_filter else r.fingerprint, host_key(r.yurl), r.priority,
+             encode_request(r))
             for r in requests
         ]
 
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[bytes | None, int, bytes]]) -> int:
-        fps = [fp for fp, _, _ in rows if fp is not None]
+    def _insert(self, conn: sqlite3.Connection, rows: list[_Row]) -> int:
+        fps = [fp for fp, _, _, _ in rows if fp is not None]
         new: set[bytes] = set()
         for start in range(0, len(fps), _SEEN_CHUNK):
             chunk = fps[start:start + _SEEN_CHUNK]
             new.update(row[0] for row in conn.execute(_see_sql(len(chunk)), chunk))
-        fresh: list[tuple[int, int, bytes]] = []
+        fresh: list[tuple[str, int, int, bytes]] = []
         seq = self._seq
-        for fp, priority, data in rows:
+        for fp, host, priority, data in rows:
             if fp is not None:
                 if fp not in new:
                     continue
                 new.discard(fp)  # the same request twice in one batch: only the first
-            fresh.append((priority, seq, data))
+            fresh.append((host, priority, seq, data))
             seq += 1
         if len(fresh) == 1:
             conn.execute(_INSERT_REQUEST, fresh[0])
@@ -548,6 +578,9 @@ class SqliteFrontier:
             conn.executemany(_INSERT_REQUEST, fresh)
         self._seq = seq
         self._ready += len(fresh)
+        slots = self.slots
+        for host, priority, _, _ in fresh:
+            slots.added(slots.slot(host), 1, priority)
         return len(fresh)
 
     async def add(self, requests: Sequence[Request]) -> int:
@@ -569,10 +602,14 @@ class SqliteFrontier:
     def _promote(self, conn: sqlite3.Connection) -> None:
         """Delayed requests whose time has come become ready (keeping their place)."""
         moved = conn.execute(
-            "UPDATE requests SET state = 0 WHERE state = 2 AND ready_at <= ?", (time.time(),)
-        ).rowcount
-        self._delayed -= moved
-        self._ready += moved
+            "UPDATE requests SET state = 0 WHERE state = 2 AND ready_at <= ?"
+            " RETURNING host, priority", (time.time(),)
+        ).fetchall()
+        slots = self.slots
+        for host, priority in moved:
+            slots.added(slots.slot(host), 1, priority)
+        self._delayed -= len(moved)
+        self._ready += len(moved)
         self._next_delayed_at = self._min_delayed(conn) if self._delayed else None
 
     async def lease(self, limit: int) -> list[Lease]:
@@ -584,94 +621,120 @@ class SqliteFrontier:
         await self._idle()
         due = self._next_delayed_at
         promote = due is not None and due <= time.time()
+        slots = self.slots
+        now = slots.clock()
 
-        def work(conn: sqlite3.Connection) -> list[tuple[int, int, int, int, bytes]]:
+        def work(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, int, bytes]]:
             if promote:
                 self._promote(conn)
-            rows: list[tuple[int, int, int, int, bytes]] = (
-                conn.execute(_LEASE, (limit,)).fetchall() if self._ready else []
-            )
-            return rows
+            out: list[tuple[str, int, int, int, int, bytes]] = []
+            while len(out) < limit and (slot := slots.pick(now)) is not None:
+                host = slot.key
+                want = min(slots.room(slot), limit - len(out))
+                rows = conn.execute(_LEASE, (host, want)).fetchall()
+                rows.sort(key=lambda row: (-row[1], row[2]))  # RETURNING keeps no order
+                out += [(host, *row) for row in rows]
+                top = None
+                if slot.pending > len(rows):
+                    found = conn.execute(_TOP, (host,)).fetchone()
+                    top = found[0] if found is not None else None
+                if top is None:
+                    slot.pending = len(rows)  # none left, whatever the count said
+                if rows:
+                    slots.taken(slot, len(rows), top, now)
+                else:
+                    slots.place(slot, now)
+            return out
 
         rows = self._guard(work)
         if rows or promote:
             self._changed()
-        rows.sort(key=lambda row: (-row[1], row[2]))  # RETURNING does not keep the order
         self._ready -= len(rows)
         leased = self._leased
         out: list[Lease] = []
-        for key, _priority, _seq, deliveries, data in rows:
+        for host, key, _priority, _seq, deliveries, data in rows:
             leased.add(key)
-            out.append(Lease(decode_request(data), key, deliveries))
+            out.append(Lease(decode_request(data), key, deliveries, host))
         return out
 
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()
     ) -> int:
         """Delete the request, add ``children`` and take ``items`` for the output, as one
-        step of one transaction. Raises ``KeyError`` for a lease not in flight (acked
-        already), and :class:`~crawler.errors.UnstorableRequest` or ``TypeError`` (an item
+        step of one transaction. A lease not in flight (acked already) only adds its
+        children. Raises :class:`~crawler.errors.UnstorableRequest` or ``TypeError`` (an item
         that cannot be encoded) before changing anything."""
         key = lease.key
-        if key not in self._leased:
-            raise KeyError(key)
         rows = self._encode(children) if children else []
         lines = [encode_item(item) for item in items] if self._output_attached else []
         await self._idle()
-        if key not in self._leased:  # acked by another caller while this one waited
-            raise KeyError(key)
+        held = key in self._leased  # checked after the wait: another caller may have acked
 
         def work(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM requests WHERE id = ?", (key,))
+            if held:
+                conn.execute("DELETE FROM requests WHERE id = ?", (key,))
             return self._insert(conn, rows) if rows else 0
 
         added: int = self._guard(work)
-        self._leased.discard(key)
-        self._done += 1
-        self._pending_items += lines
+        if held:
+            self._end_lease(lease)
+            self._done += 1
+            self._pending_items += lines
         self._changed()
         return added
 
+    def _end_lease(self, lease: Lease) -> None:
+        self._leased.discard(lease.key)
+        slot = self.slots.get(lease.host)
+        if slot is not None:
+            self.slots.finished(slot)
+
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
         """Back to pending as ``request``, at the back of its priority, ready after
-        ``delay`` seconds (wall clock, so the delay survives a restart)."""
+        ``delay`` seconds (wall clock, so the delay survives a restart). A lease not in
+        flight is left alone."""
         key = lease.key
         if key not in self._leased:
-            raise KeyError(key)
+            return
         data = encode_request(request)
         delayed = delay > 0
+        host = host_key(request.yurl)
         await self._idle()
         if key not in self._leased:
-            raise KeyError(key)
+            return
         ready_at = time.time() + delay if delayed else 0.0
         seq = self._seq
         self._guard(lambda conn: conn.execute(
-            "UPDATE requests SET state = ?, priority = ?, seq = ?, ready_at = ?, data = ? "
-            "WHERE id = ?",
-            (_DELAYED if delayed else _READY, request.priority, seq, ready_at, data, key),
+            "UPDATE requests SET state = ?, host = ?, priority = ?, seq = ?, ready_at = ?,"
+            " data = ? WHERE id = ?",
+            (_DELAYED if delayed else _READY, host, request.priority, seq, ready_at, data, key),
         ))
         self._seq = seq + 1
-        self._leased.discard(key)
+        self._end_lease(lease)
         if delayed:
             self._delayed += 1
             if self._next_delayed_at is None or ready_at < self._next_delayed_at:
                 self._next_delayed_at = ready_at
         else:
             self._ready += 1
+            self.slots.added(self.slots.slot(host), 1, request.priority)
         self._changed()
 
     async def release(self, leases: Sequence[Lease]) -> None:
         """Back to ready unchanged, at their old place in the order (they were leased first,
         so they are fetched first again)."""
         await self._idle()
-        keys = [(lease.key,) for lease in leases if lease.key in self._leased]
-        if not keys:
+        held = [lease for lease in leases if lease.key in self._leased]
+        if not held:
             return
+        keys = [(lease.key,) for lease in held]
         self._guard(
             lambda conn: conn.executemany("UPDATE requests SET state = 0 WHERE id = ?", keys)
         )
-        for (key,) in keys:
-            self._leased.discard(key)
+        slots = self.slots
+        for lease in held:
+            self._end_lease(lease)
+            slots.added(slots.slot(lease.host), 1, lease.request.priority)
         self._ready += len(keys)
         self._changed()
 
@@ -718,11 +781,11 @@ class SqliteFrontier:
         return written
 
     def next_ready_in(self) -> float | None:
-        if self._ready:
-            return 0.0
+        wait = self.slots.next_ready_in() if self._ready else None
         if self._next_delayed_at is not None:
-            return max(0.0, self._next_delayed_at - time.time())
-        return None
+            due = max(0.0, self._next_delayed_at - time.time())
+            wait = due if wait is None else min(wait, due)
+        return wait
 
     async def counts(self) -> FrontierCounts:
         return FrontierCounts(
