@@ -63,7 +63,7 @@ class CrawlResult:
 
 
 #: Finish reasons that make the run a failure.
-FAILURES = frozenset({"start_failed", "frontier_lost"})
+FAILURES = frozenset({"start_failed", "frontier_lost", "output_failed"})
 
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:

@@ -608,3 +608,21 @@ async def test_jobdir_with_only_a_database_output_resumes_exactly_once(tmp_path:
     counts = Counter(r["sku"] for r in rows)
     assert max(counts.values()) == 1
     assert set(counts) == {e["sku"] for e in expected_shop_items(products)}
+
+
+async def test_the_feed_tag_never_reaches_an_output_or_the_stats(
+    site: TestSite, tmp_path: Path
+) -> None:
+    """Without an item model, a table feed makes the engine tag items: the tag stays inside."""
+    project = make_project(tmp_path / "p", {"odd": ODD_SPIDER.replace("item_model = Row", "")})
+    out, stats = tmp_path / "odd.jsonl", tmp_path / "stats.json"
+    code, _, err = await run(
+        str(BIN / "crawl"), "odd", "-a", f"base={site.url}", "-s", "obey_robots=false",
+        "-o", str(out), "-o", f"sqlite:///{tmp_path}/odd.db?table=odd", "--stats", str(stats),
+        cwd=project)
+    assert code == 0, err
+    assert all("\x00" not in key for line in out.read_bytes().splitlines()
+               for key in orjson.loads(line))
+    rows = sqlite_rows(tmp_path / "odd.db", "odd")
+    assert len(rows) == 4 and all("\\u0000feed" not in r["item"] for r in rows)
+    assert not any("\x00feed" in key for key in json.loads(stats.read_text()))
