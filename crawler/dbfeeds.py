@@ -463,14 +463,18 @@ class _PostgresBackend(_Backend):
     async def _prepare(self, overwrite: bool) -> None:
         conn = self._conn
         schema = self.spec.schema or await conn.fetchval("SELECT current_schema()")
-        if overwrite:
-            await conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
-        rows = await conn.fetch(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = $1 AND table_name = $2", schema, self.spec.name)
-        if rows:
-            self._check_existing({r["column_name"]: r["data_type"] for r in rows})
         async with conn.transaction():
+            # Several workers start at once: CREATE ... IF NOT EXISTS alone races (two create
+            # the type of the table), so the check and the creation hold a lock on the name.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"crawler feed {schema}.{self.spec.name}")
+            if overwrite:
+                await conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
+            rows = await conn.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $1 AND table_name = $2", schema, self.spec.name)
+            if rows:
+                self._check_existing({r["column_name"]: r["data_type"] for r in rows})
             for sql in self._create_sql():
                 await conn.execute(sql)
 
