@@ -196,8 +196,9 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines)
-        if warn_no_output and not feed_options and not pipelines:
+        # The first pipeline is the signals hook, not one that keeps items.
+        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines[1:])
+        if warn_no_output and not feed_options and len(pipelines) == 1:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
         feeds: FeedSet | None = None
