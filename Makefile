@@ -24,7 +24,7 @@ $(BASE): pyproject.toml | $(BIN)/python
 
 # Development: the test and speed extras too (a superset of the base install).
 $(DEV): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[test,speed,browser]'
+	$(PIP) install -q -e '.[test,speed,browser,postgres]'
 	$(BIN)/python -m compileall -q crawler spiders
 	touch $(BASE) $@
 

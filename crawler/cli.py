@@ -40,17 +40,29 @@ def _kv(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+class _OutputAction(argparse.Action):
+    """``-o``/``-O``, repeatable: collects (URI, overwrite) in the order given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        outputs = [*getattr(namespace, self.dest, []), (values, option_string in ("-O",
+                   "--overwrite-output"))]
+        setattr(namespace, self.dest, outputs)
+
+
 def _crawl_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Run a spider of the project in the current folder.",
     )
     p.add_argument("spider", help="spider name (see `crawler list`)")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="FILE",
-                     help="append items to FILE (.jsonl, .json, .csv; '-' = JSON lines on stdout)")
-    out.add_argument("-O", "--overwrite-output", metavar="FILE",
-                     help="write items to FILE, replacing it")
+    p.add_argument("-o", "--output", metavar="URI", dest="outputs", action=_OutputAction,
+                   default=[], help="append items to URI: a file (.jsonl, .json, .csv; '-' = "
+                   "JSON lines on stdout), sqlite:///FILE?table=T, postgresql://.../DB?table=T; "
+                   "repeat for several outputs")
+    p.add_argument("-O", "--overwrite-output", metavar="URI", dest="outputs",
+                   action=_OutputAction, default=[],
+                   help="write items to URI, replacing the file (or the table)")
     p.add_argument("-a", dest="spider_args", metavar="NAME=VALUE", type=_kv, action="append",
                    default=[], help="spider argument (becomes a spider attribute)")
     p.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
@@ -245,22 +257,21 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
         cli_settings.append(f"jobdir={args.jobdir}")
     if args.frontier:
         cli_settings.append(f"frontier_url={args.frontier}")
-    output = args.output or args.overwrite_output
-    overwrite = bool(args.overwrite_output)
+    outputs: list[tuple[str, bool]] = args.outputs
     spider_file: Path | None = getattr(args, "spider_file", None)
     try:
         loaded = _load(args.spider, project, cli_settings, spider_file)
         spider_cls, settings = loaded.spider_cls, loaded.settings
-        if not output:  # Scrapy's FEEDS, when the command line names no output
+        if not outputs and not settings.feeds:  # Scrapy's FEEDS, when nothing names an output
             from .compat import feeds_output
 
             feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings})
             if feed is not None:
-                output, overwrite = feed
-        if output:
-            from .exporters import format_for
+                outputs = [feed]
+        from .feeds import parse_target, resolve_outputs
 
-            format_for(output)
+        for uri, options in resolve_outputs(outputs, settings.feeds).items():
+            parse_target(uri, options)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -269,6 +280,11 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
             print(f"{prog}: error: --processes runs a spider of the project (crawl NAME), not a"
                   " spider file", file=sys.stderr)
             return EXIT_USAGE
+        if len(outputs) > 1 or any("://" in uri for uri, _ in outputs):
+            print(f"{prog}: error: --processes writes one file output (JSON lines), merged from "
+                  "the workers' files; give a single -o/-O FILE.jsonl", file=sys.stderr)
+            return EXIT_USAGE
+        output, overwrite = outputs[0] if outputs else (None, False)
         return _crawl_processes(args, prog, project, settings, output, overwrite)
 
     from asyncio import CancelledError  # loaded with the runner anyway
@@ -281,8 +297,7 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
                 spider_cls,
                 settings,
                 spider_args=dict(args.spider_args),
-                output=output,
-                overwrite=overwrite,
+                outputs=outputs,
                 stats_path=args.stats,
                 handle_signals=True,
                 report_path=args.report,
@@ -340,9 +355,9 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     fr.add_argument("--crawl-id", default=None, help="crawl_id of the crawl (default: setting)")
     fr.add_argument("--json", action="store_true", help="status as JSON")
     fr.add_argument("--project", type=Path, default=None)
-    mg = sub.add_parser("merge", help="merge workers' JSON lines outputs, dropping repeats")
-    mg.add_argument("out", help="merged output (.jsonl, or - for stdout)")
-    mg.add_argument("inputs", nargs="+", help="the workers' .jsonl files")
+    mg = sub.add_parser("merge", help="merge workers' outputs, dropping repeats")
+    mg.add_argument("out", help="merged output (.jsonl, .json, .csv by extension; - = stdout)")
+    mg.add_argument("inputs", nargs="+", help="the workers' output files (.jsonl, .json, .csv)")
     mg.add_argument("--key", default="url", help="comma-separated item fields that identify "
                     "an item (default: url)")
     mg.add_argument("-O", "--overwrite", action="store_true", help="replace OUT if it exists")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -170,28 +171,106 @@ def merge_outputs(
     key: Sequence[str] = DEFAULT_FIELDS,
     overwrite: bool = False,
 ) -> MergeResult:
-    """Merge JSON lines files (the outputs of several workers) into ``out``, keeping the first
+    """Merge output files (the outputs of several workers) into ``out``, keeping the first
     item of each key (:func:`item_key` with fields ``key``) in the order the files are given.
 
-    Lines are copied byte for byte. Lines that are not JSON (a line torn by a kill) are skipped
-    with a warning. ``out`` is ``"-"`` for standard output; an existing file is refused unless
-    ``overwrite``. Memory: 16 bytes per distinct item.
+    Every output format is read and written, chosen by extension (``.jsonl``/``.jl``/
+    ``.ndjson``, ``.json``, ``.csv``; ``out`` may be ``"-"``, JSON lines on standard output).
+    JSON lines into JSON lines are copied byte for byte; lines that are not JSON (a line torn
+    by a kill) are skipped with a warning. CSV cells are read as text. An input of another
+    extension, or a ``.json`` file that is not a JSON array of objects, is refused
+    (:class:`ConfigError`) before anything is written; so is an existing ``out`` unless
+    ``overwrite``. Memory: 16 bytes per distinct item (a ``.json`` input is read whole).
     """
+    from .exporters import format_for, open_exporter
+
     fields = tuple(key)
     result = MergeResult()
     seen: set[bytes] = set()
-    sink: BinaryIO
-    if str(out) == "-":
-        sink = sys.stdout.buffer
-    else:
+    inputs = [str(p) for p in paths]
+    out = str(out)
+    out_format = format_for(out)
+    formats = []
+    for path in inputs:
+        if out != "-" and Path(path).resolve() == Path(out).resolve():
+            raise ConfigError(f"output {out} is also an input")
         try:
-            sink = open(out, "wb" if overwrite else "xb")  # noqa: SIM115 - closed below
-        except FileExistsError as exc:
-            raise ConfigError(f"{out} exists: give -O to replace it") from exc
+            formats.append(format_for(path))
+        except ConfigError as exc:
+            raise ConfigError(f"cannot merge {path}: {exc}") from None
+        if not os.path.isfile(path):
+            raise ConfigError(f"cannot merge {path}: no such file")
+    arrays = {path: _read_array(path) for path, fmt in zip(inputs, formats, strict=True)
+              if fmt == "json"}
+    if out != "-" and os.path.exists(out) and not overwrite:
+        raise ConfigError(f"{out} exists: give -O to replace it")
+
+    def fresh(plain: Any) -> bool:
+        result.read += 1
+        k = _key_of_plain(plain, fields)
+        if k in seen:
+            result.duplicates += 1
+            return False
+        seen.add(k)
+        result.written += 1
+        return True
+
+    if out_format == "jsonl" and all(fmt == "jsonl" for fmt in formats):
+        _merge_lines(inputs, out, result, fresh)
+        return result
+    exporter = open_exporter(out, overwrite=True)
+    batch: list[Any] = []
     try:
-        for path in paths:
-            if Path(path).resolve() == Path(str(out)).resolve():
-                raise ConfigError(f"output {out} is also an input")
+        for path, fmt in zip(inputs, formats, strict=True):
+            source = (arrays[path] if fmt == "json" else _read_csv(path) if fmt == "csv"
+                      else _read_lines(path, result))
+            for plain in source:
+                if fresh(plain):
+                    batch.append(plain)
+                    if len(batch) >= 1000:
+                        exporter.write(batch)
+                        batch = []
+        exporter.write(batch)
+    finally:
+        exporter.close()
+    return result
+
+
+def _read_array(path: str) -> list[Any]:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"cannot merge {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise ConfigError(f"cannot merge {path}: not a JSON array of objects")
+    return data
+
+
+def _read_csv(path: str) -> Iterable[dict[str, str]]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        yield from csv.DictReader(f)
+
+
+def _read_lines(path: str, result: MergeResult) -> Iterable[Any]:
+    with open(path, "rb") as src:
+        for lineno, line in enumerate(src, 1):
+            if not line.strip():
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                result.invalid += 1
+                logger.warning("%s:%d: not a JSON line, skipped", path, lineno)
+
+
+def _merge_lines(inputs: list[str], out: str, result: MergeResult,
+                 fresh: Any) -> None:
+    """JSON lines into JSON lines, each kept line copied byte for byte."""
+    sink: BinaryIO = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    try:
+        for path in inputs:
             with open(path, "rb") as src:
                 for lineno, line in enumerate(src, 1):
                     line = line.rstrip(b"\r\n")
@@ -203,17 +282,10 @@ def merge_outputs(
                         result.invalid += 1
                         logger.warning("%s:%d: not a JSON line, skipped", path, lineno)
                         continue
-                    result.read += 1
-                    k = _key_of_plain(plain, fields)
-                    if k in seen:
-                        result.duplicates += 1
-                        continue
-                    seen.add(k)
-                    sink.write(line + b"\n")
-                    result.written += 1
+                    if fresh(plain):
+                        sink.write(line + b"\n")
     finally:
         if sink is not sys.stdout.buffer:
             sink.close()
         else:
             sink.flush()
-    return result

@@ -48,6 +48,7 @@ from .errors import (
     UnstorableRequest,
 )
 from .exporters import Exporter
+from .feeds import FeedSet, stamp_items, tag_item
 from .filters import RequestFilters
 from .frontier.base import Frontier, Lease
 from .frontier.codec import encode_request
@@ -141,6 +142,8 @@ class Engine:
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
+        # Items for feeds carry a tag (class, token) that the feeds strip off again.
+        self._tag_items = isinstance(exporter, FeedSet) and exporter.wants_tags
         self._lossy = LossyValues()
         #: Origins that refused connections or did not resolve, after retries: the reason.
         self._failed_hosts: dict[str, str] = {}
@@ -745,7 +748,7 @@ class Engine:
                 return
             record = to_dict(item)
             self._lossy.check(record)
-            items.append(record)
+            items.append(tag_item(record, item) if self._tag_items else record)
             return
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
@@ -815,6 +818,8 @@ class Engine:
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
+        if items and self._tag_items:
+            stamp_items(items, lease.request)
         written = 0
         if items and not self._outbox:
             # Written before the ack: a crash in between repeats this request's items rather

@@ -37,6 +37,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -177,6 +178,44 @@ def _cell(value: Any) -> str:
         decoded: str = orjson.loads(encoded)
         return decoded
     return encoded.decode("utf-8")
+
+
+def _other_encoding(encoding: str) -> str | None:
+    """None for UTF-8 (nothing to do), else the codec's canonical name; an unknown codec is a
+    :class:`~crawler.errors.ConfigError`."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown output encoding {encoding!r}") from None
+    return None if name == "utf-8" else name
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # a surrogate pair, as JSON spells characters beyond the BMP
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def _transcode_json(data: bytes, encoding: str) -> bytes:
+    """UTF-8 JSON re-encoded: non-ASCII characters (only ever inside strings) become
+    ``\\uXXXX`` escapes, so the text is valid JSON in any ASCII-compatible encoding."""
+    text = data.decode("utf-8")
+    if not text.isascii():
+        text = _NON_ASCII.sub(_escape, text)
+    return text.encode(encoding)
+
+
+def _indented(item: Any, indent: int) -> bytes:
+    """One item as indented JSON (the ``indent`` feed option of a ``.json`` array)."""
+    plain = orjson.loads(encode_item(item))
+    return json.dumps(plain, indent=indent, ensure_ascii=False).encode("utf-8")
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -369,6 +408,14 @@ class _Sink:
         _write_all_fd(self.fd, data, offset)
         self.position = max(self.position, offset + len(data))
 
+    def cut_back(self, length: int) -> None:
+        """After a failed write: cut the file back to ``length`` bytes (the last good length),
+        so no torn line is left behind. Standard output cannot be cut; nothing is done."""
+        if self.fd is None or self._closed:
+            return
+        os.ftruncate(self.fd, length)
+        self.position = length
+
     def flush(self) -> None:
         if self._closed:
             return
@@ -424,11 +471,15 @@ class _BaseExporter:
 
 
 class JsonLinesExporter(_BaseExporter):
-    """One JSON object per line. In append mode a torn last line is cut off first."""
+    """One JSON object per line. In append mode a torn last line is cut off first. A write
+    that fails (a full disk) is cut back to the last whole line before the error is raised.
+    ``encoding`` other than UTF-8 writes non-ASCII characters as ``\\uXXXX`` escapes."""
 
-    __slots__ = ()
+    __slots__ = ("_encoding",)
 
-    def __init__(self, path: str, *, overwrite: bool, fsync: bool = False) -> None:
+    def __init__(self, path: str, *, overwrite: bool, fsync: bool = False,
+                 encoding: str = "utf-8") -> None:
+        self._encoding = _other_encoding(encoding)
         if path == "-":
             super().__init__(path, _Sink.open_stdout())
             return
@@ -445,7 +496,14 @@ class JsonLinesExporter(_BaseExporter):
         if not items:
             return
         data = b"\n".join([encode_item(item) for item in items]) + b"\n"
-        self._sink.append(data)
+        if self._encoding is not None:
+            data = _transcode_json(data, self._encoding)
+        good = self._sink.position
+        try:
+            self._sink.append(data)
+        except OSError:
+            self._sink.cut_back(good)  # a full disk: no torn line stays behind
+            raise
 
 
 class JsonArrayExporter(_BaseExporter):
@@ -454,12 +512,15 @@ class JsonArrayExporter(_BaseExporter):
 
     Appending to a non-empty array is refused (see :func:`open_exporter`)."""
 
-    __slots__ = ("_count",)
+    __slots__ = ("_count", "_encoding", "_indent")
 
     _EMPTY = b"[\n]\n"
     _CLOSE = b"\n]\n"
 
-    def __init__(self, path: str, *, overwrite: bool, fsync: bool = False) -> None:
+    def __init__(self, path: str, *, overwrite: bool, fsync: bool = False,
+                 encoding: str = "utf-8", indent: int | None = None) -> None:
+        self._encoding = _other_encoding(encoding)
+        self._indent = indent
         _ensure_parent(path)
         if not overwrite and os.path.exists(path) and os.path.getsize(path) > 0:
             raise ConfigError(
@@ -474,14 +535,28 @@ class JsonArrayExporter(_BaseExporter):
     def write(self, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
-        body = b",\n".join([encode_item(item) for item in items])
+        if self._indent:
+            body = b",\n".join([_indented(item, self._indent) for item in items])
+        else:
+            body = b",\n".join([encode_item(item) for item in items])
+        if self._encoding is not None:
+            body = _transcode_json(body, self._encoding)
+        good = self._sink.position
         if self._count:
-            offset = self._sink.position - len(self._CLOSE)
+            offset = good - len(self._CLOSE)
             data = b",\n" + body + self._CLOSE
         else:
             offset = len(self._EMPTY) - len(b"]\n")
             data = body + self._CLOSE
-        self._sink.write_at(offset, data)
+        try:
+            self._sink.write_at(offset, data)
+        except OSError:
+            # A full disk part way through: put the closing bracket back where it was and cut
+            # the rest, so the file is the valid array it was before this batch. Both fit in
+            # space the file already had.
+            self._sink.write_at(good - len(self._CLOSE), self._CLOSE)
+            self._sink.cut_back(good)
+            raise
         self._count += len(items)
 
 
@@ -495,10 +570,11 @@ class CsvExporter(_BaseExporter):
     file's header row (it wins over ``fields``) and writes no new one.
     """
 
-    __slots__ = ("_fields", "_header_written", "_warned_keys")
+    __slots__ = ("_encoding", "_fields", "_header_written", "_warned_keys")
 
     def __init__(self, path: str, *, overwrite: bool, fsync: bool = False,
-                 fields: Sequence[str] | None = None) -> None:
+                 fields: Sequence[str] | None = None, encoding: str = "utf-8") -> None:
+        self._encoding = encoding
         _ensure_parent(path)
         existing: list[str] | None = None
         if not overwrite and os.path.exists(path):
@@ -555,7 +631,7 @@ class CsvExporter(_BaseExporter):
                     logger.warning("%s: ignoring key %r, not one of the CSV columns %s",
                                    self.path, key, fields)
             writer.writerow([_cell(item.get(name)) for name in fields])
-        return buf.getvalue().encode("utf-8")
+        return buf.getvalue().encode(self._encoding, "replace")
 
     def write(self, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
@@ -565,25 +641,36 @@ class CsvExporter(_BaseExporter):
             first = items[0]
             self._fields = [str(key) for key in getattr(first, "declared_fields", None) or first]
         data = self._rows(items, header=not self._header_written)
-        self._sink.append(data)
+        good = self._sink.position
+        try:
+            self._sink.append(data)
+        except OSError:
+            self._sink.cut_back(good)  # a full disk: back to the last whole record
+            raise
         self._header_written = True
 
 
 def open_exporter(path: str, *, overwrite: bool, fsync: bool = False,
-                  fields: Sequence[str] | None = None) -> Exporter:
+                  fields: Sequence[str] | None = None, fmt: str | None = None,
+                  encoding: str = "utf-8", indent: int | None = None) -> Exporter:
     """Open the exporter for ``path``: ``overwrite=True`` for ``-O``, ``False`` for ``-o``.
 
     The folder is created if missing. ``fields`` fixes the CSV columns (ignored for the JSON
-    formats). Raises :class:`~crawler.errors.ConfigError` for an unknown extension, for ``-o``
-    onto a non-empty ``.json`` file, and when the file cannot be opened.
+    formats). ``fmt`` overrides the extension; ``encoding`` and ``indent`` (``.json`` only) are
+    the feed options. Raises :class:`~crawler.errors.ConfigError` for an unknown extension,
+    for ``-o`` onto a non-empty ``.json`` file, and when the file cannot be opened.
     """
-    fmt = format_for(path)
+    fmt = fmt or format_for(path)
     try:
         if fmt == "jsonl":
-            return JsonLinesExporter(path, overwrite=overwrite, fsync=fsync)
+            return JsonLinesExporter(path, overwrite=overwrite, fsync=fsync, encoding=encoding)
         if fmt == "json":
-            return JsonArrayExporter(path, overwrite=overwrite, fsync=fsync)
-        return CsvExporter(path, overwrite=overwrite, fsync=fsync, fields=fields)
+            return JsonArrayExporter(path, overwrite=overwrite, fsync=fsync, encoding=encoding,
+                                     indent=indent)
+        if fmt != "csv":
+            raise ConfigError(f"unknown file format {fmt!r} for {path!r} (jsonl, json, csv)")
+        return CsvExporter(path, overwrite=overwrite, fsync=fsync, fields=fields,
+                           encoding=encoding)
     except OSError as exc:
         raise ConfigError(f"cannot open output file {path!r}: {exc.strerror or exc}") from exc
 

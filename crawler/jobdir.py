@@ -89,6 +89,8 @@ class JobDir:
         self.finish_reason: str | None = None
         #: The stats committed by the last run (empty for a new job).
         self.last_stats: dict[str, Any] = {}
+        #: When the job was created (Unix time, from job.json): names the job in feeds.
+        self.created = 0.0
 
     @property
     def db_path(self) -> Path:
@@ -196,6 +198,7 @@ class JobDir:
             # Written whole or not at all: a kill here must not leave half a job.json.
             tmp.write_bytes(orjson.dumps(job.model_dump(), option=orjson.OPT_INDENT_2))
             os.replace(tmp, job_path)
+            self.created = job.created
             self.resumed = False
             logger.info("Started job %s for spider %r", self.path, self.spider_name)
             return
@@ -215,6 +218,7 @@ class JobDir:
             job = JobFile.model_validate(raw)
         except ValidationError as exc:
             raise JobDirError(f"{job_path} is not a valid job file: {exc}") from exc
+        self.created = job.created
         if job.spider != self.spider_name:
             raise JobDirError(
                 f"job directory {self.path} belongs to spider {job.spider!r}, "

@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +22,9 @@ from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
 from .errors import ConfigError
-from .exporters import (
-    BatchedExporter,
-    Exporter,
-    InvalidItemWriter,
-    invalid_path_for,
-    open_exporter,
-)
+from .exporters import Exporter, InvalidItemWriter
 from .fdlimit import fit_concurrency, raise_open_files_limit
+from .feeds import FeedSet, file_feeds, open_feeds, resolve_outputs
 from .frontier.base import Frontier
 from .frontier.memory import MemoryFrontier
 from .http import Request, Response
@@ -59,6 +55,8 @@ class CrawlResult:
 
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Why the crawl failed (an output could not be written), None when it did not.
+    error: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -67,7 +65,7 @@ class CrawlResult:
 
 
 #: Finish reasons that make the run a failure.
-FAILURES = frozenset({"start_failed", "frontier_lost"})
+FAILURES = frozenset({"start_failed", "frontier_lost", "output_failed"})
 
 
 def build_frontier(settings: Settings, spider_name: str) -> Frontier:
@@ -107,6 +105,7 @@ async def run_spider(
     spider_args: dict[str, Any] | None = None,
     output: str | None = None,
     overwrite: bool = False,
+    outputs: Sequence[tuple[str, bool]] = (),
     stats_path: str | None = None,
     handle_signals: bool = False,
     frontier: Frontier | None = None,
@@ -120,19 +119,21 @@ async def run_spider(
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
-<<<<<<< HEAD
-    at once; either way the output ends in whole lines. ``summary``: log the stats summary at
-    the end (a worker of ``crawl --processes`` leaves that to the command that started it).
-=======
     at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
     report is written at the end (with a shared frontier: of the whole cluster).
     ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
+    ``summary``: log the stats summary at the end (a worker of ``crawl --processes`` leaves
+    that to the command that started it).
 
     ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
     components read through ``crawler.settings`` (the native ones are already in
     ``settings``).
->>>>>>> main
+
+    ``outputs`` are the ``-o``/``-O`` feeds as (URI, overwrite); they replace the ``feeds``
+    setting. ``output``/``overwrite`` give one such feed.
     """
+    cli_outputs = list(outputs) or ([(output, overwrite)] if output else [])
+    feed_options = resolve_outputs(cli_outputs, settings.feeds)
     stats = Stats()
     concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
     if concurrency != settings.concurrency:
@@ -174,6 +175,13 @@ async def run_spider(
         if settings.jobdir:
             from .jobdir import JobDir  # only durable crawls pay for sqlite3
 
+            files = file_feeds(feed_options)
+            if len(files) > 1 or any(feed_options[t.uri].batch_item_count for t in files):
+                raise ConfigError("--jobdir keeps one output file exactly-once (besides any "
+                                  "number of database outputs); got "
+                                  + ", ".join(t.uri for t in files)
+                                  + (" with batch_item_count" if len(files) == 1 else ""))
+            output = files[0].path if files else None
             job = stack.enter_context(JobDir(settings.jobdir, spider.name, output))
             if job.finished:
                 logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
@@ -187,22 +195,31 @@ async def run_spider(
         shared = _shared(frontier)
         if shared is not None:
             # Each worker writes its own output; "{worker}" in the path names this one.
-            if output and "{worker}" in output:
-                output = output.replace("{worker}", shared.worker_id)
+            feed_options = {uri.replace("{worker}", shared.worker_id): opts
+                            for uri, opts in feed_options.items()}
             for pipeline in pipelines:
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
         # The first pipeline is the signals hook, not one that keeps items.
-        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines[1:])
-        if warn_no_output and not output and len(pipelines) == 1:
+        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines[1:])
+        if warn_no_output and not feed_options and len(pipelines) == 1:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
-        exporter: Exporter | None = None
+        feeds: FeedSet | None = None
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
         fields = list(model.model_fields) if model is not None else None
         durable = _durable(frontier)
+        feed_kwargs: dict[str, Any] = {
+            "model": model, "error_timeout": settings.feed_error_timeout,
+            "buffer_items": settings.feed_buffer_items,
+            # A memory crawl's items need not be written before the ack: gather them.
+            "gather": durable is None and shared is None,
+            "raise_errors": durable is not None, "write_through": shared is not None,
+            "prefix": _token_prefix(settings, job, shared),
+            "resumed": job is not None and job.resumed,
+        }
         if durable is not None:
             # A durable job: cut the output back to what is committed, write what the outbox
             # holds, carry the stats and the spider's state over.
@@ -212,18 +229,18 @@ async def run_spider(
             saved_stats, spider.state = durable.load_state()
             stats.load(saved_stats)
             durable.track_state(lambda: (stats.to_dict(), spider.state))
-            if output:
-                exporter = await durable.open_output(output, overwrite=overwrite, fields=fields)
-        elif output:
-            exporter = open_exporter(output, overwrite=overwrite, fields=fields)
-            if isinstance(frontier, MemoryFrontier) and output != "-":
-                # Nothing survives this process anyway: write in batches, not per page. A
-                # shared frontier needs a request's items written before its ack instead.
-                exporter = BatchedExporter(exporter)
-        if exporter is not None:
-            stack.callback(exporter.close)
+            if feed_options:
+                feeds = await _open_durable_feeds(durable, feed_options, output, overwrite,
+                                                  fields, feed_kwargs)
+        elif feed_options:
+            feeds = open_feeds(feed_options, **feed_kwargs)
+        exporter: Exporter | None = feeds
+        if feeds is not None:
+            stack.callback(feeds.close)
+        if feed_options:
+            overwrite = next(iter(feed_options.values())).overwrite
         invalid = (
-            InvalidItemWriter(invalid_path_for(output), overwrite=overwrite) if output else None
+            InvalidItemWriter(feeds.invalid_path, overwrite=overwrite) if feeds else None
         )
         if invalid is not None:
             stack.callback(invalid.close)
@@ -263,6 +280,17 @@ async def run_spider(
             robots=robots,
             throttle=AutoThrottle.from_settings(settings, stats) if settings.autothrottle else None,
         )
+        if feeds is not None:
+            loop = asyncio.get_running_loop()
+            def output_failed() -> None:  # called from a database feed's thread too
+                try:
+                    loop.call_soon_threadsafe(engine.stop, "output_failed")
+                except RuntimeError:  # the loop is closed: the crawl is over anyway
+                    pass
+
+            feeds.on_failure = output_failed
+            for table in feeds.tables:
+                table.on_failure = feeds.on_failure
         if on_engine is not None:
             on_engine(engine)
         if handle_signals:
@@ -280,10 +308,24 @@ async def run_spider(
             stack.push_async_callback(merge)
             await stack.enter_async_context(_every(max(5.0, settings.log_interval), merge))
         report.started = True
+        error: str | None = None
         try:
-            reason = await engine.run()
+            try:
+                reason = await engine.run()
+            except Exception:
+                # A durable job's output write failed: its frontier refused to record it and
+                # then any other work, which ends the run here; the resume continues exactly.
+                if feeds is None or durable is None or not feeds.failures():
+                    raise
+                reason = "output_failed"
             timeline.sample()  # the last second, into the job's final stats too
-            if durable is not None:
+            if feeds is not None and durable is None:
+                # The last gathered items are written now: a failure here fails the crawl too.
+                await asyncio.to_thread(feeds.close)
+            error = _feed_errors(feeds, stats, durable is not None)
+            if error is not None:
+                reason = "output_failed"
+            elif durable is not None:
                 await durable.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"
@@ -293,7 +335,62 @@ async def run_spider(
             stats.finish(reason)
             if report_path:
                 await _write_report(report_path, stats, shared, spider.name)
-    return CrawlResult(reason, stats.to_dict())
+    if error is not None:
+        logger.error("%s", error)
+    return CrawlResult(reason, stats.to_dict(), error)
+
+async def _open_durable_feeds(
+    durable: SqliteFrontier, feed_options: dict[str, Any], path: str | None, overwrite: bool,
+    fields: list[str] | None, feed_kwargs: dict[str, Any],
+) -> FeedSet:
+    """A durable job's feeds: its one file through the frontier (cut back to the committed
+    offset), the databases beside it; then what the outbox holds is written to all of them."""
+    holder: list[FeedSet] = []
+
+    def wrap(exporter: Exporter | None) -> FeedSet:
+        holder.append(open_feeds(feed_options, file_exporter=exporter, **feed_kwargs))
+        return holder[0]
+
+    if path is not None:
+        file_overwrite = next(o.overwrite for u, o in feed_options.items()
+                              if u.removeprefix("file://") == path)
+        fields = feed_options[next(u for u in feed_options if u.removeprefix("file://") == path)
+                              ].fields or fields
+        await durable.open_output(path, overwrite=file_overwrite, fields=fields, wrap=wrap)
+    else:
+        await durable.attach_output(wrap(None))
+    return holder[0]
+
+
+def _token_prefix(settings: Settings, job: JobDir | None, shared: RedisFrontier | None) -> str:
+    """What starts every database row's crawl_token: stable across the resumes of a job and
+    across the workers of a shared crawl, new for every other run."""
+    if job is not None:
+        return f"job:{job.created:.6f}"
+    if shared is not None:
+        return f"shared:{settings.crawl_id or shared.worker_id}"
+    return f"run:{uuid.uuid4().hex}"
+
+
+def _feed_errors(feeds: FeedSet | None, stats: Stats, durable: bool) -> str | None:
+    """The one message for the feeds that failed (None when none did); the items they did
+    not write are taken off ``items_scraped``."""
+    if feeds is None:
+        return None
+    invalid = feeds.invalid()
+    if invalid:
+        stats.inc("items_invalid", invalid)
+        stats.inc("items_scraped", -invalid)
+    failures = feeds.failures()
+    if not failures:
+        return None
+    lost = max(f.not_written for f in failures)
+    stats.inc("items_scraped", -lost)
+    parts = [f"output {f.name} failed ({f.reason}): {f.not_written} "
+             f"item{'' if f.not_written == 1 else 's'} not written" for f in failures]
+    after = (" The items are kept in the job: run the same command to resume them."
+             if durable else "")
+    return "; ".join(parts) + "." + after
 
 
 @dataclass(slots=True)
@@ -449,11 +546,11 @@ def _durable(frontier: Frontier) -> SqliteFrontier | None:
 
 
 def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: JobDir | None,
-                shared: RedisFrontier | None, output: str | None, overwrite: bool,
+                shared: RedisFrontier | None, feed_options: Mapping[str, Any],
                 pipelines: list[Any]) -> None:
     """What runs, said once at INFO: the spider, the frontier, the outputs, and every
     setting changed from its default with the layer that changed it."""
-    from .exporters import format_for
+    from .feeds import parse_target
     from .settings import changed_settings
 
     try:
@@ -467,12 +564,14 @@ def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: Job
         where = f"Redis {shared.connection.display_url}, keys {shared.prefix}*"
     else:
         where = f"{type(frontier).__name__.removesuffix('Frontier').lower()}"
-    if output:
-        kind = {"jsonl": "JSON lines", "json": "JSON array", "csv": "CSV"}.get(format_for(output))
-        outputs = f"{'stdout' if output == '-' else output} ({kind}, " \
-                  f"{'overwrite' if overwrite else 'append'})"
-    else:
-        outputs = "none"
+    shown = []
+    for uri, options in feed_options.items():
+        target = parse_target(uri, options)
+        kind = {"jsonl": "JSON lines", "json": "JSON array", "csv": "CSV", "sqlite": "SQLite",
+                "postgresql": "PostgreSQL"}.get(target.format, target.format)
+        name = "stdout" if target.path == "-" else target.shown
+        shown.append(f"{name} ({kind}, {'overwrite' if options.overwrite else 'append'})")
+    outputs = ", ".join(shown) or "none"
     names = ", ".join(type(p).__name__ for p in pipelines) or "none"
     logger.info("Spider %r (%s), frontier: %s, output: %s, pipelines: %s", spider.name,
                 source, where, outputs, names)

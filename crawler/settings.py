@@ -57,6 +57,7 @@ __all__ = [
     "SETTINGS_FILE",
     "USER_AGENT",
     "CloseOn",
+    "FeedOptions",
     "Settings",
     "build_settings",
     "settings_table_markdown",
@@ -111,6 +112,37 @@ class CloseOn(BaseModel):
 
 #: The largest ``concurrency`` accepted.
 MAX_CONCURRENCY = 100_000
+
+
+class FeedOptions(BaseModel):
+    """One output of the ``feeds`` table (Scrapy's ``FEEDS`` shape), keyed by its URI: a file
+    path (``items.jsonl``, ``out/{batch_id}.csv``), ``-``, ``sqlite:///items.db?table=t`` or
+    ``postgresql://user@host/db?table=t``."""
+
+    model_config = _MODEL_CONFIG
+
+    format: Literal["jsonl", "jsonlines", "json", "csv", "sqlite", "postgresql"] | None = None
+    """The format; None = from the URI (its extension or scheme)."""
+    overwrite: bool = False
+    """Replace the file (or empty the table) instead of appending."""
+    fields: list[str] | None = None
+    """Only these fields, in this order (the CSV columns); None = every field."""
+    encoding: str = "utf-8"
+    """Text encoding of a file output."""
+    indent: int | None = Field(default=None, ge=0)
+    """Indent a ``.json`` array's items by this many spaces; None = compact."""
+    item_classes: list[str] = Field(default_factory=list)
+    """Only items of these classes (names, or import paths' last part); empty = all items."""
+    item_filter: str | None = None
+    """Import path of a callable ``(item: dict) -> bool`` choosing the items of this feed."""
+    batch_item_count: int = Field(default=0, ge=0)
+    """Start a new file every this many items; the path needs ``{batch_id}`` or ``{time}``."""
+    store_empty: bool = True
+    """Keep a file output that received no item (False: remove it at the end)."""
+    key: list[str] = Field(default_factory=list)
+    """Database outputs: upsert on these fields (the URI's ``?key=``)."""
+    batch_size: int = Field(default=500, ge=1)
+    """Database outputs: rows per transaction, at most."""
 
 
 class Settings(BaseModel):
@@ -240,6 +272,13 @@ class Settings(BaseModel):
     browser_recycle_pages: int = Field(default=100, ge=1)
     """A browser context is renewed after this many pages, its cookies carried over (bounds
     the browser's memory)."""
+    feeds: dict[str, FeedOptions] = Field(default_factory=dict)
+    """Outputs, as tables keyed by URI (like Scrapy's FEEDS); -o/-O on the command line
+    replace them."""
+    feed_error_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a database output may stay unreachable before the crawl stops (exit 1)."""
+    feed_buffer_items: int = Field(default=10_000, ge=1)
+    """Items a database output holds in memory while it cannot write; the crawl waits beyond."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -208,7 +208,9 @@ class Stats:
         values["fields_checked"] = values.get("fields_checked", 0) + 1
         fields = self._fields
         if len(fields) < MAX_FIELDS and not fields.keys() >= item.keys():
-            self.expect_fields([k for k in item if isinstance(k, str) and k not in fields])
+            # A key starting with NUL is the feeds' tag (crawler.feeds.ITEM_TAG), not a field.
+            self.expect_fields([k for k in item if isinstance(k, str) and k not in fields
+                                and k[:1] != "\x00"])
         get = item.get
         for name, entry in fields.items():
             value = get(name)
@@ -372,6 +374,7 @@ _SENTENCES = {
     "close_on_errors": "Crawl stopped: close_on.errors reached",
     "start_failed": "Crawl failed: the spider's start() raised before yielding any request",
     "output_closed": "Crawl stopped: the output was closed (output_closed)",
+    "output_failed": "Crawl failed: an output could not be written (output_failed)",
     "killed": "Crawl stopped at once",
 }
 

@@ -254,7 +254,7 @@ async def test_scrapy_spider_attributes_are_settings(site: TestSite, tmp_path: P
 
 
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
-         "publicsuffixlist", "playwright")
+         "publicsuffixlist", "playwright", "asyncpg")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
 
 
@@ -273,7 +273,8 @@ async def test_heavy_packages_load_only_when_used() -> None:
     listing = "from crawler.cli import crawler_main; crawler_main(['list'])"
     assert await loaded(listing) == {"pydantic"}
     # A crawl needs aiohttp; parsel waits for the first .css(), rich for a terminal, redis
-    # for a shared frontier, sqlite3 for a jobdir, the suffix list for a Domain= cookie.
+    # for a shared frontier, sqlite3 for a jobdir, the suffix list for a Domain= cookie,
+    # asyncpg for a postgresql:// output.
     assert await loaded("import crawler.runner") == {"aiohttp", "pydantic"}
 
 

@@ -830,7 +830,8 @@ class SqliteFrontier:
         return True
 
     async def open_output(
-        self, path: str, *, overwrite: bool = False, fields: Sequence[str] | None = None
+        self, path: str, *, overwrite: bool = False, fields: Sequence[str] | None = None,
+        wrap: Callable[[Exporter], Exporter] | None = None,
     ) -> Exporter:
         """Open the exporter for the job's output, and write the items that were committed
         but not written when the last run ended.
@@ -839,7 +840,8 @@ class SqliteFrontier:
         (``overwrite`` is ignored: it would lose the items of earlier runs). Otherwise the
         file is opened as asked (``overwrite`` is ``-O``) and its size recorded as the start.
         Only outputs that can be cut back and appended are accepted: JSON lines and CSV
-        files, not a ``.json`` array nor standard output (:class:`JobDirError`).
+        files, not a ``.json`` array nor standard output (:class:`JobDirError`). ``wrap``
+        turns the file's exporter into the one the items go to (the feeds around it).
         """
         if path == "-" or format_for(path) == "json":
             raise JobDirError(
@@ -855,9 +857,17 @@ class SqliteFrontier:
             self._output_offset = exporter.tell()
             self._offset_dirty = True
             await self.commit()
+        if wrap is not None:
+            exporter = wrap(exporter)
+        await self.attach_output(exporter)
+        return exporter
+
+    async def attach_output(self, exporter: Exporter) -> None:
+        """Take items for ``exporter`` from now on, and write what the outbox holds. Without
+        :meth:`open_output`, for outputs that need no cutting back: writing an item twice
+        must leave it once (a database feed keyed by each item's token)."""
         self._output_attached = True
         await self.drain(exporter)
-        return exporter
 
     # ------------------------------------------------------------------ job state
 

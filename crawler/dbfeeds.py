@@ -1,0 +1,791 @@
+"""Database outputs: items as rows of an SQLite or PostgreSQL table.
+
+A :class:`TableFeed` owns one writer thread and one connection. :meth:`TableFeed.write`
+only appends to a bounded buffer; the thread writes the buffer in batches, one transaction
+per batch (``INSERT ... ON CONFLICT DO UPDATE``). :meth:`TableFeed.flush` waits until
+everything handed over is committed, which is what a durable job needs before it records
+the items as written.
+
+The table. With the spider's ``item_model`` it has one typed column per field::
+
+    str -> text   int -> bigint   float -> double precision   Decimal -> numeric
+    bool -> boolean   datetime -> timestamptz   date -> date   lists, dicts, models -> jsonb
+
+(SQLite: TEXT, INTEGER, REAL, TEXT, INTEGER, TEXT, TEXT, TEXT in a STRICT table), plus
+``crawled_at`` (when the item was scraped) and ``crawl_token``. Without a model the item goes
+whole into one ``item`` column (jsonb / TEXT), and the key fields get columns of their own.
+A missing table is created; an existing one must have these columns with these types, else
+the run stops before the first request naming the difference (``-O`` drops and recreates it).
+
+Idempotence. Every row carries a ``crawl_token``: the crawl's id (the job, the shared crawl,
+or this run), the request's fingerprint and the item's index among that request's items.
+Without ``key`` the token is the unique key of the table, with ``key`` the key fields are:
+either way writing the same item again
+(a durable job replaying what it had not recorded as written, a shared crawl redelivering a
+request of a dead worker) updates its row instead of adding one.
+
+Faults. A connection lost (the server restarted, the network) is retried with backoff,
+with one warning, while the buffer holds at most ``buffer_items`` items (a write beyond it
+waits: the crawl pauses). After ``error_timeout`` seconds without a successful write the feed
+fails: :attr:`TableFeed.failure` says why and :attr:`TableFeed.not_written` how many items
+were not stored. A row the column types cannot hold (a NUL character in PostgreSQL text, an
+integer beyond 64 bits) is an invalid item written to ``invalid_path`` (JSON lines), not a
+failed batch.
+
+``asyncpg`` is imported only by a PostgreSQL output (``pip install 'crawler[postgres]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import logging
+import os
+import threading
+import time
+import types
+import typing
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel
+from yarl import URL
+
+from .errors import ConfigError, CrawlerError
+from .exporters import InvalidItemWriter, encode_item
+
+__all__ = ["Column", "FeedFailed", "TableFeed", "TableSpec", "table_spec"]
+
+logger = logging.getLogger(__name__)
+
+#: The column types: the logical kind, its PostgreSQL type and its SQLite STRICT type.
+_PG_TYPES = {
+    "text": "text", "integer": "bigint", "float": "double precision", "numeric": "numeric",
+    "boolean": "boolean", "timestamp": "timestamp with time zone", "date": "date",
+    "json": "jsonb",
+}
+_SQLITE_TYPES = {
+    "text": "TEXT", "integer": "INTEGER", "float": "REAL", "numeric": "TEXT",
+    "boolean": "INTEGER", "timestamp": "TEXT", "date": "TEXT", "json": "TEXT",
+}
+_INT64 = (-(2**63), 2**63 - 1)
+_LINGER = 0.25  # seconds an item may wait for its batch in an in-memory crawl
+
+
+class FeedFailed(CrawlerError):
+    """A feed could not write (raised from :meth:`TableFeed.flush` in a durable job)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str  #: a key of _PG_TYPES
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TableSpec:
+    """The table a feed writes: ``schema`` (None: the default one), ``name``, the item
+    columns (``whole_item``: one ``item`` column holds the item, the others are key fields),
+    and the ``key`` fields (empty: ``crawl_token`` is the key)."""
+
+    schema: str | None
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    whole_item: bool
+
+    @property
+    def shown(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def conflict(self) -> tuple[str, ...]:
+        return self.key or ("crawl_token",)
+
+
+def _kind(annotation: Any) -> str:
+    """The column kind for a field's annotation (``X | None`` is X, nullable)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(rest) == 1:
+            return _kind(rest[0])
+        return "json"
+    if origin is typing.Annotated:
+        return _kind(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        values = typing.get_args(annotation)
+        if all(isinstance(v, str) for v in values):
+            return "text"
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return "integer"
+        return "json"
+    if origin is not None:  # list[str], dict[str, int], tuple, set ...
+        return "json"
+    if not isinstance(annotation, type):
+        return "json"
+    if issubclass(annotation, bool):
+        return "boolean"
+    if issubclass(annotation, enum.Enum):
+        members = [m.value for m in annotation]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in members):
+            return "integer"
+        return "text"
+    if issubclass(annotation, int):
+        return "integer"
+    if issubclass(annotation, float):
+        return "float"
+    if issubclass(annotation, Decimal):
+        return "numeric"
+    if issubclass(annotation, dt.datetime):
+        return "timestamp"
+    if issubclass(annotation, dt.date):
+        return "date"
+    if issubclass(annotation, (list, dict, tuple, set, frozenset, BaseModel)):
+        return "json"
+    return "text"  # str, URLs, UUIDs, paths: their text
+
+
+def table_spec(
+    table: str, model: type[BaseModel] | None, key: Sequence[str],
+    fields: Sequence[str] | None = None,
+) -> TableSpec:
+    """The table for ``model`` (None: the whole item in one column), named ``table``
+    (``schema.name`` or ``name``). Raises :class:`ConfigError` for a key or field the model
+    does not have."""
+    schema, _, name = table.rpartition(".")
+    if not name:
+        raise ConfigError(f"empty table name in {table!r}")
+    key = tuple(key)
+    reserved = {"crawled_at", "crawl_token", "item"}
+    if model is not None:
+        known = dict(model.model_fields)
+        chosen = list(fields) if fields else list(known)
+        unknown = [f for f in [*chosen, *key] if f not in known]
+        if unknown:
+            raise ConfigError(f"table {table}: the item model {model.__name__} has no field "
+                              f"{', '.join(map(repr, unknown))}")
+        chosen += [k for k in key if k not in chosen]
+        columns = tuple(Column(f, _kind(known[f].annotation)) for f in chosen)
+        whole = False
+    else:
+        columns = tuple(Column(k, "text") for k in key)
+        whole = True
+    clash = [c.name for c in columns if c.name in reserved and not (whole and c.name == "item")]
+    if clash:
+        raise ConfigError(f"table {table}: field name {clash[0]!r} is a column the crawler "
+                          "adds itself (crawled_at, crawl_token, item)")
+    return TableSpec(schema or None, name, columns, key, whole)
+
+
+# -- values --------------------------------------------------------------------------------
+
+
+class _Unstorable(ValueError):
+    pass
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    raise _Unstorable(f"not a date-time: {value!r}")
+
+
+def _convert(kind: str, value: Any, sqlite: bool) -> Any:
+    """``value`` as the driver wants it for a column of ``kind`` (items from a durable job's
+    outbox come back as JSON: a Decimal as a string, a datetime as ISO text). Raises
+    :class:`_Unstorable` for a value the column cannot hold."""
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        value = value.value
+    try:
+        if kind == "text":
+            text = value if isinstance(value, str) else (
+                encode_item(value).decode() if isinstance(value, (dict, list)) else str(value))
+            if not sqlite and "\x00" in text:
+                raise _Unstorable("a NUL character, which PostgreSQL text cannot hold")
+            return text
+        if kind == "integer":
+            if isinstance(value, float) and not value.is_integer():
+                raise _Unstorable(f"not an integer: {value!r}")
+            number = int(value)
+            if not _INT64[0] <= number <= _INT64[1]:
+                raise _Unstorable(f"integer {number} does not fit in 64 bits")
+            return number
+        if kind == "float":
+            return float(value)
+        if kind == "numeric":
+            exact = value if isinstance(value, Decimal) else Decimal(str(value))
+            return str(exact) if sqlite else exact
+        if kind == "boolean":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise _Unstorable(f"not a boolean: {value!r}")
+                value = value.lower() in ("true", "1")
+            return int(bool(value)) if sqlite else bool(value)
+        if kind == "timestamp":
+            stamp = _to_datetime(value)
+            return stamp.isoformat() if sqlite else stamp
+        if kind == "date":
+            day = dt.date.fromisoformat(value) if isinstance(value, str) else value
+            if isinstance(day, dt.datetime):
+                day = day.date()
+            if not isinstance(day, dt.date):
+                raise _Unstorable(f"not a date: {value!r}")
+            return day.isoformat() if sqlite else day
+        # json
+        text = encode_item(value).decode()
+        if not sqlite and "\\u0000" in text:
+            raise _Unstorable("a NUL character, which PostgreSQL jsonb cannot hold")
+        return text
+    except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
+        if isinstance(exc, _Unstorable):
+            raise
+        raise _Unstorable(f"{type(value).__name__} {value!r} is not a {kind}: {exc}") from exc
+
+
+# -- the backends --------------------------------------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Backend:
+    """One connection, used from the writer thread only."""
+
+    sqlite = False
+    spec: TableSpec
+
+    def open(self, overwrite: bool) -> None:
+        raise NotImplementedError
+
+    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        """Write ``rows`` in one transaction; the rows refused by the database (index,
+        reason) are left out and returned."""
+        raise NotImplementedError
+
+    def transient(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _all_columns(self) -> list[tuple[str, str]]:
+        types_ = _SQLITE_TYPES if self.sqlite else _PG_TYPES
+        cols = [(c.name, types_[c.kind]) for c in self.spec.columns]
+        if self.spec.whole_item:
+            cols.append(("item", types_["json"]))
+        cols.append(("crawled_at", types_["timestamp"]))
+        cols.append(("crawl_token", types_["text"]))
+        return cols
+
+    def _check_existing(self, found: Mapping[str, str]) -> None:
+        """Refuse a table whose columns differ from the expected ones, naming the
+        difference. Extra columns are allowed (they stay NULL or take their default)."""
+        problems = []
+        for name, wanted in self._all_columns():
+            have = found.get(name)
+            if have is None:
+                problems.append(f"column {name!r} is missing")
+            elif have.lower() != wanted.lower():
+                problems.append(f"column {name!r} is {have}, not {wanted}")
+        if problems:
+            raise ConfigError(
+                f"table {self.spec.shown} exists with other columns than the items need: "
+                f"{'; '.join(problems)} (use -O to drop and recreate it, or another table)"
+            )
+
+    def _upsert_sql(self, placeholder: Callable[[int], str]) -> str:
+        cols = [name for name, _ in self._all_columns()]
+        table = self._table()
+        values = ", ".join(placeholder(i + 1) for i in range(len(cols)))
+        conflict = ", ".join(_quote(c) for c in self.spec.conflict)
+        updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in cols
+                            if c not in self.spec.conflict)
+        return (f"INSERT INTO {table} ({', '.join(map(_quote, cols))}) VALUES ({values}) "
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+
+    def _table(self) -> str:
+        spec = self.spec
+        return (f"{_quote(spec.schema)}.{_quote(spec.name)}" if spec.schema
+                else _quote(spec.name))
+
+    def _create_sql(self) -> list[str]:
+        table = self._table()
+        cols = ", ".join(f"{_quote(n)} {t}" for n, t in self._all_columns())
+        strict = " STRICT" if self.sqlite else ""
+        index = _quote(f"{self.spec.name}_crawl_key")
+        conflict = ", ".join(_quote(c) for c in self.spec.conflict)
+        on = f"{_quote(self.spec.schema)}.{index}" if self.spec.schema and self.sqlite else index
+        return [f"CREATE TABLE IF NOT EXISTS {table} ({cols}){strict}",
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {on} ON {table} ({conflict})"]
+
+
+class _SqliteBackend(_Backend):
+    sqlite = True
+
+    def __init__(self, path: str, spec: TableSpec) -> None:
+        import sqlite3
+
+        self._sqlite3 = sqlite3
+        self.path = path
+        self.spec = spec
+        self._conn: Any = None
+        self._sql = self._upsert_sql(lambda i: "?")
+
+    def _connect(self) -> None:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._conn = self._sqlite3.connect(self.path, isolation_level=None, timeout=30,
+                                           check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def open(self, overwrite: bool) -> None:
+        sqlite3 = self._sqlite3
+        try:
+            self._connect()
+            conn = self._conn
+            if overwrite:
+                conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
+            found = {row[1]: row[2] for row in
+                     conn.execute(f"PRAGMA table_xinfo({_quote(self.spec.name)})")}
+            if found:
+                self._check_existing(found)
+            for sql in self._create_sql():
+                conn.execute(sql)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot use SQLite database {self.path}: {exc}") from exc
+
+    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        conn = self._conn
+        sqlite3 = self._sqlite3
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(self._sql, rows)
+        except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError):
+            conn.execute("ROLLBACK")
+            return self._row_by_row(rows)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return []
+
+    def _row_by_row(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        conn = self._conn
+        sqlite3 = self._sqlite3
+        refused = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for i, row in enumerate(rows):
+                conn.execute("SAVEPOINT row")
+                try:
+                    conn.execute(self._sql, row)
+                except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError) as exc:
+                    conn.execute("ROLLBACK TO row")
+                    refused.append((i, f"{type(exc).__name__}: {exc}"))
+                conn.execute("RELEASE row")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return refused
+
+    def transient(self, exc: BaseException) -> bool:
+        # Locked by another writer, a full disk, an I/O error: worth retrying for a while.
+        return isinstance(exc, self._sqlite3.OperationalError)
+
+    def reconnect(self) -> None:
+        self.close()
+        self._connect()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+class _PostgresBackend(_Backend):
+    def __init__(self, dsn: str, shown: str, spec: TableSpec) -> None:
+        try:
+            import asyncpg
+        except ImportError:
+            raise ConfigError(
+                "a postgresql:// output needs asyncpg: pip install 'crawler[postgres]'"
+            ) from None
+        self._asyncpg = asyncpg
+        self.dsn = dsn
+        self.shown = shown
+        self.spec = spec
+        self._loop = asyncio.new_event_loop()
+        self._conn: Any = None
+        self._sql = self._upsert_sql(lambda i: f"${i}")
+
+    def _run(self, coro: Any) -> Any:
+        return self._loop.run_until_complete(coro)
+
+    async def _connect(self) -> None:
+        self._conn = await self._asyncpg.connect(self.dsn, timeout=10)
+
+    def open(self, overwrite: bool) -> None:
+        asyncpg = self._asyncpg
+        try:
+            self._run(self._connect())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ConfigError(f"cannot connect to {self.shown}: {_reason(exc)}") from exc
+        try:
+            self._run(self._prepare(overwrite))
+        except asyncpg.PostgresError as exc:
+            raise ConfigError(f"cannot use table {self.spec.shown} in {self.shown}: "
+                              f"{_reason(exc)}") from exc
+
+    async def _prepare(self, overwrite: bool) -> None:
+        conn = self._conn
+        schema = self.spec.schema or await conn.fetchval("SELECT current_schema()")
+        async with conn.transaction():
+            # Several workers start at once: CREATE ... IF NOT EXISTS alone races (two create
+            # the type of the table), so the check and the creation hold a lock on the name.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"crawler feed {schema}.{self.spec.name}")
+            if overwrite:
+                await conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
+            rows = await conn.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $1 AND table_name = $2", schema, self.spec.name)
+            if rows:
+                self._check_existing({r["column_name"]: r["data_type"] for r in rows})
+            for sql in self._create_sql():
+                await conn.execute(sql)
+
+    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        return typing.cast(list[tuple[int, str]], self._run(self._write(rows)))
+
+    async def _write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        asyncpg = self._asyncpg
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            await self._reconnect()
+            conn = self._conn
+        try:
+            async with conn.transaction():
+                await conn.executemany(self._sql, rows)
+            return []
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            pass
+        refused = []
+        async with conn.transaction():
+            for i, row in enumerate(rows):
+                try:
+                    async with conn.transaction():  # a savepoint per row
+                        await conn.execute(self._sql, *row)
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                    refused.append((i, _reason(exc)))
+        return refused
+
+    def transient(self, exc: BaseException) -> bool:
+        asyncpg = self._asyncpg
+        return isinstance(exc, (OSError, TimeoutError, asyncpg.PostgresConnectionError,
+                                asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
+                                asyncpg.exceptions.ConnectionFailureError))
+
+    async def _reconnect(self) -> None:
+        old, self._conn = self._conn, None
+        if old is not None:
+            old.terminate()
+        await self._connect()
+
+    def reconnect(self) -> None:
+        self._run(self._reconnect())
+
+    def close(self) -> None:
+        try:
+            if self._conn is not None:
+                try:
+                    self._run(asyncio.wait_for(self._conn.close(), 5))
+                except Exception:
+                    self._conn.terminate()
+                self._conn = None
+        finally:
+            self._loop.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def redact(uri: str) -> str:
+    """``uri`` without its password (``postgresql://user:***@host/db``)."""
+    try:
+        url = URL(uri)
+    except (ValueError, TypeError):
+        return uri
+    if url.password is not None:
+        url = url.with_password("***")
+    return str(url)
+
+
+# -- the feed ------------------------------------------------------------------------------
+
+
+class TableFeed:
+    """An output into a table; see the module docstring. Built with :meth:`sqlite` or
+    :meth:`postgresql`, then :meth:`open` (which raises :class:`ConfigError` before the crawl
+    starts when the database or the table cannot be used)."""
+
+    def __init__(
+        self, backend: _Backend, name: str, *, invalid_path: str, error_timeout: float,
+        buffer_items: int, batch_size: int,
+    ) -> None:
+        self.name = name
+        self._backend = backend
+        self._spec = backend.spec
+        self.invalid_path = invalid_path
+        self._invalid = InvalidItemWriter(invalid_path, overwrite=False)
+        self._error_timeout = error_timeout
+        self._buffer_items = buffer_items
+        self._batch_size = batch_size
+        self._buffer: deque[Mapping[str, Any]] = deque()
+        self._busy = 0  # items taken by the thread and not yet committed
+        self._since = 0.0  # monotonic time the oldest buffered item arrived
+        self._flushing = 0  # callers of flush() waiting: write now, do not gather
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        #: Items committed to the table.
+        self.written = 0
+        #: Items refused by the column types (in the invalid file).
+        self.invalid = 0
+        #: Why the feed stopped writing, None while it works.
+        self.failure: str | None = None
+        #: Items handed to the feed that will never be stored (after a failure).
+        self.not_written = 0
+        #: Called from the writer thread when the feed fails (the runner stops the crawl).
+        self.on_failure: Callable[[], None] | None = None
+
+    @classmethod
+    def sqlite(cls, path: str, spec: TableSpec, **options: Any) -> TableFeed:
+        return cls(_SqliteBackend(path, spec), f"sqlite:///{path}?table={spec.shown}",
+                   invalid_path=f"{path}.invalid.jsonl", **options)
+
+    @classmethod
+    def postgresql(cls, dsn: str, shown: str, database: str, spec: TableSpec,
+                   **options: Any) -> TableFeed:
+        return cls(_PostgresBackend(dsn, shown, spec), shown,
+                   invalid_path=f"{database}.{spec.name}.invalid.jsonl", **options)
+
+    def open(self, overwrite: bool = False) -> None:
+        """Connect, check or create the table, start the writer thread."""
+        self._thread = threading.Thread(target=self._run, args=(overwrite,),
+                                        name=f"feed {self.name}", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            self._thread.join()
+            raise self._open_error
+
+    # -- called from the event loop thread
+
+    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Hand ``items`` (with their feed tags) over; waits only while the buffer is full
+        (the database is away)."""
+        if not items:
+            return
+        with self._cond:
+            if self.failure is not None or self._thread is None:
+                self.not_written += len(items)
+                return
+            while len(self._buffer) >= self._buffer_items and self.failure is None:
+                self._cond.wait(1.0)
+            if self.failure is not None:
+                self.not_written += len(items)
+                return
+            if not self._buffer:
+                self._since = time.monotonic()
+            self._buffer.extend(items)
+            if len(self._buffer) >= self._batch_size:
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every item handed over is committed; raises :class:`FeedFailed` if the
+        feed failed."""
+        with self._cond:
+            self._flushing += 1
+            try:
+                while (self._buffer or self._busy) and self.failure is None:
+                    self._cond.notify_all()
+                    self._cond.wait(1.0)
+            finally:
+                self._flushing -= 1
+        if self.failure is not None:
+            raise FeedFailed(f"{self.name}: {self.failure}")
+
+    def close(self) -> None:
+        """Write what is buffered, stop the thread, close the connection. Idempotent."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        thread.join()
+        self._thread = None
+        self._invalid.close()
+
+    def tell(self) -> int:
+        return 0
+
+    # -- the writer thread
+
+    def _run(self, overwrite: bool) -> None:
+        backend = self._backend
+        try:
+            backend.open(overwrite)
+        except BaseException as exc:
+            self._open_error = exc
+            backend.close()
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while True:
+                with self._cond:
+                    self._gather()
+                    if not self._buffer:
+                        return
+                    n = min(len(self._buffer), self._batch_size)
+                    batch = [self._buffer.popleft() for _ in range(n)]
+                    self._busy = n
+                stored = self._write_batch(batch)
+                ok = stored is not None
+                with self._cond:
+                    self._busy = 0
+                    if stored is not None:
+                        self.written += stored
+                    else:
+                        self.not_written += len(batch) + len(self._buffer)
+                        self._buffer.clear()
+                    self._cond.notify_all()
+                if not ok:
+                    return
+        finally:
+            backend.close()
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) until a batch is due: ``batch_size`` items, the
+        oldest waiting ``_LINGER`` seconds, a flush or a close. One transaction per page
+        would cost more than the crawl."""
+        while not (self._closing or len(self._buffer) >= self._batch_size
+                   or (self._flushing and self._buffer)):
+            if not self._buffer:
+                self._cond.wait()
+                continue
+            left = self._since + _LINGER - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _rows(self, batch: list[Mapping[str, Any]]) -> tuple[list[tuple[Any, ...]],
+                                                            list[Mapping[str, Any]]]:
+        """The rows of ``batch``; the items that cannot be rows go to the invalid file."""
+        sqlite = self._backend.sqlite
+        spec = self._spec
+        rows: list[tuple[Any, ...]] = []
+        kept: list[Mapping[str, Any]] = []
+        for record in batch:
+            item, token, at = record["item"], record["token"], record["at"]
+            try:
+                values = []
+                for column in spec.columns:
+                    value = _convert(column.kind, item.get(column.name), sqlite)
+                    if value is None and column.name in spec.key:
+                        raise _Unstorable(f"the key field {column.name!r} is missing")
+                    values.append(value)
+                if spec.whole_item:
+                    values.append(_convert("json", item, sqlite))
+                values.append(_convert("timestamp", at, sqlite))
+                values.append(token)
+            except _Unstorable as exc:
+                self._refuse(item, str(exc))
+                continue
+            rows.append(tuple(values))
+            kept.append(record)
+        return rows, kept
+
+    def _refuse(self, item: Any, reason: str) -> None:
+        self.invalid += 1
+        if self.invalid == 1:
+            logger.warning("%s: an item the table cannot hold (%s) went to %s", self.name,
+                           reason, self._invalid.path)
+        self._invalid.write([{"item": item, "errors": [reason], "url": None}])
+
+    def _write_batch(self, batch: list[Mapping[str, Any]]) -> int | None:
+        """One transaction, retried while the database is away: how many rows it stored,
+        None once the feed failed."""
+        backend = self._backend
+        rows, kept = self._rows(batch)
+        if not rows:
+            return 0
+        first_error: float | None = None
+        delay = 0.25
+        while True:
+            try:
+                if first_error is not None:
+                    backend.reconnect()
+                refused = backend.write(rows)
+            except Exception as exc:
+                if not backend.transient(exc):
+                    self._fail(f"{type(exc).__name__}: {_reason(exc)}")
+                    return None
+                now = time.monotonic()
+                if first_error is None:
+                    first_error = now
+                    logger.warning("%s: cannot write (%s); items are kept (up to %d) and the "
+                                   "write retried for up to %gs", self.name, _reason(exc),
+                                   self._buffer_items, self._error_timeout)
+                if now - first_error >= self._error_timeout:
+                    self._fail(f"unreachable for {self._error_timeout:g}s ({_reason(exc)})")
+                    return None
+                with self._cond:
+                    # Wakes early only to give up (a close does not cut the retries short).
+                    self._cond.wait(min(delay, self._error_timeout - (now - first_error)))
+                delay = min(delay * 2, 5.0)
+                continue
+            break
+        if first_error is not None:
+            logger.warning("%s: writing again after %.1fs", self.name,
+                           time.monotonic() - first_error)
+        for index, reason in refused:
+            self._refuse(kept[index]["item"], reason)
+        return len(rows) - len(refused)
+
+    def _fail(self, reason: str) -> None:
+        with self._cond:
+            self.failure = reason
+            self._cond.notify_all()
+        logger.error("%s failed: %s", self.name, reason)
+        if self.on_failure is not None:
+            self.on_failure()
