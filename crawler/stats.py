@@ -245,6 +245,7 @@ _SENTENCES = {
     "close_on_errors": "Crawl stopped: close_on.errors reached",
     "start_failed": "Crawl failed: the spider's start() raised before yielding any request",
     "output_closed": "Crawl stopped: the output was closed (output_closed)",
+    "frontier_lost": "Crawl failed: the shared frontier's state vanished",
     "killed": "Crawl stopped at once",
 }
 
