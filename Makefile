@@ -1,29 +1,45 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# setuptools tells every editable install that a folder named like the package could shadow
+# it; this project's package folder is that folder, so the notice says nothing here.
+PIP := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip
+# Stamps: a target reruns pip only when pyproject.toml changed since the last install.
+BASE := $(VENV)/.installed-base
+DEV := $(VENV)/.installed-dev
 
 .PHONY: demo test bench install clean lint
 
-$(BIN)/activate:
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test,speed]'
+# What a crawl needs: the package and its dependencies, nothing for tests or linting.
+$(BASE): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
 	@# pip compiles an installed package; an editable one gets its .pyc files here, so
 	@# start-up stays fast where PYTHONDONTWRITEBYTECODE keeps Python from writing them.
 	$(BIN)/python -m compileall -q crawler spiders
+	touch $@
 
-demo: install
+# Development: the test and speed extras too (a superset of the base install).
+$(DEV): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[test,speed]'
+	$(BIN)/python -m compileall -q crawler spiders
+	touch $(BASE) $@
+
+install: $(DEV)
+
+demo: $(BASE)
 	$(BIN)/crawler demo -O books.jsonl
 
-test: install
+test: $(DEV)
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: $(DEV)
 	$(BIN)/python bench/run.py
 
-lint: install
+lint: $(DEV)
 	$(BIN)/ruff check crawler tests spiders bench
 	$(BIN)/mypy
 

@@ -3,6 +3,11 @@
 The public API::
 
     from crawler import Spider, Request, Response, Item, DropItem, CloseSpider
+    from crawler import CrawlSpider, Rule, LinkExtractor, ItemLoader, FormRequest, DictItem
+    from crawler import run          # a crawl from a script: run(MySpider, output="x.jsonl")
+
+Spiders written for Scrapy run unchanged: ``crawl`` and ``crawler runspider`` serve
+``import scrapy`` from :mod:`crawler.scrapy` (``crawler.scrapy.install()`` in a script).
 
 The names load on first use (PEP 562), so ``import crawler.cli`` or ``crawler list`` does not
 pay for pydantic or aiohttp before it needs them.
@@ -15,29 +20,49 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .crawlspider import CrawlSpider as CrawlSpider
+    from .crawlspider import Rule as Rule
+    from .dictitem import DictItem as DictItem
+    from .dictitem import Field as Field
     from .errors import CloseSpider as CloseSpider
     from .errors import DropItem as DropItem
     from .errors import IgnoreRequest as IgnoreRequest
     from .errors import InvalidURL as InvalidURL
+    from .forms import FormRequest as FormRequest
+    from .forms import JsonRequest as JsonRequest
     from .http import Failure as Failure
     from .http import Request as Request
     from .http import Response as Response
+    from .itemloader import ItemLoader as ItemLoader
     from .items import Item as Item
+    from .linkextractor import Link as Link
+    from .linkextractor import LinkExtractor as LinkExtractor
+    from .scripting import run as run
     from .sitemap import SitemapSpider as SitemapSpider
     from .spider import Spider as Spider
 
 __all__ = [
     "CloseSpider",
+    "CrawlSpider",
+    "DictItem",
     "DropItem",
     "Failure",
+    "Field",
+    "FormRequest",
     "IgnoreRequest",
     "InvalidURL",
     "Item",
+    "ItemLoader",
+    "JsonRequest",
+    "Link",
+    "LinkExtractor",
     "Request",
     "Response",
+    "Rule",
     "SitemapSpider",
     "Spider",
     "__version__",
+    "run",
 ]
 
 
@@ -53,6 +78,18 @@ def __getattr__(name: str) -> Any:
         from . import spider as module  # type: ignore[no-redef]
     elif name == "SitemapSpider":
         from . import sitemap as module  # type: ignore[no-redef]
+    elif name in ("CrawlSpider", "Rule"):
+        from . import crawlspider as module  # type: ignore[no-redef]
+    elif name in ("DictItem", "Field"):
+        from . import dictitem as module  # type: ignore[no-redef]
+    elif name in ("FormRequest", "JsonRequest"):
+        from . import forms as module  # type: ignore[no-redef]
+    elif name == "ItemLoader":
+        from . import itemloader as module  # type: ignore[no-redef]
+    elif name in ("Link", "LinkExtractor"):
+        from . import linkextractor as module  # type: ignore[no-redef]
+    elif name == "run":
+        from . import scripting as module  # type: ignore[no-redef]
     else:
         raise AttributeError(f"module 'crawler' has no attribute {name!r}")
     value = getattr(module, name)

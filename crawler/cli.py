@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,8 @@ def _crawl_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[],
                    help="setting (highest layer; dotted names for nested: close_on.items=100)")
     p.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
+    p.add_argument("--report", metavar="FILE",
+                   help="write the HTML crawl report to FILE at the end of the crawl")
     p.add_argument("--loglevel", "-L", metavar="LEVEL",
                    help="DEBUG, INFO, WARNING, ERROR (same as -s log_level=LEVEL)")
     p.add_argument("--jobdir", metavar="DIR", help="durable, resumable crawl state in DIR")
@@ -109,21 +112,62 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
 def _spider_and_settings(
     name: str, project: Path, cli_settings: list[str]
 ) -> tuple[type[Spider], Settings]:
-    """The spider class called ``name`` and its settings: the project's layers, then the
+    """The spider class called ``name`` and its settings (see :func:`_load`)."""
+    loaded = _load(name, project, cli_settings)
+    return loaded.spider_cls, loaded.settings
+
+
+@dataclass(slots=True)
+class _Loaded:
+    spider_cls: type[Spider]
+    settings: Settings
+    #: The Scrapy-named settings of a Scrapy project's settings.py (for crawler.settings).
+    scrapy_settings: dict[str, Any]
+
+
+def _load(
+    name: str | None, project: Path, cli_settings: list[str], spider_file: Path | None = None
+) -> _Loaded:
+    """The spider class (called ``name``, or the one in ``spider_file``) and its settings:
+    the project's layers (``settings.toml``, or a Scrapy project's ``settings.py``), then the
     spider's own (:meth:`Spider.spider_settings`). The spider is found with the project's
     ``spiders`` setting, so the settings are built twice. Logging is set up as soon as a
-    level is known."""
+    level is known. ``import scrapy`` is served by the compatibility layer."""
     from .loader import load_spider
+    from .scrapy import install
     from .settings import build_settings
 
+    install(quiet=True)
+    scrapy_project = None
+    if (project / "scrapy.cfg").is_file():
+        from .scrapyproject import load_project
+
+        scrapy_project = load_project(project)
     base = build_settings(project_dir=project, cli=cli_settings)
     setup_logging(base.log_level)
-    spider_cls = load_spider(name, base.spiders, project)
+    raw: dict[str, Any] = dict(scrapy_project.settings) if scrapy_project is not None else {}
+    layer = None
+    if raw:
+        from .compat import translate_settings
+
+        source = scrapy_project.settings_module if scrapy_project is not None else "settings.py"
+        layer = translate_settings(raw, source)
+    if spider_file is not None:
+        from .loader import load_spider_file
+
+        spider_cls = load_spider_file(spider_file)
+    elif scrapy_project is not None:
+        from .loader import load_spider_from
+
+        spider_cls = load_spider_from(str(name), scrapy_project.spider_modules, project)
+    else:
+        spider_cls = load_spider(str(name), base.spiders, project)
     settings = build_settings(
-        project_dir=project, custom_settings=spider_cls.spider_settings(), cli=cli_settings
+        project_dir=project, project_settings=layer,
+        custom_settings=spider_cls.spider_settings(), cli=cli_settings,
     )
     setup_logging(settings.log_level)
-    return spider_cls, settings
+    return _Loaded(spider_cls, settings, raw)
 
 
 def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
@@ -135,8 +179,17 @@ def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
         return EXIT_INTERRUPTED
 
 
-def _crawl(argv: Sequence[str] | None, prog: str) -> int:
-    args = _crawl_parser(prog).parse_args(argv)
+def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> int:
+    parser = _crawl_parser(prog)
+    if runspider:  # `crawler runspider FILE.py`: the spider is the one in the file
+        for action in parser._actions:
+            if action.dest == "spider":
+                action.help = "a Python file holding the spider (Scrapy's runspider)"
+                action.metavar = "FILE.py"
+    args = parser.parse_args(argv)
+    if runspider:
+        args.spider_file = Path(args.spider)
+        args.spider = None
     project = (args.project or Path.cwd()).resolve()
     cli_settings = list(args.settings)
     if args.loglevel:
@@ -146,8 +199,17 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
     if args.frontier:
         cli_settings.append(f"frontier_url={args.frontier}")
     output = args.output or args.overwrite_output
+    overwrite = bool(args.overwrite_output)
+    spider_file: Path | None = getattr(args, "spider_file", None)
     try:
-        spider_cls, settings = _spider_and_settings(args.spider, project, cli_settings)
+        loaded = _load(args.spider, project, cli_settings, spider_file)
+        spider_cls, settings = loaded.spider_cls, loaded.settings
+        if not output:  # Scrapy's FEEDS, when the command line names no output
+            from .compat import feeds_output
+
+            feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings})
+            if feed is not None:
+                output, overwrite = feed
         if output:
             from .exporters import format_for
 
@@ -165,9 +227,11 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
                 settings,
                 spider_args=dict(args.spider_args),
                 output=output,
-                overwrite=bool(args.overwrite_output),
+                overwrite=overwrite,
                 stats_path=args.stats,
                 handle_signals=True,
+                report_path=args.report,
+                scrapy_settings=loaded.scrapy_settings,
             )
         )
     except ConfigError as exc:
@@ -182,7 +246,7 @@ def _crawl(argv: Sequence[str] | None, prog: str) -> int:
 
 def crawler_main(argv: Sequence[str] | None = None) -> int:
     """``crawler list | parse | startproject | genspider | version | demo | frontier |
-    merge | crawl``: the project tools."""
+    merge | report | crawl | runspider | shell | fetch | view``: the project tools."""
     p = argparse.ArgumentParser(prog="crawler", description="Project tools.")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list the project's spiders and their modules")
@@ -224,10 +288,28 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     mg.add_argument("--key", default="url", help="comma-separated item fields that identify "
                     "an item (default: url)")
     mg.add_argument("-O", "--overwrite", action="store_true", help="replace OUT if it exists")
+    rp = sub.add_parser("report", help="write the HTML crawl report of saved stats")
+    rp.add_argument("stats", nargs="+", metavar="STATS.json",
+                    help="stats files written by --stats (several: added together)")
+    rp.add_argument("-o", "--output", metavar="FILE", required=True, help="the HTML file")
     sub.add_parser("crawl", help="same as the `crawl` command", add_help=False)
+    sub.add_parser("runspider", help="run the spider of one Python file (as Scrapy's)",
+                   add_help=False)
+    sh = sub.add_parser("shell", help="an interactive console with a fetched response")
+    sh.add_argument("url", nargs="?")
+    sh.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[])
+    fe = sub.add_parser("fetch", help="fetch a URL and write its body to stdout")
+    fe.add_argument("url")
+    fe.add_argument("--headers", action="store_true", help="print the headers, not the body")
+    fe.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[])
+    vi = sub.add_parser("view", help="fetch a URL and open it in a browser")
+    vi.add_argument("url")
+    vi.add_argument("-s", dest="settings", metavar="NAME=VALUE", action="append", default=[])
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "crawl":
         return crawl_main(argv[1:], prog="crawler crawl")
+    if argv and argv[0] == "runspider":
+        return _runspider(argv[1:])
     args = p.parse_args(argv)
     if args.command == "version":
         print(f"crawler {__version__}")
@@ -244,7 +326,70 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
         return _frontier(args)
     if args.command == "merge":
         return _merge(args)
+    if args.command == "report":
+        return _report(args.stats, args.output)
+    if args.command in ("shell", "fetch", "view"):
+        return _fetch_command(args)
     return EXIT_USAGE
+
+
+def _report(paths: list[str], output: str) -> int:
+    """``crawler report STATS.json... -o FILE``: the HTML report of saved stats."""
+    from .report import load_stats, write_report
+
+    try:
+        stats = load_stats(paths)
+        names = ", ".join(map(os.path.basename, paths))
+        write_report(stats, output, title=f"Crawl report: {names}")
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"crawler: error: cannot write {output!r}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _runspider(argv: list[str]) -> int:
+    """``crawler runspider FILE.py [-o/-O FILE] [-a k=v] [-s k=v]``."""
+    try:
+        return _crawl(argv, "crawler runspider", runspider=True)
+    except KeyboardInterrupt:
+        print("crawler runspider: interrupted before the crawl started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _fetch_command(args: argparse.Namespace) -> int:
+    """``crawler fetch URL [--headers]``, ``crawler view URL``, ``crawler shell [URL]``."""
+    from .http import Request
+    from .settings import build_settings
+    from .shell import fetch_one, open_in_browser, start_shell
+
+    try:
+        settings = build_settings(project_dir=Path.cwd(), cli=args.settings)
+        setup_logging(settings.log_level if args.command == "shell" else "WARNING")
+        if args.command == "shell":
+            start_shell(settings, args.url)
+            return EXIT_OK
+        response = run_async(fetch_one(settings, Request(args.url)))
+    except (ConfigError, InvalidURL) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a download error: say what, not a traceback
+        print(f"crawler: {args.command} {args.url} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.command == "view":
+        open_in_browser(response)
+        return EXIT_OK
+    if args.headers:
+        print(f"{response.status} {response.url}")
+        for key, value in response.headers.items():
+            print(f"{key}: {value}")
+    else:
+        sys.stdout.buffer.write(response.body)
+        sys.stdout.flush()
+    return EXIT_OK
 
 
 def _frontier(args: argparse.Namespace) -> int:
@@ -401,7 +546,14 @@ def _list(project: Path | None) -> int:
     project = (project or Path.cwd()).resolve()
     try:
         settings = build_settings(project_dir=project)
-        spiders = discover(settings.spiders, project)
+        if (project / "scrapy.cfg").is_file():  # a Scrapy project: its SPIDER_MODULES
+            from .scrapyproject import load_project
+
+            spiders = {}
+            for package in load_project(project).spider_modules:
+                spiders.update(discover(package, project))
+        else:
+            spiders = discover(settings.spiders, project)
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,6 +12,7 @@ import errno
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -191,6 +192,7 @@ class Downloader:
             deadline = meta.get("download_timeout")  # Scrapy's key: this request's deadline
             if deadline:
                 kwargs["timeout"] = self._timeout(float(deadline))
+        started = time.monotonic()
         try:
             async with self.session.request(request.method, yurl, **kwargs) as resp:
                 if truncate is None:
@@ -204,12 +206,18 @@ class Downloader:
                 raise
             raise BlockedAddress(url, exc.detail) from None  # the resolver only knew the host
         except DownloadError:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if truncate is None:
+                self.stats.host_failed(host_key(yurl))
             raise _translate(exc, url) from exc
         self.stats.inc("bytes", len(body))
+        if truncate is None:  # pages, not robots.txt: per-host figures for the report
+            self.stats.host_response(host_key(yurl), status, time.monotonic() - started)
         # Redirects are not followed here, so the response URL is the request's.
         return Response(url, status, headers, body, request, stats=self.stats)
 

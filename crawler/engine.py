@@ -135,6 +135,8 @@ class Engine:
         self._close_pages = settings.close_on.pages
         self._close_errors = settings.close_on.errors
         self._callbacks: dict[str, Callable[..., Any]] = {}
+        #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
+        self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._errors = 0
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
@@ -314,6 +316,11 @@ class Engine:
         the URL, counted, and the crawl goes on."""
         request = lease.request
         stats = self.stats
+        if self._stopping is not None:
+            # A graceful stop finishes what is in flight and starts nothing new (close_on.items
+            # then writes at most the items of the requests in flight): this one goes back.
+            await self.frontier.release([lease])
+            return
         try:
             if self._failed_hosts and await self._host_is_failed(lease):
                 return
@@ -485,6 +492,10 @@ class Engine:
         stats = self.stats
         stats.inc("responses")
         stats.inc(f"status/{status}")
+        stats.inc(f"depth/{request.depth}")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Crawled (%d) <%s %s> (referer: %s)", status, request.method,
+                         response.url, request.headers.get("Referer"))
         handled = (
             status in request.handle_status or status in self._handle_status or self._handle_all
         )
@@ -521,10 +532,13 @@ class Engine:
             if target is not None:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
+        callback = self._resolve(request.callback or self._default_callback)
         children, items = await self._run_callback(
-            self._resolve(request.callback) or self.spider.parse, request, response,
-            (response,), request.cb_kwargs,
+            callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
+        if items and logger.isEnabledFor(logging.DEBUG):
+            for item in items:
+                logger.debug("Scraped from <%d %s>\n%s", status, response.url, item)
         await self._ack(lease, children, items)
 
     async def _redirect(
@@ -559,6 +573,8 @@ class Engine:
         if retry_after is not None:
             delay = max(delay, retry_after)
             self._pause_host(request, retry_after)
+            self.stats.host_paused(host_key(request.yurl), retry_after,
+                                   f"Retry-After, HTTP {reason.removeprefix('status/')}")
         meta = dict(request.meta)
         meta["retry_times"] = times + 1
         self.stats.inc("retries")
@@ -663,12 +679,12 @@ class Engine:
                 for output in result:
                     await self._route(output, request, children, items)
                     if len(children) >= batch or (stream_items and len(items) >= batch):
-                        await self._flush_outputs(children, items)
+                        await self._flush_outputs(children, items, request.url)
             else:
                 async for output in outputs or aiter_outputs(result):
                     await self._route(output, request, children, items)
                     if len(children) >= batch or (stream_items and len(items) >= batch):
-                        await self._flush_outputs(children, items)
+                        await self._flush_outputs(children, items, request.url)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -727,15 +743,18 @@ class Engine:
 
     def _invalid(self, invalid: InvalidItem, request: Request) -> None:
         self.stats.inc("items_invalid")
+        try:
+            item: Any = to_dict(invalid.item)
+        except TypeError:
+            item = repr(invalid.item)
+        # Field coverage counts refused items too: a selector that broke on part of a site
+        # shows as a field missing there, whether or not an item model refused the item.
+        self.stats.item_fields(item, request.url)
         if self.invalid_exporter is not None:
-            try:
-                item: Any = to_dict(invalid.item)
-            except TypeError:
-                item = repr(invalid.item)
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
-    async def _flush_outputs(self, children: list[Request], items: list[Any]) -> None:
+    async def _flush_outputs(self, children: list[Request], items: list[Any], url: str) -> None:
         """Send on part of a running callback's output (the lists are emptied): its requests
         to the frontier, its items (unless the frontier commits them with the ack) to the
         output. Then let the other workers run: fetching goes on while a callback that yields
@@ -744,7 +763,8 @@ class Engine:
             await self._add(children[:])
             children.clear()
         if items and not self._outbox:
-            self._count_scraped(self._write_items(items))
+            if self._write_items(items):
+                self._scraped(items, url)
             items.clear()
         await asyncio.sleep(0)
 
@@ -759,12 +779,15 @@ class Engine:
                 return 0
         return len(items)
 
-    def _count_scraped(self, n: int) -> None:
-        if n:
-            stats = self.stats
-            stats.inc("items_scraped", n)
-            if self._close_items and stats.get("items_scraped") >= self._close_items:
-                self.stop("close_on_items")
+    def _scraped(self, items: list[Any], url: str) -> None:
+        """Count items written (or committed) from the page at ``url``: the total, which
+        ``close_on.items`` watches, and the report's field coverage."""
+        stats = self.stats
+        stats.inc("items_scraped", len(items))
+        for item in items:
+            stats.item_fields(item, url)
+        if self._close_items and stats.get("items_scraped") >= self._close_items:
+            self.stop("close_on_items")
 
     async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
         frontier = self.frontier
@@ -774,16 +797,18 @@ class Engine:
             # than losing them. Outbox frontiers commit them with the ack instead.
             written = self._write_items(items)
         added = await frontier.ack(lease, children, items if self._outbox else ())
+        if added:
+            self.stats.inc("requests_enqueued", added)
         if added < len(children):
             self.stats.inc("duplicates_filtered", len(children) - added)
         if items and self._outbox:
             # Counted after the ack, so a durable job's saved stats never count an item whose
             # ack was not committed with them.
-            self._count_scraped(len(items))
+            self._scraped(items, lease.request.url)
             if self.exporter is not None:
                 await frontier.drain(self.exporter)
-        else:
-            self._count_scraped(written)
+        elif written:
+            self._scraped(items, lease.request.url)
 
     # -------------------------------------------------------------- helpers
 

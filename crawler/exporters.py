@@ -488,8 +488,9 @@ class JsonArrayExporter(_BaseExporter):
 class CsvExporter(_BaseExporter):
     """CSV (RFC 4180, ``\\r\\n`` line ends, UTF-8) with a header row.
 
-    The columns are ``fields`` when given, else the first item's keys. Keys outside them are
-    ignored (one warning per key), missing ones give empty cells. Cells are described in
+    The columns are ``fields`` when given, else the first item's declared fields (a
+    Scrapy-style item's) or keys. Keys outside them are ignored (one warning per key),
+    missing ones give empty cells. Cells are described in
     :func:`_cell`. Appending to an existing CSV cuts a torn last record, then reuses the
     file's header row (it wins over ``fields``) and writes no new one.
     """
@@ -560,7 +561,9 @@ class CsvExporter(_BaseExporter):
         if not items:
             return
         if self._fields is None:
-            self._fields = [str(key) for key in items[0]]
+            # A Scrapy-style item knows its declared fields: they are the columns.
+            first = items[0]
+            self._fields = [str(key) for key in getattr(first, "declared_fields", None) or first]
         data = self._rows(items, header=not self._header_written)
         self._sink.append(data)
         self._header_written = True

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     # start of a crawl do not pay for them.
     from parsel import Selector, SelectorList
 
+    from .linkextractor import Link
     from .stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class Request:
     duplicate filter. ``depth`` is set by the engine for requests yielded from a response.
     ``handle_status`` lists non-2xx statuses that still go to the callback. ``meta`` is a dict
     shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
-    callback as keyword arguments.
+    callback as keyword arguments. ``cookies`` (Scrapy's: a dict or a list of name/value
+    dicts) are sent in this request's Cookie header, besides the cookie jar's.
     """
 
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
@@ -99,10 +101,13 @@ class Request:
         dont_filter: bool = False,
         depth: int = 0,
         handle_status: Iterable[int] = (),
+        cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         yurl = _checked_url(url)
         method = method.upper()
         hdrs = CIMultiDict(headers) if headers else None
+        if cookies:
+            hdrs = _with_cookies(hdrs, cookies)
         if json is not None or form is not None:
             if body is not None or (json is not None and form is not None):
                 raise ValueError("give only one of body=, json= and form=")
@@ -229,6 +234,20 @@ class Request:
         return f"<{self.method} {self.url}>"
 
 
+def _with_cookies(
+    hdrs: CIMultiDict[str] | None, cookies: Mapping[str, str] | Iterable[Mapping[str, Any]]
+) -> CIMultiDict[str]:
+    """Scrapy's ``cookies=`` (a dict, or a list of ``{"name": ..., "value": ...}``) as this
+    request's Cookie header; the crawl's cookie jar adds its own to it."""
+    pairs = (list(cookies.items()) if isinstance(cookies, Mapping)
+             else [(c["name"], c["value"]) for c in cookies])
+    out = hdrs if hdrs is not None else CIMultiDict()
+    given = out.get("Cookie")
+    text = "; ".join(f"{k}={v}" for k, v in pairs)
+    out["Cookie"] = f"{given}; {text}" if given else text
+    return out
+
+
 def _checked_url(url: str | URL) -> URL:
     if type(url) is URL and url.scheme in ("http", "https") and url.raw_host:
         return url
@@ -272,8 +291,13 @@ class Response:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """The request's ``meta`` dict."""
-        return self.request.meta
+        """The request's ``meta`` dict, where ``meta["depth"]`` is the request's depth as
+        Scrapy's depth middleware sets it (put there on first look, not for every request)."""
+        request = self.request
+        meta = request.meta
+        if "depth" not in meta:
+            meta["depth"] = request.depth
+        return meta
 
     @property
     def cb_kwargs(self) -> dict[str, Any]:
@@ -340,17 +364,19 @@ class Response:
         return self.yurl
 
     def follow(
-        self, url: str | URL | Selector, callback: Callback | None = None, **kwargs: Any
+        self, url: str | URL | Selector | Link, callback: Callback | None = None, **kwargs: Any
     ) -> Request | None:
-        """A Request for ``url`` (a href, a URL, or an ``<a>``/``<link>`` Selector or an
-        attribute Selector), resolved against this page, with ``depth`` one more than this
-        response's request.
+        """A Request for ``url`` (a href, a URL, a :class:`~crawler.linkextractor.Link`, or an
+        ``<a>``/``<link>`` Selector or an attribute Selector), resolved against this page, with
+        ``depth`` one more than this response's request.
 
         A link that cannot be an http(s) URL (``mailto:``, ``javascript:``, malformed, ...)
         returns ``None`` with a debug log and the ``links_skipped`` stat: a bad link never stops
         a crawl. ``None`` yielded from a callback is ignored.
         """
-        href = url if isinstance(url, (str, URL)) else _href_of(url)
+        if not isinstance(url, (str, URL)) and isinstance(getattr(url, "url", None), str):
+            url = url.url  # type: ignore[union-attr]  # a Link
+        href = url if isinstance(url, (str, URL)) else _href_of(url)  # type: ignore[arg-type]
         if href is None:
             self._skip_link(url, "no href on the selected element")
             return None
@@ -364,16 +390,20 @@ class Response:
 
     def follow_all(
         self,
-        hrefs: Iterable[str | URL | Selector] | None = None,
+        hrefs: Iterable[str | URL | Selector | Link] | None = None,
+        callback: Callback | None = None,
         *,
         css: str | None = None,
         xpath: str | None = None,
-        callback: Callback | None = None,
         **kwargs: Any,
     ) -> list[Request]:
-        """Requests for every link in ``hrefs``, or in the elements matched by ``css`` /
-        ``xpath`` (``<a>``/``<link>`` elements give their href; attribute selections give their
-        value). Bad links are skipped, as in :meth:`follow`."""
+        """Requests for every link in ``hrefs`` (as :meth:`follow` takes them), or in the
+        elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
+        attribute selections give their value). ``callback`` may be given positionally, as in
+        Scrapy (as is its ``urls=`` name for ``hrefs``). Bad links are skipped, as in
+        :meth:`follow`."""
+        if hrefs is None and "urls" in kwargs:
+            hrefs = kwargs.pop("urls")
         if sum(x is not None for x in (hrefs, css, xpath)) != 1:
             raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
         if css is not None:

@@ -30,14 +30,43 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # Mapping-style access, so a pipeline written for dict items (Scrapy's habit:
+    # item["price"]) works on a typed item too. Setting a field validates nothing: the model
+    # was validated when it was built.
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in type(self).model_fields:
+            raise KeyError(f"{type(self).__name__} does not support field: {key}")
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in type(self).model_fields
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field's value, or ``default`` for a name that is not a field."""
+        return getattr(self, key) if key in type(self).model_fields else default
+
+    def keys(self) -> list[str]:
+        return list(type(self).model_fields)
+
 
 class ItemPipeline(Protocol):
     """An item pipeline. Every method is optional and may be sync or async.
 
-    - ``open(spider)``: called once before the first request.
+    - ``open(spider)`` (or Scrapy's ``open_spider``): called once before the first request.
     - ``process_item(item, spider)``: returns the item (or a new one) to pass on, or raises
       :class:`~crawler.errors.DropItem` to discard it (counted as ``items_dropped``).
-    - ``close(spider)``: called once at the end, even after errors.
+    - ``close(spider)`` (or Scrapy's ``close_spider``): called once at the end, even after
+      errors.
+
+    What ``process_item`` receives is the item as the spider yielded it, or the spider's
+    ``item_model`` instance when it has one. ``itemadapter.ItemAdapter(item)`` reads and
+    writes the fields of any kind of item; ``crawler.Item`` models also answer
+    ``item["field"]``, so a pipeline written for dicts works on them.
     """
 
     def process_item(self, item: Any, spider: Any) -> Any: ...
@@ -52,7 +81,16 @@ def to_dict(item: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return dataclasses.asdict(item)
     if isinstance(item, Mapping):
+        declared = getattr(type(item), "fields", None)
+        if isinstance(declared, dict):  # a Scrapy-style item: CSV columns are its fields
+            from .dictitem import ItemDict
+
+            return ItemDict(item, declared_fields=list(declared))
         return dict(item)
+    from itemadapter import ItemAdapter  # attrs classes and the other kinds it knows
+
+    if ItemAdapter.is_item(item):
+        return ItemAdapter(item).asdict()
     raise TypeError(f"not an item: {type(item).__name__}")
 
 
@@ -111,14 +149,18 @@ class ItemProcessor:
         self._logged_kinds: set[str] = set()
 
     async def open(self) -> None:
+        # open/close, or Scrapy's open_spider/close_spider.
         for pipeline in self.pipelines:
-            await _maybe_await(getattr(pipeline, "open", None), self.spider)
+            method = getattr(pipeline, "open", None) or getattr(pipeline, "open_spider", None)
+            await _maybe_await(method, self.spider)
 
     async def close(self) -> None:
         # Each pipeline closes even when an earlier one failed to.
         for pipeline in self.pipelines:
             try:
-                await _maybe_await(getattr(pipeline, "close", None), self.spider)
+                method = getattr(pipeline, "close", None) or getattr(
+                    pipeline, "close_spider", None)
+                await _maybe_await(method, self.spider)
             except Exception:
                 logger.exception("Pipeline %r failed to close", pipeline)
 

@@ -12,7 +12,10 @@ from typing import Any
 from .errors import ConfigError, SpiderLoadError, SpiderNotFound
 from .spider import Spider
 
-__all__ = ["SpiderInfo", "discover", "import_object", "load_spider"]
+__all__ = [
+    "SpiderInfo", "discover", "import_object", "load_spider", "load_spider_file",
+    "load_spider_from",
+]
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,6 +82,51 @@ def load_spider(
         return spiders[name].cls
     except KeyError:
         raise SpiderNotFound(name, list(spiders)) from None
+
+
+def load_spider_from(name: str, packages: list[str], project_dir: Path) -> type[Spider]:
+    """The spider called ``name`` in any of ``packages`` (a Scrapy project's
+    SPIDER_MODULES)."""
+    spiders: dict[str, SpiderInfo] = {}
+    for package in packages:
+        spiders.update(discover(package, project_dir))
+    try:
+        return spiders[name].cls
+    except KeyError:
+        raise SpiderNotFound(name, sorted(spiders)) from None
+
+
+def load_spider_file(path: Path) -> type[Spider]:
+    """The spider of one Python file, as Scrapy's ``runspider`` finds it: the file is
+    imported as a module named after it (its folder first on ``sys.path``), and its last
+    spider class with a ``name`` is the one."""
+    import importlib.util
+
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    if path.suffix != ".py":
+        raise ConfigError(f"not a Python file: {path}")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise SpiderLoadError(str(path), exc) from exc
+    found = [
+        obj for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, Spider) and obj.__module__ == module.__name__
+        and obj.name
+    ]
+    if not found:
+        raise ConfigError(f"no spider found in {path} (a Spider subclass with a name)")
+    return found[-1]
 
 
 def import_object(path: str) -> Any:

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 
 from .http import Request, Response
 
-__all__ = ["MiddlewareChain", "instantiate"]
+__all__ = ["MiddlewareChain", "instantiate", "spider_middleware"]
 
 Hook = tuple[Callable[..., Any], bool]
 
@@ -64,6 +64,44 @@ async def _call(hook: Hook, *args: Any) -> Any:
 def instantiate(obj: Any) -> Any:
     """A class becomes an instance (no arguments); an instance is used as is."""
     return obj() if isinstance(obj, type) else obj
+
+
+def spider_middleware(mw: Any) -> Any:
+    """A Scrapy spider middleware made to fit the async ``process_spider_output`` contract:
+    when its ``process_spider_output`` is a (synchronous) generator function, as Scrapy's
+    are, its ``process_spider_output_async`` is used when it has one, else the generator runs
+    over the callback's outputs collected first. Any other middleware is returned as is."""
+    method = getattr(mw, "process_spider_output", None)
+    if method is None or not inspect.isgeneratorfunction(method):
+        return mw
+    if inspect.isasyncgenfunction(getattr(mw, "process_spider_output_async", None)):
+        return _SpiderOutputAdapter(mw, mw.process_spider_output_async)
+    return _SpiderOutputAdapter(mw, None)
+
+
+class _SpiderOutputAdapter:
+    """A middleware's other hooks as they are, its spider output hook made async."""
+
+    def __init__(self, mw: Any, async_hook: Callable[..., Any] | None) -> None:
+        self._mw = mw
+        self._async_hook = async_hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mw, name)
+
+    def process_spider_output(
+        self, response: Response, result: AsyncIterable[Any], spider: Any
+    ) -> AsyncIterator[Any]:
+        if self._async_hook is not None:
+            return self._async_hook(response, result, spider)  # type: ignore[no-any-return]
+        return self._sync(response, result, spider)
+
+    async def _sync(
+        self, response: Response, result: AsyncIterable[Any], spider: Any
+    ) -> AsyncIterator[Any]:
+        outputs = [x async for x in result]
+        for x in self._mw.process_spider_output(response, outputs, spider) or ():
+            yield x
 
 
 class MiddlewareChain:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
+import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
@@ -29,12 +32,12 @@ from .frontier.memory import MemoryFrontier
 from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
-from .middleware import MiddlewareChain, instantiate
+from .middleware import MiddlewareChain, spider_middleware
 from .robots import RobotsCache
 from .settings import Settings
 from .slots import Slots
 from .spider import Spider
-from .stats import Progress, Stats, reason_sentence
+from .stats import Progress, Stats, Timeline, reason_sentence
 from .tasks import stop_task
 from .throttle import AutoThrottle
 
@@ -106,28 +109,43 @@ async def run_spider(
     handle_signals: bool = False,
     frontier: Frontier | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    report_path: str | None = None,
+    warn_no_output: bool = True,
+    scrapy_settings: Mapping[str, Any] | None = None,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
-    at once; either way the output ends in whole lines.
+    at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
+    report is written at the end (with a shared frontier: of the whole cluster).
+    ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
+
+    ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
+    components read through ``crawler.settings`` (the native ones are already in
+    ``settings``).
     """
+    stats = Stats()
+    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
+    if concurrency != settings.concurrency:
+        settings = settings.model_copy(update={"concurrency": concurrency})
+    # Scrapy's wiring: the spider and every component class get the crawler (settings, stats,
+    # signals) through from_crawler when they define it.
+    crawler = Crawler(spider_cls, settings, stats, scrapy_settings)
     try:
-        spider = spider_cls(**(spider_args or {}))
+        spider = crawler.create_spider(**(spider_args or {}))
     except TypeError as exc:
         if not spider_args:
             raise
         given = " ".join(f"-a {name}=..." for name in spider_args)
         raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
-    stats = Stats()
-    concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
-    if concurrency != settings.concurrency:
-        settings = settings.model_copy(update={"concurrency": concurrency})
-    pipelines = [_component(p, "pipelines", spider_cls) for p in spider.pipelines]
-    pipelines += [_component(p, "pipelines", None) for p in settings.pipelines]
-    middlewares = [_component(m, "middlewares", spider_cls) for m in spider.middlewares]
-    middlewares += [_component(m, "middlewares", None) for m in settings.middlewares]
+    pipelines: list[Any] = [crawler.open_hook()]
+    pipelines += [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
+    pipelines += [_component(p, "pipelines", None, crawler) for p in settings.pipelines]
+    middlewares = [spider_middleware(_component(m, "middlewares", spider_cls, crawler))
+                   for m in spider.middlewares]
+    middlewares += [spider_middleware(_component(m, "middlewares", None, crawler))
+                    for m in settings.middlewares]
     cache = None
     if settings.http_cache:
         from .httpcache import HttpCache  # only a crawl that asks for it pays for sqlite3
@@ -167,6 +185,10 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
+        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines)
+        if warn_no_output and not output and not pipelines:
+            logger.warning("No output and no pipeline: the items of this crawl are not kept "
+                           "(give -o FILE to write them)")
         exporter: Exporter | None = None
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
@@ -232,8 +254,12 @@ async def run_spider(
             on_engine(engine)
         if handle_signals:
             _install_signals(engine, stack, resumable=stats.resumable)
+        if model is not None:
+            stats.expect_fields(model.model_fields)
+        timeline = await stack.enter_async_context(Timeline(stats))
         await stack.enter_async_context(
-            Progress(stats, interval=settings.log_interval, stream=sys.stderr, gauges=engine.gauges)
+            Progress(stats, interval=settings.log_interval, stream=sys.stderr,
+                     gauges=engine.gauges, counts=frontier.counts)
         )
         if shared is not None:
             # One stats record for the whole cluster: this worker's counts are added to it.
@@ -243,13 +269,17 @@ async def run_spider(
         report.started = True
         try:
             reason = await engine.run()
+            timeline.sample()  # the last second, into the job's final stats too
             if durable is not None:
                 await durable.finish(reason)
         except asyncio.CancelledError:
             reason = "killed"
             raise
         finally:
+            timeline.sample()
             stats.finish(reason)
+            if report_path:
+                await _write_report(report_path, stats, shared, spider.name)
     return CrawlResult(reason, stats.to_dict())
 
 
@@ -344,20 +374,24 @@ async def parse_once(
         "__module__": spider_cls.__module__,
     })
     alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
-    result = await run_spider(probe, alone, spider_args=spider_args)
+    result = await run_spider(probe, alone, spider_args=spider_args, warn_no_output=False)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
 
 
 _HOOKS = {
     "pipelines": ("open", "process_item", "close"),
     "middlewares": ("process_request", "process_response", "process_exception",
-                    "process_spider_output"),
+                    "process_spider_output", "process_spider_input", "process_spider_exception",
+                    "process_start_requests", "process_start"),
 }
 
 
-def _component(obj: Any, kind: str, spider_cls: type[Spider] | None) -> Any:
+def _component(
+    obj: Any, kind: str, spider_cls: type[Spider] | None, crawler: Crawler | None
+) -> Any:
     """A pipeline or middleware as given by the spider (``spider_cls``) or the settings: an
-    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class instantiated.
+    import path (``"pkg.mod:Name"``) is imported as the settings' are, a class built as
+    Scrapy builds one (``from_crawler``, see :func:`crawler.compat.build_component`).
     Something with none of the hooks of its kind is refused, never silently ignored."""
     where = f"{spider_cls.__name__}.{kind}" if spider_cls is not None else f"setting {kind!r}"
     if isinstance(obj, str):
@@ -365,7 +399,7 @@ def _component(obj: Any, kind: str, spider_cls: type[Spider] | None) -> Any:
             obj = import_object(obj)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-    obj = instantiate(obj)
+    obj = build_component(obj, crawler)
     hooks = _HOOKS[kind]
     if not any(callable(getattr(obj, hook, None)) for hook in hooks):
         raise ConfigError(
@@ -387,6 +421,61 @@ def _shared(frontier: Frontier) -> RedisFrontier | None:
 def _durable(frontier: Frontier) -> SqliteFrontier | None:
     module = sys.modules.get("crawler.frontier.sqlite")
     return frontier if module is not None and isinstance(frontier, module.SqliteFrontier) else None
+
+
+def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: JobDir | None,
+                shared: RedisFrontier | None, output: str | None, overwrite: bool,
+                pipelines: list[Any]) -> None:
+    """What runs, said once at INFO: the spider, the frontier, the outputs, and every
+    setting changed from its default with the layer that changed it."""
+    from .exporters import format_for
+    from .settings import changed_settings
+
+    try:
+        source = inspect.getsourcefile(type(spider)) or type(spider).__module__
+        source = os.path.relpath(source) if not source.startswith("..") else source
+    except (TypeError, ValueError):
+        source = type(spider).__module__
+    if job is not None:
+        where = f"SQLite in job directory {job.path} (durable)"
+    elif shared is not None:
+        where = f"Redis {shared.connection.display_url}, keys {shared.prefix}*"
+    else:
+        where = f"{type(frontier).__name__.removesuffix('Frontier').lower()}"
+    if output:
+        kind = {"jsonl": "JSON lines", "json": "JSON array", "csv": "CSV"}.get(format_for(output))
+        outputs = f"{'stdout' if output == '-' else output} ({kind}, " \
+                  f"{'overwrite' if overwrite else 'append'})"
+    else:
+        outputs = "none"
+    names = ", ".join(type(p).__name__ for p in pipelines) or "none"
+    logger.info("Spider %r (%s), frontier: %s, output: %s, pipelines: %s", spider.name,
+                source, where, outputs, names)
+    changes = changed_settings(settings)
+    if changes:
+        logger.info("Settings changed from the defaults: %s", ", ".join(
+            f"{name}={value!r} ({layer})" for name, value, layer in changes))
+
+
+async def _write_report(path: str, stats: Stats, shared: RedisFrontier | None,
+                        spider_name: str) -> None:
+    """The HTML report; a failure to write it is logged, never raised (the crawl is done)."""
+    from .report import write_report  # only a crawl that asks for a report pays for it
+
+    data = stats.to_dict()
+    if shared is not None:
+        try:
+            await shared.merge_stats(data)
+            data = {**data, **await shared.shared_stats()}
+        except Exception as exc:
+            logger.warning("Report of this worker only: the shared stats are unavailable (%s)",
+                           exc)
+    try:
+        write_report(data, path, title=f"Crawl report: {spider_name}")
+    except OSError as exc:
+        logger.error("Cannot write the report %s: %s", path, exc)
+        return
+    logger.info("Wrote the crawl report %s", path)
 
 
 async def _merge_stats(frontier: RedisFrontier, stats: Stats) -> None:

@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from yarl import URL
 
@@ -44,6 +52,7 @@ __all__ = [
     "DEFAULT_HEADERS",
     "ENV_ALLOWED",
     "ENV_ALLOWED_PREFIXES",
+    "changed_settings",
     "ENV_PREFIX",
     "SETTINGS_FILE",
     "USER_AGENT",
@@ -108,6 +117,8 @@ class Settings(BaseModel):
     """Every setting of a crawl, validated once; immutable. Build it with :func:`build_settings`."""
 
     model_config = _MODEL_CONFIG
+    #: Which layer set each value, by dotted name (filled by :func:`build_settings`).
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     concurrency: int = Field(default=64, ge=1, le=MAX_CONCURRENCY)
     """Global maximum of requests in flight (at most 100,000: each request in flight holds a
@@ -338,6 +349,8 @@ def build_settings(
     custom_settings: Mapping[str, Any] | None = None,
     cli: Sequence[str] | Mapping[str, Any] = (),
     environ: Mapping[str, str] | None = None,
+    project_settings: Mapping[str, Any] | None = None,
+    project_source: str = "Scrapy project settings",
 ) -> Settings:
     """Merge every layer and validate once.
 
@@ -346,7 +359,9 @@ def build_settings(
     list of ``-s`` arguments (``"name=value"``, dotted names for nested keys) or a mapping of
     name to value (string values are parsed like ``-s`` ones). ``environ`` defaults to
     ``os.environ``; every ``CRAWLER_*`` variable must name a setting unless listed in
-    :data:`ENV_ALLOWED` / :data:`ENV_ALLOWED_PREFIXES`.
+    :data:`ENV_ALLOWED` / :data:`ENV_ALLOWED_PREFIXES`. ``project_settings`` (native dotted
+    names, e.g. a Scrapy project's ``settings.py`` once translated) is a layer right above
+    ``settings.toml``, named ``project_source`` in error messages.
 
     Raises :class:`SettingsError` for an unreadable or malformed ``settings.toml``, a ``-s``
     argument without ``=``, an unknown name or an invalid value; the first problem is
@@ -359,6 +374,8 @@ def build_settings(
             source = f"{SETTINGS_FILE} ({toml_path})"
             for key, value in _read_toml(toml_path, source).items():
                 layers.set((key,), value, source)
+    for key, value in (project_settings or {}).items():
+        layers.set(_split_dotted(key, project_source), value, project_source)
     for key, value in (custom_settings or {}).items():
         layers.set(_split_dotted(key, "spider custom_settings"), value, "spider custom_settings")
     env = os.environ if environ is None else environ
@@ -373,9 +390,34 @@ def build_settings(
     for path, value in _cli_pairs(cli):
         layers.set(path, _parse_string(path, value) if isinstance(value, str) else value, "CLI -s")
     try:
-        return Settings.model_validate(layers.values)
+        settings = Settings.model_validate(layers.values)
     except ValidationError as exc:
         raise _translate(exc, layers) from None
+    settings._sources = {
+        ".".join(map(str, path)): source for path, source in layers.sources.items()
+    }
+    return settings
+
+
+def changed_settings(settings: Settings) -> list[tuple[str, Any, str]]:
+    """``(name, value, layer)`` for every setting whose value differs from its default, in the
+    model's order; nested ones by dotted name (``close_on.items``). The layer is the one that
+    set it last (``"the program"`` for a value given in code, not by a layer)."""
+    changes: list[tuple[str, Any, str]] = []
+    sources = settings._sources
+
+    def walk(model: BaseModel, default: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value, base = getattr(model, name), getattr(default, name)
+            key = prefix + name
+            if isinstance(value, BaseModel) and isinstance(base, BaseModel):
+                walk(value, base, key + ".")
+            elif value != base:
+                changes.append((key, value, sources.get(key) or sources.get(prefix.rstrip("."))
+                                or "the program"))
+
+    walk(settings, Settings(), "")
+    return changes
 
 
 def _env_allowed(var: str) -> bool:

@@ -54,8 +54,30 @@ class Spider:
         attributes ``download_delay`` and ``user_agent`` when the class sets them (so a spider
         written for Scrapy keeps its politeness); ``custom_settings`` wins when both do."""
         layer = {name: getattr(cls, name) for name in _SETTING_ATTRIBUTES if hasattr(cls, name)}
-        layer.update(cls.custom_settings)
+        scrapy_named = {k: v for k, v in cls.custom_settings.items() if k.isupper()}
+        if scrapy_named:  # Scrapy's names (DEPTH_LIMIT) are translated, never an error
+            from .compat import translate_settings
+
+            layer.update(translate_settings(scrapy_named, f"{cls.__name__}.custom_settings"))
+        layer.update((k, v) for k, v in cls.custom_settings.items() if not k.isupper())
         return layer
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Spider:
+        """Scrapy's constructor hook: the spider built with the spider arguments, with
+        ``self.crawler`` and ``self.settings`` set. Override it (calling super) to connect
+        signals, as in Scrapy."""
+        spider = cls(*args, **kwargs)
+        spider._set_crawler(crawler)
+        return spider
+
+    def _set_crawler(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.settings = crawler.settings
+
+    def log(self, message: Any, level: int = logging.DEBUG, **kw: Any) -> None:
+        """Scrapy's shortcut: log ``message`` through :attr:`logger` at ``level``."""
+        self.logger.log(level, message, **kw)
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -71,8 +93,9 @@ class Spider:
         per ``start_urls`` entry with :meth:`parse` as callback. Override (as an async
         generator) for anything else.
 
-        Start requests go through the duplicate filter like any other, so a resumed job or a
-        second worker of a shared crawl never fetches them twice."""
+        Start requests from ``start_urls`` are ``dont_filter=True``, as in Scrapy: a later link
+        back to a start page is still fetched. A resumed job or a second worker of a shared
+        crawl does not fetch them twice all the same: a seeded frontier is not seeded again."""
         requests = self.start_requests()
         if isinstance(requests, AsyncIterable):
             async for request in requests:
@@ -86,18 +109,23 @@ class Spider:
         unchanged: a (sync or async) iterable of Requests. :meth:`start` is the one to
         override in new code.
 
-        By default a GET per ``start_urls`` entry; an entry that is not an http(s) URL is
-        skipped with a warning giving the reason, and the others are still crawled."""
-        return self._first_requests(self.start_urls, None, "start URL")
+        By default a GET per ``start_urls`` entry (a string is one URL); an entry that is not an
+        http(s) URL is skipped with a warning giving the reason, and the others are still
+        crawled."""
+        urls = self.start_urls
+        if isinstance(urls, str):  # `-a start_urls=URL` gives a string: one URL, not letters
+            urls = [urls]
+        return self._first_requests(urls, None, "start URL", dont_filter=True)
 
     def _first_requests(
-        self, urls: Iterable[str], callback: Callback | None, what: str
+        self, urls: Iterable[str], callback: Callback | None, what: str,
+        dont_filter: bool = False,
     ) -> Iterator[Request]:
         """A GET per URL; a URL that is not http(s) is skipped with a warning naming ``what``
         it was and why, and the others still go."""
         for url in urls:
             try:
-                request = Request(url, callback)
+                request = Request(url, callback, dont_filter=dont_filter)
             except InvalidURL as exc:
                 self.logger.warning("Skipped %s %r: %s", what, url, exc.reason)
                 continue

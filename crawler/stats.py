@@ -3,13 +3,24 @@
 Stat keys are flat strings; a ``/`` groups a family (``status/200``, ``errors/DownloadTimeout``).
 The engine uses::
 
-    requests  responses  status/<code>  bytes  retries  redirects  max_depth
+    requests  requests_enqueued  responses  status/<code>  bytes  retries  redirects  max_depth
     items_scraped  items_dropped  items_invalid  errors/<ExceptionType>
     duplicates_filtered  offsite_dropped  pending  in_flight  finish_reason
 
 :meth:`Stats.to_dict` adds ``start_time``, ``finish_time`` (ISO 8601, UTC), ``elapsed``
 (seconds), ``pages_per_second`` (responses / elapsed) and ``items_per_second``, computed when
-called. This module does not import ``rich``: only :class:`Progress` on a terminal does.
+called. ``requests_enqueued`` counts every request the frontier accepted (start requests and
+the requests callbacks yield; duplicates are ``duplicates_filtered``). This module does not
+import ``rich``: only :class:`Progress` on a terminal does.
+
+What the crawl report (:mod:`crawler.report`) needs is recorded here too, as plain counters so
+that it is saved with the stats, continues across resumes and is summed across Redis workers::
+
+    timeline/<epoch>/<width>/<pages|items|errors>   counts in [epoch, epoch + width) seconds
+    hosts/<host>/<responses|latency|http_errors|errors|pauses|paused_seconds>
+    max_host_latency/<host>                          (``max_*``: the largest is kept)
+    depth/<n>                                        responses at link depth n
+    fields_checked  fields/<name>/present  fields/<name>/missing/<url>
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, Self
@@ -31,12 +42,23 @@ import orjson
 
 from .tasks import stop_task
 
-__all__ = ["Gauges", "Progress", "Stats", "plural", "reason_sentence"]
+__all__ = [
+    "REPORT_FAMILIES", "Gauges", "Progress", "Stats", "Timeline", "plural", "reason_sentence",
+]
 
 logger = logging.getLogger(__name__)
 
 #: A callable returning the frontier's ``(pending, in_flight)`` now.
 Gauges = Callable[[], tuple[int, int]]
+
+#: Stat families kept for the crawl report: left out of the summary.
+REPORT_FAMILIES = ("timeline", "hosts", "max_host_latency", "fields")
+#: Hosts tracked one by one; the others are added up under :data:`OTHER_HOSTS`.
+MAX_HOSTS = 1000
+OTHER_HOSTS = "(other hosts)"
+#: Item fields tracked for coverage, and items kept as examples of each missing field.
+MAX_FIELDS = 100
+MISSING_EXAMPLES = 5
 
 #: Keys computed by :meth:`Stats.to_dict`, never stored as counters.
 _DERIVED = frozenset(
@@ -72,10 +94,14 @@ class Stats:
     _elapsed_before: float = 0.0
     #: A durable job: a stop by a signal is a pause, and the summary says how to resume.
     resumable: bool = False
+    _hosts: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
+    _paused: dict[str, float] = field(default_factory=dict)  # host -> monotonic end of pause
+    # field -> [its "present" stat key, how many examples of items missing it were kept]
+    _fields: dict[str, list[Any]] = field(default_factory=dict)
 
     # -- the hot path ------------------------------------------------------------------------
 
-    def inc(self, key: str, n: int = 1) -> None:
+    def inc(self, key: str, n: float = 1) -> None:
         """Add ``n`` to counter ``key`` (created at 0)."""
         values = self._values
         values[key] = values.get(key, 0) + n
@@ -102,6 +128,101 @@ class Stats:
             if key.startswith(prefix) and _is_number(value):
                 total += value
         return total
+
+    # -- what the crawl report needs (a few dict updates per response or item) ---------------
+
+    def _host(self, host: str) -> str:
+        return self._host_keys(host)[0]
+
+    def _host_keys(self, host: str) -> tuple[str, str, str, str, str]:
+        """``(host or OTHER_HOSTS, its responses, latency, max latency and http_errors
+        keys)``, made once per host."""
+        keys = self._hosts.get(host)
+        if keys is None:
+            if len(self._hosts) >= MAX_HOSTS:
+                host = OTHER_HOSTS
+                keys = self._hosts.get(host)
+            if keys is None:
+                prefix = "hosts/" + host
+                keys = self._hosts[host] = (host, prefix + "/responses", prefix + "/latency",
+                                            "max_host_latency/" + host, prefix + "/http_errors")
+        return keys
+
+    def host_response(self, host: str, status: int, latency: float) -> None:
+        """One response from ``host`` after ``latency`` seconds (every attempt, not only the
+        last). The first one after a pause has ended logs that the host resumed."""
+        name, responses, total, slowest, http_errors = self._host_keys(host)
+        values = self._values
+        values[responses] = values.get(responses, 0) + 1
+        values[total] = values.get(total, 0.0) + latency
+        if latency > values.get(slowest, 0.0):
+            values[slowest] = latency
+        if status >= 400:
+            values[http_errors] = values.get(http_errors, 0) + 1
+        if self._paused:
+            self._check_resumed(name)
+
+    def host_failed(self, host: str) -> None:
+        """A download to ``host`` failed without a response (timeout, refused, reset...)."""
+        self.inc(f"hosts/{self._host(host)}/errors")
+
+    def host_paused(self, host: str, seconds: float, reason: str) -> None:
+        """Every request to ``host`` waits ``seconds`` (a ``Retry-After``): logged at INFO once
+        per pause, and again by :meth:`host_response` when the host resumes."""
+        host = self._host(host)
+        now = time.monotonic()
+        until = now + seconds
+        previous = self._paused.get(host)
+        if previous is not None and previous > now:  # already paused: maybe for longer now
+            if until > previous:
+                self.inc(f"hosts/{host}/paused_seconds", until - previous)
+                self._paused[host] = until
+            return
+        self._paused[host] = until
+        self.inc(f"hosts/{host}/pauses")
+        self.inc(f"hosts/{host}/paused_seconds", seconds)
+        logger.info("Host %s paused for %s (%s): its requests wait until %s", host,
+                    _duration(seconds), reason,
+                    time.strftime("%H:%M:%S", time.localtime(time.time() + seconds)))
+
+    def _check_resumed(self, host: str) -> None:
+        until = self._paused.get(host)
+        if until is not None and time.monotonic() >= until:
+            del self._paused[host]
+            logger.info("Host %s resumed after its pause", host)
+
+    def expect_fields(self, names: Iterable[str]) -> None:
+        """Fields every item should have (an item model's): their coverage is reported even
+        when no item has them."""
+        fields = self._fields
+        for name in names:
+            if len(fields) < MAX_FIELDS and name not in fields:
+                fields[name] = [f"fields/{name}/present", 0]
+
+    def item_fields(self, item: Any, url: str) -> None:
+        """Count which fields of one scraped item (a dict) are present and not empty; keep
+        ``url`` as an example for the first few items missing a field."""
+        if not isinstance(item, dict):
+            return
+        values = self._values
+        values["fields_checked"] = values.get("fields_checked", 0) + 1
+        fields = self._fields
+        if len(fields) < MAX_FIELDS and not fields.keys() >= item.keys():
+            self.expect_fields([k for k in item if isinstance(k, str) and k not in fields])
+        get = item.get
+        for name, entry in fields.items():
+            value = get(name)
+            if value is not None and (
+                # Present and not empty: not None, not a blank string, not an empty
+                # collection. Inlined: this runs for every field of every item.
+                (value.__class__ is not str or value.strip())
+                and (value.__class__ not in _COLLECTIONS or value)
+            ):
+                key = entry[0]
+                values[key] = values.get(key, 0) + 1
+            elif entry[1] < MISSING_EXAMPLES:
+                values[f"fields/{name}/missing/{url}"] = 1
+                entry[1] += 1
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -185,6 +306,10 @@ class Stats:
                     values[key] = current + value
             elif key not in values:
                 values[key] = value
+            if key.startswith("hosts/"):
+                self._host(key[6:].rsplit("/", 1)[0])
+            elif key.startswith("fields/") and key.endswith("/present"):
+                self.expect_fields((key[7:-8],))
 
     def summary(self) -> str:
         """A multi-line summary for the end of the crawl, grouped and sorted."""
@@ -196,7 +321,9 @@ class Stats:
                  f"{_rate(values.get('responses', 0), elapsed):,.1f} pages/s, "
                  f"{_rate(values.get('items_scraped', 0), elapsed):,.1f} items/s")
         lines = [head]
-        shown: set[str] = {"finish_reason"}
+        # The report's records are for the report: the summary stays a screenful.
+        shown: set[str] = {"finish_reason", "fields_checked", *(
+            k for k in values if k.startswith(REPORT_FAMILIES) and "/" in k)}
 
         def group(title: str, keys: Iterable[str], strip: str = "") -> None:
             present = [k for k in dict.fromkeys(keys) if k in values and k not in shown]
@@ -268,6 +395,9 @@ def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
+_COLLECTIONS = frozenset({list, tuple, dict, set})
+
+
 def _rate(count: Any, seconds: float) -> float:
     if not _is_number(count) or seconds <= 0:
         return 0.0
@@ -301,32 +431,105 @@ def _format_value(key: str, value: Any) -> str:
     return text
 
 
+#: Seconds per timeline bucket by how long this run has gone on: fine at first, coarser
+#: later, so a day-long crawl keeps about 1,500 buckets.
+_TIMELINE_WIDTHS = ((300.0, 1), (3600.0, 10), (43200.0, 60), (math.inf, 600))
+
+
+class Timeline:
+    """Samples the page, item and error counters once a second into ``timeline/...`` stats
+    (what the report plots); an async context manager. Buckets start at multiples of their
+    width in Unix time, so the buckets of several workers or several runs add up."""
+
+    __slots__ = ("_last", "_t0", "_task", "stats")
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self._task: asyncio.Task[None] | None = None
+        self._last = (0, 0, 0)
+        self._t0 = 0.0
+
+    def _counters(self) -> tuple[int, int, int]:
+        stats = self.stats
+        return (int(stats.get("responses")), int(stats.get("items_scraped")),
+                int(stats.total("errors")))
+
+    def sample(self) -> None:
+        """Add what was counted since the last sample to the current bucket."""
+        now = time.time()
+        elapsed = time.monotonic() - self._t0
+        width = next(w for limit, w in _TIMELINE_WIDTHS if elapsed < limit)
+        start = int(now // width * width)
+        current = self._counters()
+        for name, new, old in zip(("pages", "items", "errors"), current, self._last,
+                                  strict=True):
+            if new > old:
+                self.stats.inc(f"timeline/{start}/{width}/{name}", new - old)
+        self._last = current
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.sample()
+
+    async def __aenter__(self) -> Self:
+        self._t0 = time.monotonic()
+        self._last = self._counters()  # a resumed job's counts are not this run's first second
+        self._task = asyncio.create_task(self._loop(), name="stats-timeline")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task, self._task = self._task, None
+        await stop_task(task)
+        self.sample()  # the last partial second
+
+
+#: A coroutine function returning the frontier's counts (``FrontierCounts``: ``.pending``).
+Counts = Callable[[], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    pages: int
+    items: int
+    pending: int
+    in_flight: int
+    errors: int
+
+
 class Progress:
     """Reports crawl progress while the crawl runs; an async context manager.
 
-    On a terminal (``stream.isatty()``, or ``live=True``) a one-line ``rich`` display is
-    refreshed every ``refresh`` seconds (about once a second) and erased on exit; log records
-    sent to the same stream are printed above it. Otherwise a plain INFO log line is emitted
-    every ``interval`` seconds (none when ``interval <= 0``)::
+    On a terminal (``stream.isatty()``, or ``live=True``) a ``rich`` display is refreshed every
+    ``refresh`` seconds (about once a second) and erased on exit: one line of figures, and a
+    small table of the busiest and the slowest hosts under it. Log records sent to the same
+    stream are printed above it. Otherwise a plain INFO log line is emitted ``first`` seconds
+    after the start (10), then every ``interval`` seconds (none when ``interval <= 0``)::
 
         Crawled 120 pages (at 40.0 pages/s), scraped 118 items (at 39.3/s), pending 12,
-        in flight 8, errors 0
+        in flight 8, errors 0, about 1s left
 
-    Rates cover the last interval. ``gauges`` returns ``(pending, in_flight)``; without it the
-    ``pending`` and ``in_flight`` stats are shown. The reporting task is created on entry and
-    cancelled and awaited on exit; a failure inside it is logged, never raised.
+    Rates cover the last interval. ``pending`` is the frontier's own count, from ``counts``
+    (awaited at most once per line, so at most once a second), plus what ``gauges`` says is
+    leased but waiting in this process; the time left is pending / the recent page rate, shown
+    when both are known. Without ``counts`` and ``gauges`` the ``pending`` and ``in_flight``
+    stats are shown. The reporting task is created on entry and cancelled and awaited on exit;
+    a failure inside it is logged, never raised.
     """
 
-    __slots__ = ("_task", "gauges", "interval", "live", "refresh", "stats", "stream")
+    __slots__ = ("_task", "counts", "first", "gauges", "interval", "live", "refresh", "stats",
+                 "stream")
 
     def __init__(self, stats: Stats, *, interval: float = 60.0, stream: IO[str] | None = None,
-                 gauges: Gauges | None = None, live: bool | None = None,
-                 refresh: float = 1.0) -> None:
+                 gauges: Gauges | None = None, counts: Counts | None = None,
+                 live: bool | None = None, refresh: float = 1.0, first: float = 10.0) -> None:
         self.stats = stats
         self.interval = interval
+        self.first = first
         self.refresh = refresh
         self.stream: IO[str] = stream if stream is not None else sys.stderr
         self.gauges = gauges
+        self.counts = counts
         if live is None:
             isatty = getattr(self.stream, "isatty", None)
             live = bool(isatty()) if callable(isatty) else False
@@ -350,45 +553,55 @@ class Progress:
 
     # -- shared ------------------------------------------------------------------------------
 
-    def _snapshot(self) -> tuple[int, int, int, int, int]:
-        """``(pages, items, pending, in_flight, errors)`` now."""
+    async def snapshot(self) -> _Snapshot:
+        """The figures shown, now."""
         stats = self.stats
         if self.gauges is not None:
-            pending, in_flight = self.gauges()
+            waiting, in_flight = self.gauges()
         else:
-            pending, in_flight = stats.get("pending"), stats.get("in_flight")
-        return (int(stats.get("responses")), int(stats.get("items_scraped")), int(pending),
-                int(in_flight), int(stats.total("errors")))
+            waiting, in_flight = stats.get("pending"), stats.get("in_flight")
+        pending = int(waiting)
+        if self.counts is not None:
+            try:
+                # A frontier waiting out an outage (Redis) must not freeze the display.
+                async with asyncio.timeout(2.0):
+                    pending += int((await self.counts()).pending)
+            except (Exception, TimeoutError) as exc:  # unreachable: show what is known
+                logger.debug("frontier counts unavailable: %s", exc)
+        return _Snapshot(int(stats.get("responses")), int(stats.get("items_scraped")), pending,
+                         int(in_flight), int(stats.total("errors")))
 
-    def line(self, pages_rate: float, items_rate: float) -> str:
-        """The plain progress line for the current stats and the given rates."""
-        pages, items, pending, in_flight, errors = self._snapshot()
-        return (f"Crawled {pages} pages (at {pages_rate:.1f} pages/s), scraped {items} items "
-                f"(at {items_rate:.1f}/s), pending {pending}, in flight {in_flight}, "
-                f"errors {errors}")
+    def line(self, now: _Snapshot, pages_rate: float, items_rate: float) -> str:
+        """The plain progress line for a snapshot and the given rates."""
+        text = (f"Crawled {now.pages} pages (at {pages_rate:.1f} pages/s), scraped {now.items} "
+                f"items (at {items_rate:.1f}/s), pending {now.pending}, in flight "
+                f"{now.in_flight}, errors {now.errors}")
+        eta = _eta(now.pending, pages_rate)
+        return f"{text}, about {eta} left" if eta else text
 
     # -- plain log lines ---------------------------------------------------------------------
 
     async def _log_loop(self) -> None:
         last_t = time.monotonic()
-        pages, items, *_ = self._snapshot()
+        last = await self.snapshot()
+        wait = min(self.first, self.interval) if self.first > 0 else self.interval
         while True:
-            await asyncio.sleep(self.interval)
-            now = time.monotonic()
-            new_pages, new_items, pending, in_flight, errors = self._snapshot()
-            dt = max(now - last_t, 1e-9)
-            logger.info("Crawled %d pages (at %.1f pages/s), scraped %d items (at %.1f/s), "
-                        "pending %d, in flight %d, errors %d",
-                        new_pages, (new_pages - pages) / dt, new_items, (new_items - items) / dt,
-                        pending, in_flight, errors)
-            last_t, pages, items = now, new_pages, new_items
+            await asyncio.sleep(wait)
+            wait = self.interval
+            now_t = time.monotonic()
+            now = await self.snapshot()
+            dt = max(now_t - last_t, 1e-9)
+            logger.info("%s", self.line(now, (now.pages - last.pages) / dt,
+                                         (now.items - last.items) / dt))
+            last_t, last = now_t, now
 
     # -- live terminal display ---------------------------------------------------------------
 
     async def _live_loop(self) -> None:
         # rich costs tens of milliseconds to import: only a terminal run pays for it.
-        from rich.console import Console
+        from rich.console import Console, Group, RenderableType
         from rich.live import Live
+        from rich.table import Table
         from rich.text import Text
 
         # rich sizes itself from the process's std streams; the stream we draw on is the
@@ -398,45 +611,130 @@ class Progress:
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             width = None
         console = Console(file=self.stream, force_terminal=True, highlight=False, width=width)
-        # Rates over a few refreshes: over one second they jump around too much to read.
-        samples: deque[tuple[float, int, int]] = deque(maxlen=6)
+        # Rates over a few refreshes: over one second they jump around too much to read. The
+        # time left uses a longer window still.
+        samples: deque[tuple[float, int, int]] = deque(maxlen=30)
 
-        def render() -> Text:
-            now = time.monotonic()
-            pages, items, pending, in_flight, errors = self._snapshot()
-            samples.append((now, pages, items))
-            t0, p0, i0 = samples[0]
-            dt = now - t0
-            page_rate = (pages - p0) / dt if dt > 0 else 0.0
-            item_rate = (items - i0) / dt if dt > 0 else 0.0
+        async def render() -> RenderableType:
+            t = time.monotonic()
+            now = await self.snapshot()
+            samples.append((t, now.pages, now.items))
+            t0, p0, i0 = samples[max(0, len(samples) - 6)]
+            dt = t - t0
+            page_rate = (now.pages - p0) / dt if dt > 0 else 0.0
+            item_rate = (now.items - i0) / dt if dt > 0 else 0.0
+            t_long, p_long, _ = samples[0]
+            long_rate = (now.pages - p_long) / (t - t_long) if t > t_long else 0.0
             # One line, always: cut with an ellipsis rather than wrap on a narrow terminal.
             text = Text(no_wrap=True, overflow="ellipsis")
-            text.append(f"{pages:,}", style="bold")
+            text.append(f"{now.pages:,}", style="bold")
             text.append(f" pages ({page_rate:,.1f}/s) · ")
-            text.append(f"{items:,}", style="bold")
-            text.append(f" items ({item_rate:,.1f}/s) · pending {pending:,} · "
-                        f"in flight {in_flight:,} · ")
-            text.append(f"errors {errors:,}", style="bold red" if errors else "")
+            text.append(f"{now.items:,}", style="bold")
+            text.append(f" items ({item_rate:,.1f}/s) · pending {now.pending:,}")
+            eta = _eta(now.pending, long_rate)
+            if eta:
+                text.append(f" (about {eta} left)", style="dim")
+            text.append(f" · in flight {now.in_flight:,} · ")
+            text.append(f"errors {now.errors:,}", style="bold red" if now.errors else "")
             text.append(f" · {_duration(self.stats.elapsed)}", style="dim")
-            return text
+            rows = busiest_and_slowest(self.stats)
+            if not rows:
+                return text
+            table = Table(box=None, pad_edge=False, show_edge=False, header_style="dim")
+            for name, justify in (("host", "left"), ("", "left"), ("pages", "right"),
+                                  ("mean latency", "right"), ("errors", "right")):
+                table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                                 overflow="ellipsis")
+            for row in rows:
+                table.add_row(row.host, row.why, f"{row.responses:,}",
+                              f"{row.mean_latency * 1000:,.0f} ms", f"{row.failures:,}")
+            return Group(text, table)
 
         redirect = self.stream is sys.stderr
-        live = Live(render(), console=console, auto_refresh=False, transient=True,
+        live = Live(await render(), console=console, auto_refresh=False, transient=True,
                     redirect_stdout=False, redirect_stderr=redirect)
         live.start(refresh=True)
         moved: list[tuple[logging.StreamHandler[Any], IO[str]]] = []
         try:
             if redirect:
                 # Log handlers hold the real stderr they were built with; point them at rich's
-                # proxy so log records print above the live line instead of through it.
+                # proxy so log records print above the live display instead of through it.
                 moved = _move_handlers(self.stream, sys.stderr)
             while True:
                 await asyncio.sleep(self.refresh)
-                live.update(render(), refresh=True)
+                live.update(await render(), refresh=True)
         finally:
             for handler, original in moved:
                 handler.setStream(original)
             live.stop()
+
+
+@dataclass(slots=True)
+class HostRow:
+    """One host's figures from the ``hosts/*`` stats."""
+
+    host: str
+    responses: int = 0
+    latency: float = 0.0
+    max_latency: float = 0.0
+    http_errors: int = 0
+    errors: int = 0
+    pauses: int = 0
+    paused_seconds: float = 0.0
+    why: str = ""
+
+    @property
+    def mean_latency(self) -> float:
+        return self.latency / self.responses if self.responses else 0.0
+
+    @property
+    def failures(self) -> int:
+        """Download errors and responses with a status of 400 or more."""
+        return self.errors + self.http_errors
+
+
+def host_rows(stats: dict[str, Any]) -> list[HostRow]:
+    """Every host's figures from a stats dict (:meth:`Stats.to_dict`, or a saved one)."""
+    rows: dict[str, HostRow] = {}
+    for key, value in stats.items():
+        if key.startswith("hosts/") and _is_number(value):
+            host, _, name = key[6:].rpartition("/")
+            row = rows.get(host) or rows.setdefault(host, HostRow(host))
+            if name in ("responses", "http_errors", "errors", "pauses"):
+                setattr(row, name, int(value))
+            elif name in ("latency", "paused_seconds"):
+                setattr(row, name, float(value))
+        elif key.startswith("max_host_latency/") and _is_number(value):
+            host = key[17:]
+            row = rows.get(host) or rows.setdefault(host, HostRow(host))
+            row.max_latency = float(value)
+    return list(rows.values())
+
+
+def busiest_and_slowest(stats: Stats, busiest: int = 3, slowest: int = 2) -> list[HostRow]:
+    """The live display's table: the hosts with the most responses, then the slowest (by mean
+    latency, among hosts with at least 3 responses) not already listed."""
+    if not stats._hosts:
+        return []
+    rows = host_rows({k: v for k, v in stats._values.items()
+                      if k.startswith(("hosts/", "max_host_latency/"))})
+    top = sorted(rows, key=lambda r: -r.responses)[:busiest]
+    for row in top:
+        row.why = "busiest"
+    seen = {row.host for row in top}
+    slow = [r for r in sorted(rows, key=lambda r: -r.mean_latency)
+            if r.responses >= 3 and r.host not in seen][:slowest]
+    for row in slow:
+        row.why = "slowest"
+    return top + slow if len(rows) > 1 else top
+
+
+def _eta(pending: int, rate: float) -> str:
+    """The time left at ``rate`` pages/s for ``pending`` requests, or "" when unknown."""
+    if pending <= 0 or rate <= 0:
+        return ""
+    seconds = pending / rate
+    return _duration(seconds) if seconds < 86400 * 30 else ""
 
 
 def _move_handlers(old: IO[str], new: IO[str]) -> list[tuple[logging.StreamHandler[Any], IO[str]]]:

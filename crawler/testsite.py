@@ -8,8 +8,10 @@ One aiohttp application serves four things on 127.0.0.1 (never on a public addre
   page per book (``/catalogue/<slug>_<id>/index.html``). Links are relative, exactly as on the
   real site, so a crawler that joins URLs wrongly goes astray. :func:`expected_books` gives the
   item every book page must produce.
-* ``/quotes/`` — a quotes site shaped like quotes.toscrape.com (``div.quote``, ``li.next a``);
-  :func:`expected_quotes` gives its items.
+* ``/quotes/`` — a quotes site shaped like quotes.toscrape.com (``div.quote``, ``li.next a``),
+  with tag pages (``/quotes/tag/<tag>/page/N/``), author pages, a login form (``/quotes/login``,
+  a hidden ``csrf_token``; logged-in pages show a Goodreads link per quote) and the JSON API
+  (``/quotes/api/quotes?page=N``); :func:`expected_quotes` gives its items.
 * ``/shop/`` — a scalable shop for large crawls: an index of listings, 20 products per listing,
   each product linking 5 other products. :func:`write_static_shop` writes the very same bytes
   as files (for a static web server in the benchmarks); :func:`expected_shop_items` gives the
@@ -761,26 +763,28 @@ class _Bookstore:
 # --------------------------------------------------------------------------------------------
 
 
-def _quotes_frame(body: str) -> str:
+def _quotes_frame(body: str, root: str = "/quotes/", user: str | None = None) -> str:
+    account = (f'<a href="{root}logout">Logout</a>' if user
+               else f'<a href="{root}login">Login</a>')
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 	<meta charset="UTF-8">
 	<title>Quotes to Scrape</title>
-    <link rel="stylesheet" href="/quotes/static/bootstrap.min.css">
-    <link rel="stylesheet" href="/quotes/static/main.css">
+    <link rel="stylesheet" href="{root}static/bootstrap.min.css">
+    <link rel="stylesheet" href="{root}static/main.css">
 </head>
 <body>
     <div class="container">
         <div class="row header-box">
             <div class="col-md-8">
                 <h1>
-                    <a href="/quotes/" style="text-decoration: none">Quotes to Scrape</a>
+                    <a href="{root}" style="text-decoration: none">Quotes to Scrape</a>
                 </h1>
             </div>
             <div class="col-md-4">
                 <p>
-                    <a href="/quotes/login">Login</a>
+                    {account}
                 </p>
             </div>
         </div>
@@ -798,15 +802,18 @@ def _quotes_frame(body: str) -> str:
 """
 
 
-def _quote_html(q: _Quote) -> str:
+def _quote_html(q: _Quote, root: str = "/quotes/", logged_in: bool = False) -> str:
     tags = "".join(
-        f'\n            <a class="tag" href="/quotes/tag/{t}/page/1/">{t}</a>\n' for t in q.tags
+        f'\n            <a class="tag" href="{root}tag/{t}/page/1/">{t}</a>\n' for t in q.tags
     )
+    slug = _author_slug(q.author)
+    goodreads = (f'\n        <a href="https://www.goodreads.com/author/show/{slug}">'
+                 "(Goodreads page)</a>" if logged_in else "")
     return f"""
     <div class="quote" itemscope itemtype="http://schema.org/CreativeWork">
         <span class="text" itemprop="text">{_esc(q.text)}</span>
         <span>by <small class="author" itemprop="author">{_esc(q.author)}</small>
-        <a href="/quotes/author/{_author_slug(q.author)}">(about)</a>
+        <a href="{root}author/{slug}">(about)</a>{goodreads}
         </span>
         <div class="tags">
             Tags:
@@ -817,45 +824,68 @@ def _quote_html(q: _Quote) -> str:
 """
 
 
+#: The CSRF token of the quotes site's login form (fixed: the site is deterministic).
+QUOTES_CSRF_TOKEN = "qcsrf-5f0e1d2c3b4a"
+
+
 class _QuotesSite:
-    def __init__(self, n: int) -> None:
+    """The quotes pages, with links under ``root`` (``/quotes/`` on the test site, ``/`` where
+    it stands in for quotes.toscrape.com): pages, tag pages, author pages, a login form and
+    the ``api/quotes?page=N`` JSON of the infinite-scroll variant."""
+
+    def __init__(self, n: int, root: str = "/quotes/") -> None:
+        self.root = root
         self.quotes = [_quote(i) for i in range(n)]
         self.pages = max(1, -(-n // QUOTES_PER_PAGE))
         counts = collections.Counter(t for q in self.quotes for t in q.tags)
-        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        self.top_tags = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
         # The "Top Ten tags" box also holds a.tag links: a spider must scope its selector to
         # div.quote (div.tags a.tag) to get a quote's own tags.
         self.tag_box = "".join(
             f'\n            <span class="tag-item">\n            <a class="tag" '
-            f'style="font-size: {28 - 2 * i}px" href="/quotes/tag/{t}/">{t}</a>\n'
+            f'style="font-size: {28 - 2 * i}px" href="{root}tag/{t}/">{t}</a>\n'
             "            </span>\n"
-            for i, (t, _) in enumerate(top)
+            for i, t in enumerate(self.top_tags)
         )
         self.authors = {_author_slug(a[0]): a for a in _AUTHORS}
 
-    def page(self, page: int) -> str | None:
+    def page(self, page: int, user: str | None = None) -> str | None:
+        return self._listing(self.quotes, page, f"{self.root}page/", user, None)
+
+    def tag(self, tag: str, page: int, user: str | None = None) -> str | None:
+        quotes = [q for q in self.quotes if tag in q.tags]
+        if not quotes:
+            return None
+        return self._listing(quotes, page, f"{self.root}tag/{tag}/page/", user, tag)
+
+    def _listing(self, quotes: list[_Quote], page: int, base: str, user: str | None,
+                 tag: str | None) -> str | None:
+        pages = max(1, -(-len(quotes) // QUOTES_PER_PAGE))
         if page < 1:
             return None
-        chunk = self.quotes[(page - 1) * QUOTES_PER_PAGE : page * QUOTES_PER_PAGE]
-        quotes = "".join(_quote_html(q) for q in chunk) if chunk else "No quotes found!"
+        chunk = quotes[(page - 1) * QUOTES_PER_PAGE : page * QUOTES_PER_PAGE]
+        body = ("".join(_quote_html(q, self.root, user is not None) for q in chunk)
+                if chunk else "No quotes found!")
         prev = (
-            f'\n            <li class="previous">\n                <a href="/quotes/page/'
+            f'\n            <li class="previous">\n                <a href="{base}'
             f'{page - 1}/"><span aria-hidden="true">&larr;</span> Previous</a>\n'
             "            </li>\n"
             if page > 1
             else ""
         )
         nxt = (
-            f'\n            <li class="next">\n                <a href="/quotes/page/'
+            f'\n            <li class="next">\n                <a href="{base}'
             f'{page + 1}/">Next <span aria-hidden="true">&rarr;</span></a>\n'
             "            </li>\n"
-            if page < self.pages
+            if page < pages
             else ""
         )
-        return _quotes_frame(f"""
+        heading = (f'\n    <h3>Viewing tag: <a href="{self.root}tag/{tag}/page/1/">{tag}</a>'
+                   "</h3>\n" if tag else "")
+        return _quotes_frame(f"""{heading}
 <div class="row">
     <div class="col-md-8">
-{quotes}
+{body}
     <nav>
         <ul class="pager">
             {prev}
@@ -868,9 +898,9 @@ class _QuotesSite:
         {self.tag_box}
     </div>
 </div>
-""")
+""", self.root, user)
 
-    def author(self, slug: str) -> str | None:
+    def author(self, slug: str, user: str | None = None) -> str | None:
         found = self.authors.get(slug)
         if found is None:
             return None
@@ -885,7 +915,99 @@ class _QuotesSite:
         {_esc(name)} is an invented author of this sandbox; every quote here is made up.
     </div>
 </div>
-""")
+""", self.root, user)
+
+    def login(self, error: str | None = None) -> str:
+        """The login form, as on quotes.toscrape.com (a hidden csrf_token, username,
+        password, a submit input)."""
+        problem = f'\n    <p class="error">{_esc(error)}</p>' if error else ""
+        return _quotes_frame(f"""{problem}
+<form action="{self.root}login" method="post" accept-charset="utf-8" >
+    <input type="hidden" name="csrf_token" value="{QUOTES_CSRF_TOKEN}">
+    <div class="form-group">
+        <label for="username">Username</label>
+        <input type="text" class="form-control" id="username" name="username" />
+    </div>
+    <div class="form-group">
+        <label for="username">Password</label>
+        <input type="password" class="form-control" id="password" name="password" />
+    </div>
+    <input type="submit" value="Login" class="btn btn-primary" />
+</form>
+""", self.root)
+
+    def api(self, page: int) -> dict[str, Any]:
+        """``api/quotes?page=N``: the JSON of the infinite-scroll page."""
+        chunk = self.quotes[(page - 1) * QUOTES_PER_PAGE : page * QUOTES_PER_PAGE]
+        return {
+            "has_next": page < self.pages,
+            "page": page,
+            "quotes": [
+                {"author": {"name": q.author, "slug": _author_slug(q.author),
+                            "goodreads_link": f"/author/show/{_author_slug(q.author)}"},
+                 "tags": list(q.tags), "text": q.text}
+                for q in chunk
+            ],
+            "tag": None,
+            "top_ten_tags": [[t, 0] for t in self.top_tags],
+        }
+
+
+def quotes_routes(app: web.Application, site: _QuotesSite) -> None:
+    """Add the quotes site's routes under ``site.root`` to ``app``."""
+    root = site.root
+    cookie = "quotes_session"
+
+    def user(request: web.Request) -> str | None:
+        return request.cookies.get(cookie) or None
+
+    async def page(request: web.Request) -> web.Response:
+        return _html(site.page(_int_param(request, "page", 1), user(request)))
+
+    async def tag(request: web.Request) -> web.Response:
+        return _html(site.tag(request.match_info["tag"], _int_param(request, "page", 1),
+                              user(request)))
+
+    async def author(request: web.Request) -> web.Response:
+        return _html(site.author(request.match_info["slug"], user(request)))
+
+    async def add_slash(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(f"{request.path}/")
+
+    async def login_form(request: web.Request) -> web.Response:
+        return _html(site.login())
+
+    async def login(request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("csrf_token") != QUOTES_CSRF_TOKEN:
+            return _html(site.login("Error while logging in: invalid CSRF token."))
+        name = str(form.get("username") or "")
+        if not name:
+            return _html(site.login("Error while logging in: please, provide your username."))
+        response = web.HTTPFound(root)
+        response.set_cookie(cookie, name, path="/")
+        raise response
+
+    async def logout(request: web.Request) -> web.Response:
+        response = web.HTTPFound(root)
+        response.del_cookie(cookie, path="/")
+        raise response
+
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response(site.api(_int_param(request, "page", 1)))
+
+    r = app.router
+    r.add_get(root, page)
+    r.add_get(rf"{root}page/{{page:\d+}}/", page)
+    r.add_get(f"{root}tag/{{tag}}", add_slash)  # as the real site's /tag/humor
+    r.add_get(f"{root}tag/{{tag}}/", tag)
+    r.add_get(rf"{root}tag/{{tag}}/page/{{page:\d+}}/", tag)
+    r.add_get(f"{root}author/{{slug}}", author)
+    r.add_get(f"{root}author/{{slug}}/", author)
+    r.add_get(f"{root}login", login_form)
+    r.add_post(f"{root}login", login)
+    r.add_get(f"{root}logout", logout)
+    r.add_get(f"{root}api/quotes", api)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1324,10 +1446,7 @@ class TestSite:
         r.add_get("/catalogue/{slug}/index.html", self._detail)
         # quotes
         r.add_get("/quotes", self._quotes_redirect)
-        r.add_get("/quotes/", self._quotes_page)
-        r.add_get(r"/quotes/page/{page:\d+}/", self._quotes_page)
-        r.add_get("/quotes/author/{slug}", self._quotes_author)
-        r.add_get("/quotes/author/{slug}/", self._quotes_author)
+        quotes_routes(app, self._quotes)
         # shop
         r.add_get("/shop", self._shop_redirect)
         r.add_get("/shop/", self._shop_index)
@@ -1385,12 +1504,6 @@ class TestSite:
 
     async def _quotes_redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently("/quotes/")
-
-    async def _quotes_page(self, request: web.Request) -> web.Response:
-        return _html(self._quotes.page(_int_param(request, "page", 1)))
-
-    async def _quotes_author(self, request: web.Request) -> web.Response:
-        return _html(self._quotes.author(request.match_info["slug"]))
 
     # -- shop ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -321,3 +322,119 @@ async def test_live_display_keeps_log_records_readable(
     err = ANSI.sub("", capsys.readouterr().err)
     lines = [line.strip("\r") for line in err.splitlines()]
     assert "LOG fetched http://127.0.0.1/page/1" in lines  # a whole line of its own
+
+
+# -- what the live line and the log line show: the frontier's real pending count -------------
+
+
+async def test_progress_pending_is_the_frontiers_count_polled_once_per_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from crawler.frontier.memory import MemoryFrontier
+    from crawler.http import Request
+
+    frontier = MemoryFrontier()
+    await frontier.open()
+    await frontier.add([Request(f"http://h/{i}") for i in range(500)])
+    calls = 0
+
+    async def counts() -> object:
+        nonlocal calls
+        calls += 1
+        return await frontier.counts()
+
+    stats = Stats()
+    stats.start()
+    caplog.set_level(logging.INFO, logger="crawler.stats")
+    # first=0.2: the first line comes long before the interval (10 s in a real crawl).
+    progress = Progress(stats, interval=3600, first=0.2, stream=io.StringIO(),
+                        gauges=lambda: (4, 2), counts=counts)
+    async with progress:
+        for _ in range(40):
+            if any(LINE.search(r.getMessage()) for r in caplog.records):
+                break
+            stats.inc("responses", 10)
+            await asyncio.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if LINE.search(r.getMessage())]
+    assert len(lines) == 1, lines
+    assert "pending 504, in flight 2" in lines[0]  # 500 in the frontier + 4 leased, waiting
+    assert re.search(r"about [\d.ms]+ left$", lines[0])
+    assert calls == 2  # once at the start, once for the line: not per request
+    snapshot = await progress.snapshot()
+    assert snapshot.pending == 504
+    assert progress.line(snapshot, 100.0, 0.0).endswith("about 5.0s left")
+    assert not progress.line(snapshot, 0.0, 0.0).endswith("left")  # no rate: no estimate
+
+
+def test_progress_first_line_after_10_seconds_by_default() -> None:
+    assert Progress(Stats(), stream=io.StringIO()).first == 10.0
+
+
+def test_busiest_and_slowest_hosts() -> None:
+    from crawler.stats import busiest_and_slowest
+
+    stats = Stats()
+    for _ in range(50):
+        stats.host_response("big:80", 200, 0.01)
+    for _ in range(5):
+        stats.host_response("slow:80", 200, 2.0)
+    stats.host_failed("slow:80")
+    stats.host_response("tiny:80", 500, 9.0)  # one response: not "slowest"
+    rows = busiest_and_slowest(stats, busiest=1, slowest=2)
+    assert [(r.host, r.why) for r in rows] == [("big:80", "busiest"), ("slow:80", "slowest")]
+    assert rows[1].mean_latency == pytest.approx(2.0) and rows[1].failures == 1
+
+
+def test_host_pause_logs_once_and_resume_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="crawler.stats")
+    stats = Stats()
+    stats.host_paused("h:80", 0.05, "Retry-After, HTTP 429")
+    stats.host_paused("h:80", 0.05, "Retry-After, HTTP 429")  # the same pause, not a new one
+    stats.host_response("h:80", 200, 0.1)  # a response still inside the pause
+    time.sleep(0.06)
+    stats.host_response("h:80", 200, 0.1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "paused for" in m]) == 1
+    assert messages[-1] == "Host h:80 resumed after its pause"
+    assert stats.get("hosts/h:80/pauses") == 1
+
+
+def test_field_coverage_counters() -> None:
+    stats = Stats()
+    stats.expect_fields(["price", "title"])
+    for i in range(10):
+        stats.item_fields({"title": f"t{i}", "price": "" if i % 5 == 0 else "1",
+                           "tags": [] if i else ["x"]}, f"http://h/{i}")
+    d = stats.to_dict()
+    assert d["fields_checked"] == 10
+    assert (d["fields/price/present"], d["fields/title/present"], d["fields/tags/present"]) == (
+        8, 10, 1)
+    assert {k for k in d if k.startswith("fields/price/missing/")} == {
+        "fields/price/missing/http://h/0", "fields/price/missing/http://h/5"}
+    assert "fields" not in stats.summary() and "timeline" not in stats.summary()
+
+
+async def test_live_display_shows_the_hosts_table_and_time_left() -> None:
+    stream = io.StringIO()
+    stats = Stats()
+    stats.start()
+    for _ in range(30):
+        stats.host_response("shop.example:443", 200, 0.2)
+    for host in ("a.example:443", "b.example:443"):
+        for _ in range(10):
+            stats.host_response(host, 200, 0.1)
+    for _ in range(4):
+        stats.host_response("slow.example:443", 200, 3.0)
+
+    async def counts() -> object:
+        return type("Counts", (), {"pending": 1000})()
+
+    async with Progress(stats, stream=stream, live=True, refresh=0.05, gauges=lambda: (0, 3),
+                        counts=counts):
+        for _ in range(6):
+            stats.inc("responses", 50)
+            await asyncio.sleep(0.05)
+    text = ANSI.sub("", stream.getvalue())
+    assert "pending 1,000" in text and "in flight 3" in text and " left" in text
+    assert re.search(r"shop\.example:443\s+busiest\s+30\s+200 ms\s+0", text), text[-800:]
+    assert re.search(r"slow\.example:443\s+slowest\s+4\s+3,000 ms", text)

@@ -1,0 +1,5 @@
+"""``scrapy.link``: the Link class."""
+
+from ..linkextractor import Link
+
+__all__ = ["Link"]

@@ -1,0 +1,5 @@
+"""``scrapy.settings``: Scrapy-style settings objects."""
+
+from ..compat import ScrapySettings as Settings
+
+__all__ = ["Settings"]

@@ -1,0 +1,1 @@
+"""``scrapy.spidermiddlewares``: the names errbacks import."""

@@ -1,0 +1,1 @@
+"""``scrapy.utils``: the helpers spiders use."""
