@@ -25,6 +25,11 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    every page's item must be written exactly once.
 5. Start-up: ``crawl shop`` from exec to its first request at a local server, and
    ``crawler list`` from exec to exit, median of several runs. Goal ≤ 300 ms each.
+6. Pages that need JavaScript (``bench/browser.py``, Debian's Chromium through Playwright):
+   rendered pages/s at ``browser_concurrency`` 2 and 4; the process tree's peak memory over
+   1,000 rendered pages (goal: flat after warm-up); plain pages/s of a crawl rendering 1 page
+   in 100 against none (goal: within 5 %). On asyncio's loop; skipped, saying why, without
+   a browser.
 
 Crawl times are the crawl's own (``elapsed`` of ``--stats``, the raw loop's own clock), not
 the interpreter's start-up. Every server runs in another process than the crawl it serves.
@@ -64,7 +69,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and `crawler` imp
 from bench.profile_shop import Profile, profile_both, render  # noqa: E402
 
 LOOPS = ("uvloop", "asyncio")
-SECTIONS = ("throughput", "profile", "latency", "broad", "memory", "sqlite", "startup")
+SECTIONS = ("throughput", "profile", "latency", "broad", "memory", "sqlite", "startup",
+            "browser")
 GOAL_RATIO = 0.85
 GOAL_SEED_S = 1.15
 GOAL_HOSTS_FACTOR = 1.10
@@ -77,6 +83,7 @@ GOAL_WIDE_FACTOR = 1.20  #: 1,000 hosts x 10 pages, memory frontier
 #: Timer slack allowed below download_delay between two starts on one host (server clock).
 BROAD_GAP_SLACK = 0.005
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+GOAL_BROWSER_MIXED = 0.95  # bench/browser.py's GOAL_MIXED
 
 
 def log(message: str) -> None:
@@ -868,6 +875,7 @@ class Results:
     start_list: dict[str, list[float]] = field(default_factory=dict)
     python_floor_ms: float | None = None
     profile: list[Profile] = field(default_factory=list)
+    browser: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -1010,6 +1018,26 @@ def rows(res: Results) -> list[Row]:
         start(res.start_crawl))
     add("Start-up: `crawler list` exec → exit (median)", f"≤ {GOAL_STARTUP_MS:.0f} ms",
         start(res.start_list))
+    b = res.browser
+    if b is not None:
+        def on_asyncio(text: str, ok: bool | None = None) -> Callable[
+                [str], tuple[str, bool | None] | None]:
+            return lambda loop: (text, ok) if loop == "asyncio" else ("— (runs on asyncio)", None)
+
+        rates = b["rates"]
+        for conc in (2, 4):
+            add(f"Rendered pages/s, browser_concurrency {conc} (default wait / wait=load)", "",
+                on_asyncio(f"{rates[f'networkidle/{conc}']:g} / {rates[f'load/{conc}']:g}"))
+        m, mixed = b["memory"], b["mixed"]
+        add(f"Peak RSS of the process tree, {m['pages']:,} rendered pages (PSS)",
+            "flat after warm-up", on_asyncio(
+                f"{m['peak_rss_mb']} MB ({m['peak_pss_mb']} MB); pages 10-50 %:"
+                f" {m['warm_peak_rss_mb']} MB, 50-100 %: {m['late_peak_rss_mb']} MB", m["flat"]))
+        add("Plain pages/s, 1 page in 100 rendered / none (median)",
+            f"≥ {GOAL_BROWSER_MIXED}", on_asyncio(
+                f"{statistics.median(mixed['one_in_100']):,.0f} / "
+                f"{statistics.median(mixed['none']):,.0f} (ratio {mixed['ratio']:.3f})",
+                mixed["ok"]))
     return out
 
 
@@ -1145,9 +1173,79 @@ def markdown(res: Results) -> str:
                " shares are of the busy time (the loop's `epoll.poll` sleep removed). cProfile"
                " inflates many small Python calls, so read the shares as a guide.", "",
                render(res.profile)]
+    if res.browser is not None:
+        md += ["", browser_markdown(res.browser)]
     if res.notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in res.notes]
     return "\n".join(md) + "\n"
+
+
+def browser_markdown(b: dict[str, Any]) -> str:
+    """The section of BENCHMARKS.md on rendered pages."""
+    m, mixed, rates = b["memory"], b["mixed"], b["rates"]
+    lines = [
+        "## Pages that need JavaScript", "",
+        "`bench/browser.py`: Debian's Chromium driven by Playwright, against the JS pages of"
+        " `tests/browser_site.py` (aiohttp in its own process; each page builds a 20-item list"
+        " in a script). pages/s from the first page to the last (the browser's start-up"
+        " excluded), at concurrency 64, retries off.", "",
+        "| browser_concurrency | default wait (load + network quiet 0.5 s) | wait = load |",
+        "|---:|---:|---:|",
+    ]
+    for conc in (2, 4):
+        lines.append(f"| {conc} | {rates[f'networkidle/{conc}']:g} pages/s |"
+                     f" {rates[f'load/{conc}']:g} pages/s |")
+    lines += [
+        "",
+        f"Memory over {m['pages']:,} rendered pages (browser_concurrency 4, wait = load,"
+        f" {m['seconds']} s; contexts made: {m['contexts']}, one per"
+        " `browser_recycle_pages` = 100): the whole process tree (crawl, Playwright's driver,"
+        " every Chromium process), sampled every 0.2 s. RSS adds up each process's resident"
+        " pages (a library shared by ten renderers counts ten times); PSS counts a shared page"
+        " once.", "",
+        f"- peak RSS {m['peak_rss_mb']} MB, peak PSS {m['peak_pss_mb']} MB",
+        f"- peak RSS over pages 10-50 %: {m['warm_peak_rss_mb']} MB; over pages 50-100 %:"
+        f" {m['late_peak_rss_mb']} MB (goal: within 10 %: "
+        f"{'met' if m['flat'] else 'NOT met'}); PSS {m['warm_peak_pss_mb']} MB /"
+        f" {m['late_peak_pss_mb']} MB",
+        "- peak RSS per 100 pages: " + ", ".join(
+            f"{k}: {v}" for k, v in m["rss_by_hundred_mb"].items()) + " MB",
+        "",
+        f"Mixed crawl: {mixed['plain_pages']:,} pages, every 100th rendered, against the same"
+        f" crawl rendering none, {mixed['rounds']} alternated pairs; plain pages/s = plain"
+        " responses over the time from the first to the last of them (the browser's start-up"
+        " inside that window); the ratio is the median of the pairs' ratios.", "",
+        f"- none: {', '.join(f'{x:,}' for x in mixed['none'])} pages/s;"
+        f" 1 in 100 rendered: {', '.join(f'{x:,}' for x in mixed['one_in_100'])} pages/s",
+        f"- ratios {', '.join(f'{x:.3f}' for x in mixed['ratios'])}: median"
+        f" {mixed['ratio']:.3f} (goal ≥ {GOAL_BROWSER_MIXED})",
+        "- the crawl process's CPU per plain page (median): none"
+        f" {mixed['cpu_us_per_plain_page']['none']} µs, 1 in 100 rendered"
+        f" {mixed['cpu_us_per_plain_page']['one_in_100']} µs (the rendering itself runs in"
+        " Chromium's processes)",
+    ]
+    return "\n".join(lines)
+
+
+def run_browser(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``bench/browser.py`` in its own process; None (said why) without Playwright or
+    Chromium."""
+    from crawler.browser import check_browser
+    from crawler.errors import BrowserUnavailable
+    from crawler.settings import build_settings
+
+    try:
+        check_browser(build_settings(project_dir=None, environ={}))
+    except BrowserUnavailable as exc:
+        log(f"browser section skipped: {exc}")
+        return None
+    cmd = [sys.executable, str(BENCH / "browser.py"), *(["--quick"] if args.quick else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT,
+                          env=loop_env("asyncio"))
+    if done.returncode != 0:
+        raise RuntimeError(f"browser.py exited {done.returncode}: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -1271,6 +1369,11 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
             log(f"memory, SQLite frontier ({args.memory_requests:,} pending requests) ...")
             res.sqlite = memory_sqlite(args.memory_requests)
             res.sqlite_checked = True
+        if "browser" in args.only:
+            log("pages that need JavaScript (bench/browser.py) ...")
+            res.browser = run_browser(args)
+            if res.browser is None:
+                res.notes.append("Browser section skipped: no Playwright or no Chromium.")
     res.machine["load_end"] = _loadavg()
     if args.quick:
         res.notes.append("--quick run: smaller figures than the goals are stated for.")

@@ -241,6 +241,8 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
+    if result.reason == "browser_unavailable":  # said once already, with what to install
+        return EXIT_USAGE
     return EXIT_FAILED if result.failed else EXIT_OK
 
 

@@ -61,6 +61,11 @@ class Request:
     shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
     callback as keyword arguments. ``cookies`` (Scrapy's: a dict or a list of name/value
     dicts) are sent in this request's Cookie header, besides the cookie jar's.
+
+    ``browser=True`` renders the page in Chromium (:mod:`crawler.browser`); it is stored as
+    ``meta["browser"]`` (``meta["playwright"]``, scrapy-playwright's key, works too), so it
+    survives a durable frontier. ``browser=False`` opts out of a spider's or a crawl's
+    ``browser`` default; None (the default) follows it.
     """
 
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
@@ -102,8 +107,11 @@ class Request:
         depth: int = 0,
         handle_status: Iterable[int] = (),
         cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
+        browser: bool | None = None,
     ) -> None:
         yurl = _checked_url(url)
+        if browser is not None:
+            meta = {**(meta or {}), "browser": bool(browser)}
         method = method.upper()
         hdrs = CIMultiDict(headers) if headers else None
         if cookies:
@@ -263,6 +271,10 @@ class Response:
     """
 
     __slots__ = ("url", "status", "headers", "body", "request", "stats", "__dict__")
+
+    #: The live Playwright page of a rendered request that asked for it
+    #: (``meta["browser_page"]``); the framework closes it after the callback. None otherwise.
+    page: Any = None
 
     def __init__(
         self,

@@ -7,14 +7,15 @@ import pkgutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import ConfigError, SpiderLoadError, SpiderNotFound
 from .spider import Spider
 
 __all__ = [
-    "SpiderInfo", "discover", "import_object", "load_spider", "load_spider_file",
-    "load_spider_from",
+    "SpiderInfo", "discover", "import_object", "import_project_module", "load_spider",
+    "load_spider_file", "load_spider_from",
 ]
 
 
@@ -127,6 +128,12 @@ def load_spider_file(path: Path) -> type[Spider]:
     if not found:
         raise ConfigError(f"no spider found in {path} (a Spider subclass with a name)")
     return found[-1]
+
+
+def import_project_module(name: str) -> ModuleType:
+    """A module of the project by its dotted ``name`` (a Scrapy project's settings module,
+    named in its ``scrapy.cfg``): the project's own code, never a name from a response."""
+    return importlib.import_module(name)
 
 
 def import_object(path: str) -> Any:

@@ -12,8 +12,10 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .browser import BrowserPool, check_browser
 from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
@@ -185,8 +187,9 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines)
-        if warn_no_output and not output and not pipelines:
+        # The first pipeline is the signals hook, not one that keeps items.
+        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines[1:])
+        if warn_no_output and not output and len(pipelines) == 1:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
         exporter: Exporter | None = None
@@ -218,9 +221,13 @@ async def run_spider(
         )
         if invalid is not None:
             stack.callback(invalid.close)
-        downloader = await stack.enter_async_context(
-            Downloader(settings, stats, on_sent=frontier.slots.started)
-        )
+        render_all = settings.browser or bool(getattr(spider, "browser", False))
+        if render_all:
+            check_browser(settings)  # every page renders: a missing browser stops us here
+        downloader = await stack.enter_async_context(Downloader(
+            settings, stats, render_default=render_all, on_sent=frontier.slots.started,
+            browser=BrowserPool(settings, stats, files_dir=_files_dir(output)),
+        ))
         await items.open()
         stack.push_async_callback(items.close)
         robots = (
@@ -411,6 +418,15 @@ def _component(
 # The frontier kinds that need more wiring. Neither test imports a module: an instance of a
 # class cannot exist before its module was loaded, so other crawls load neither redis-py nor
 # sqlite3.
+
+
+def _files_dir(output: str | None) -> Path:
+    """Where screenshots and PDFs of rendered pages go: next to the output file
+    (``items.jsonl`` → ``items_files/``), else ``browser_files/`` here."""
+    if not output or output == "-" or "://" in output:
+        return Path("browser_files")
+    path = Path(output)
+    return path.with_name(f"{path.stem}_files")
 
 
 def _shared(frontier: Frontier) -> RedisFrontier | None:

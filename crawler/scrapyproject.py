@@ -10,13 +10,13 @@ searched for spiders. The compatibility layer is installed first, so the project
 from __future__ import annotations
 
 import configparser
-import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .loader import import_project_module
 
 __all__ = ["ScrapyProject", "find_project"]
 
@@ -67,7 +67,7 @@ def load_project(root: Path) -> ScrapyProject:
     if path not in sys.path:
         sys.path.insert(0, path)
     try:
-        module = importlib.import_module(module_name)
+        module = import_project_module(module_name)
     except Exception as exc:
         raise ConfigError(f"cannot import the Scrapy settings module {module_name!r}: "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -254,7 +254,7 @@ async def test_scrapy_spider_attributes_are_settings(site: TestSite, tmp_path: P
 
 
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
-         "publicsuffixlist")
+         "publicsuffixlist", "playwright")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
 
 
