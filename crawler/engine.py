@@ -144,6 +144,11 @@ class Engine:
         self._lossy = LossyValues()
         #: Origins that refused connections or did not resolve, after retries: the reason.
         self._failed_hosts: dict[str, str] = {}
+        # An in-process frontier's "fingerprint added already" check, handed to each response
+        # so follow_all() builds no Request for a link it would drop as a duplicate. Not with
+        # output middlewares: they may change or drop what a callback yields.
+        known = getattr(frontier, "known", None)
+        self._known = None if middlewares.has_output_hooks else known
 
     # ------------------------------------------------------------------ run loop
 
@@ -551,6 +556,7 @@ class Engine:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
         callback = self._resolve(request.callback or self._default_callback)
+        response.known = self._known
         children, items = await self._run_callback(
             callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )

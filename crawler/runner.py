@@ -114,11 +114,16 @@ async def run_spider(
     report_path: str | None = None,
     warn_no_output: bool = True,
     scrapy_settings: Mapping[str, Any] | None = None,
+    summary: bool = True,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
+<<<<<<< HEAD
+    at once; either way the output ends in whole lines. ``summary``: log the stats summary at
+    the end (a worker of ``crawl --processes`` leaves that to the command that started it).
+=======
     at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
     report is written at the end (with a shared frontier: of the whole cluster).
     ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
@@ -126,6 +131,7 @@ async def run_spider(
     ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
     components read through ``crawler.settings`` (the native ones are already in
     ``settings``).
+>>>>>>> main
     """
     stats = Stats()
     concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
@@ -157,7 +163,7 @@ async def run_spider(
         middlewares.append(cache)
     items = ItemProcessor(spider, spider.item_model, pipelines)
     reason = "error"
-    report = _Report(stats, stats_path)
+    report = _Report(stats, stats_path, summary=summary)
     async with AsyncExitStack() as stack:
         # Registered first, so it runs last: after everything else closed (their descriptors
         # given back), and even when closing one of them raised.
@@ -297,6 +303,7 @@ class _Report:
 
     stats: Stats
     path: str | None
+    summary: bool = True  #: log the summary (not in a worker of ``crawl --processes``)
     started: bool = False
 
     def write(self) -> None:
@@ -309,6 +316,8 @@ class _Report:
             except OSError as exc:
                 logger.error("Could not write the stats to %s: %s", self.path, exc)
         reason = stats.get("finish_reason", None)
+        if not self.summary:
+            return
         log = logger.error if reason in FAILURES else logger.info
         log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
 
