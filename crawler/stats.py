@@ -375,6 +375,7 @@ _SENTENCES = {
     "start_failed": "Crawl failed: the spider's start() raised before yielding any request",
     "output_closed": "Crawl stopped: the output was closed (output_closed)",
     "output_failed": "Crawl failed: an output could not be written (output_failed)",
+    "frontier_lost": "Crawl failed: the shared frontier's state vanished",
     "killed": "Crawl stopped at once",
 }
 
