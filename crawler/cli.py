@@ -182,6 +182,7 @@ def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
 def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> int:
     parser = _crawl_parser(prog)
     if runspider:  # `crawler runspider FILE.py`: the spider is the one in the file
+        parser.description = "Run the spider of one Python file (as Scrapy's runspider)."
         for action in parser._actions:
             if action.dest == "spider":
                 action.help = "a Python file holding the spider (Scrapy's runspider)"

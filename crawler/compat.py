@@ -319,6 +319,11 @@ class SignalManager:
     def __init__(self) -> None:
         self._receivers: dict[object, list[Callable[..., Any]]] = {}
 
+    @property
+    def connected(self) -> bool:
+        """Whether any receiver is connected."""
+        return any(self._receivers.values())
+
     def connect(self, receiver: Callable[..., Any], signal: object, **kwargs: Any) -> None:
         self._receivers.setdefault(signal, []).append(receiver)
 
@@ -397,8 +402,10 @@ class _SignalsHook:
                                         signal=signals.spider_opened, sender=self.crawler)
 
     async def close(self, spider: Spider) -> None:
+        # The pipelines close after the run: its finish reason is in the stats by now.
+        reason = self.crawler.stats.get_value("finish_reason") or "finished"
         await self.crawler.signals.send(signals.spider_closed, spider=spider,
-                                        reason="finished", signal=signals.spider_closed,
+                                        reason=reason, signal=signals.spider_closed,
                                         sender=self.crawler)
 
 

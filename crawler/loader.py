@@ -7,6 +7,7 @@ import pkgutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import ConfigError, SpiderLoadError, SpiderNotFound
@@ -127,6 +128,14 @@ def load_spider_file(path: Path) -> type[Spider]:
     if not found:
         raise ConfigError(f"no spider found in {path} (a Spider subclass with a name)")
     return found[-1]
+
+
+def import_module(name: str) -> ModuleType:
+    """The module called ``name``: a Scrapy project's settings module (named in its
+    ``scrapy.cfg``) or a module of the Scrapy compatibility layer (``crawler.scrapy.*``,
+    aliased as ``scrapy.*``). Names come from the command line, the project's files and this
+    package, never from a response."""
+    return importlib.import_module(name)
 
 
 def import_object(path: str) -> Any:

@@ -139,8 +139,7 @@ async def run_spider(
             raise
         given = " ".join(f"-a {name}=..." for name in spider_args)
         raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
-    pipelines: list[Any] = [crawler.open_hook()]
-    pipelines += [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
+    pipelines = [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
     pipelines += [_component(p, "pipelines", None, crawler) for p in settings.pipelines]
     middlewares = [spider_middleware(_component(m, "middlewares", spider_cls, crawler))
                    for m in spider.middlewares]
@@ -153,7 +152,10 @@ async def run_spider(
         # The innermost middleware: the others run before it, cached responses or not.
         cache = HttpCache.from_settings(settings, spider.name, stats)
         middlewares.append(cache)
-    items = ItemProcessor(spider, spider.item_model, pipelines)
+    # spider_opened/spider_closed receivers (connected by from_crawler above) are sent from a
+    # pipeline-shaped hook, opened first and closed last.
+    hooks = [crawler.open_hook()] if crawler.signals.connected else []
+    items = ItemProcessor(spider, spider.item_model, [*hooks, *pipelines])
     reason = "error"
     report = _Report(stats, stats_path)
     async with AsyncExitStack() as stack:

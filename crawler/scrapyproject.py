@@ -10,7 +10,6 @@ searched for spiders. The compatibility layer is installed first, so the project
 from __future__ import annotations
 
 import configparser
-import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +65,10 @@ def load_project(root: Path) -> ScrapyProject:
     path = str(root.resolve())
     if path not in sys.path:
         sys.path.insert(0, path)
+    from .loader import import_module
+
     try:
-        module = importlib.import_module(module_name)
+        module = import_module(module_name)
     except Exception as exc:
         raise ConfigError(f"cannot import the Scrapy settings module {module_name!r}: "
                           f"{type(exc).__name__}: {exc}") from exc

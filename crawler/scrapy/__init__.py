@@ -61,7 +61,10 @@ def __getattr__(name: str) -> Any:
     elif name == "Selector":
         from .selector import Selector as value
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
+        # Not `from . import x`: that asks this very function for the attribute first.
+        from ..loader import import_module
+
+        value = import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'scrapy' has no attribute {name!r}")
     globals()[name] = value
@@ -82,7 +85,9 @@ class _Alias(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.target)
+        from ..loader import import_module
+
+        return import_module(self.target)
 
     def exec_module(self, module: ModuleType) -> None:
         # The import system set the alias spec on the module: give it its own back.
