@@ -208,7 +208,8 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
         if not output:  # Scrapy's FEEDS, when the command line names no output
             from .compat import feeds_output
 
-            feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings})
+            feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings},
+                                spider_cls.name)
             if feed is not None:
                 output, overwrite = feed
         if output:

@@ -181,9 +181,10 @@ def translate_settings(
     return native
 
 
-def feeds_output(feeds: Any) -> tuple[str, bool] | None:
+def feeds_output(feeds: Any, spider_name: str = "") -> tuple[str, bool] | None:
     """The first feed of Scrapy's ``FEEDS`` (or a settings mapping holding it) as
-    ``(path, overwrite)``, or None."""
+    ``(path, overwrite)``, or None. ``%(name)s`` in the path is the spider's name and
+    ``%(time)s`` the UTC time, as Scrapy writes them."""
     if isinstance(feeds, Mapping) and "FEEDS" in feeds:
         feeds = feeds["FEEDS"]
     if not isinstance(feeds, Mapping) or not feeds:
@@ -195,6 +196,11 @@ def feeds_output(feeds: Any) -> tuple[str, bool] | None:
     if "://" in path:
         return None
     overwrite = bool(options.get("overwrite", False)) if isinstance(options, Mapping) else False
+    if "%(" in path:
+        from datetime import UTC, datetime
+
+        now = datetime.now(tz=UTC).replace(microsecond=0).isoformat().replace(":", "-")
+        path = path.replace("%(name)s", spider_name).replace("%(time)s", now)
     return path, overwrite
 
 
