@@ -8,7 +8,7 @@ PIP := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip
 BASE := $(VENV)/.installed-base
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test bench install clean lint
+.PHONY: demo test bench install clean lint browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(BASE): pyproject.toml | $(BIN)/python
 
 # Development: the test and speed extras too (a superset of the base install).
 $(DEV): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[test,speed]'
+	$(PIP) install -q -e '.[test,speed,browser]'
 	$(BIN)/python -m compileall -q crawler spiders
 	touch $(BASE) $@
 
@@ -33,8 +33,19 @@ install: $(DEV)
 demo: $(BASE)
 	$(BIN)/crawler demo -O books.jsonl
 
-test: $(DEV)
+test: $(DEV) browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests drive Debian's Chromium: installed here when missing and running as root
+# (quiet and quick when it is there); elsewhere those tests are skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || command -v google-chrome >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	       && echo "installing Chromium (apt-get install chromium) for the browser tests" \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	           apt-get install -y -qq chromium >/dev/null) ; } \
+	  || echo "Chromium not installed (needs root and apt-get): the browser tests will be skipped"
 
 bench: $(DEV)
 	$(BIN)/python bench/run.py

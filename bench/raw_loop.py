@@ -2,10 +2,22 @@
 
     python bench/raw_loop.py http://127.0.0.1:8080/shop/ out.jsonl --concurrency 64 [--no-uvloop]
 
-One ``ClientSession``, ``concurrency`` worker tasks taking ``(url, kind)`` from an
-``asyncio.Queue``, a ``set`` of URLs for dedup, ``urljoin`` for links, the selectors of
-``bench/project/spiders/shop.py``, one JSON line per product written with orjson. Prints one JSON
-line: ``{"pages", "items", "errors", "elapsed"}`` (``elapsed``: first request to last page).
+The fastest loop a good engineer would write on this stack, so the framework is measured
+against a hard baseline: one ``ClientSession``, ``concurrency`` worker tasks taking ``(url,
+kind)`` from an ``asyncio.Queue``, the selectors of ``bench/project/spiders/shop.py`` as
+``::attr(href)`` queries (strings straight from lxml, no Selector per link), and two sets:
+
+- ``known``: every link *as written*, keyed by what it is relative to (the origin for ``/x``,
+  the page for anything else). Most links of the shop are repeats (about 143,000 links for
+  21,001 pages); a repeat costs one string concatenation and one set lookup, nothing is
+  parsed or built for it.
+- ``seen``: every absolute URL queued. A link met for the first time is resolved with yarl's
+  ``URL.join`` (C-accelerated, about 2 µs; ``urllib.parse.urljoin`` costs about twice that) and
+  queued unless another spelling of it already was.
+
+One JSON line per product, written with orjson to a buffered file. Prints one JSON line:
+``{"pages", "items", "errors", "elapsed"}`` (``elapsed``: first request to last page; the bench
+also times the whole process).
 """
 
 from __future__ import annotations
@@ -15,11 +27,11 @@ import asyncio
 import sys
 import time
 from typing import IO
-from urllib.parse import urljoin
 
 import aiohttp
 import orjson
 from parsel import Selector
+from yarl import URL
 
 # The same selectors as the framework's spider (bench/project/spiders/shop.py).
 LISTING_LINKS = "a.listing"
@@ -40,9 +52,17 @@ async def crawl(start_url: str, out: IO[bytes], concurrency: int) -> dict[str, f
     queue.put_nowait((start_url, INDEX))
     counts = {"pages": 0, "items": 0, "errors": 0}
 
-    def follow(sel: Selector, base: str, query: str, kind: int) -> None:
+    known: set[str] = set()
+
+    def follow(sel: Selector, page: URL, origin: str, query: str, kind: int) -> None:
         for href in sel.css(query + "::attr(href)").getall():
-            url = urljoin(base, href)
+            # "/x" means the same on every page of the origin; anything else is keyed by page.
+            key = origin + href if href[:1] == "/" and href[1:2] != "/" else f"{page}\0{href}"
+            if key in known:
+                continue
+            known.add(key)
+            joined = page.join(URL(href))
+            url = str(joined.with_fragment(None) if "#" in href else joined)
             if url not in seen:
                 seen.add(url)
                 queue.put_nowait((url, kind))
@@ -59,11 +79,13 @@ async def crawl(start_url: str, out: IO[bytes], concurrency: int) -> dict[str, f
                     continue
                 counts["pages"] += 1
                 sel = Selector(text=html)
+                page = URL(url)
+                origin = f"{page.scheme}://{page.raw_authority}"
                 if kind == INDEX:
-                    follow(sel, url, LISTING_LINKS, LISTING)
+                    follow(sel, page, origin, LISTING_LINKS, LISTING)
                 elif kind == LISTING:
-                    follow(sel, url, PRODUCT_LINKS, PRODUCT)
-                    follow(sel, url, PAGER_LINKS, LISTING)
+                    follow(sel, page, origin, PRODUCT_LINKS, PRODUCT)
+                    follow(sel, page, origin, PAGER_LINKS, LISTING)
                 else:
                     sku = sel.css(SKU).get() or ""
                     item = {
@@ -75,8 +97,8 @@ async def crawl(start_url: str, out: IO[bytes], concurrency: int) -> dict[str, f
                     }
                     out.write(orjson.dumps(item) + b"\n")
                     counts["items"] += 1
-                    follow(sel, url, RELATED_LINKS, PRODUCT)
-                    follow(sel, url, LISTING_LINKS, LISTING)
+                    follow(sel, page, origin, RELATED_LINKS, PRODUCT)
+                    follow(sel, page, origin, LISTING_LINKS, LISTING)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 counts["errors"] += 1
                 print(f"error {url}: {exc!r}", file=sys.stderr)

@@ -9,7 +9,6 @@ spider error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -66,7 +65,22 @@ def _crawl_parser(prog: str) -> argparse.ArgumentParser:
                    help="shared frontier, e.g. redis://127.0.0.1:6379/0 (several workers)")
     p.add_argument("--project", metavar="DIR", type=Path, default=None,
                    help="project folder (default: the current folder)")
+    p.add_argument("--processes", metavar="N", type=_positive, default=1,
+                   help="worker processes sharing one frontier: --frontier, else a private "
+                        "redis-server (default 1: this process alone)")
+    # A worker of `--processes`: the command that started it prints the crawl's summary.
+    p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -95,6 +109,8 @@ def setup_logging(level: str) -> None:
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run on uvloop when it is installed (the ``speed`` extra) and ``CRAWLER_NO_UVLOOP`` is
     not set, else on asyncio's own loop."""
+    import asyncio  # not at the top: `crawler list` and `crawler version` need no event loop
+
     loop_factory = None
     if not os.environ.get("CRAWLER_NO_UVLOOP"):
         try:
@@ -107,6 +123,37 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     # begin with the ImportError ("During handling of the above exception...").
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coro)
+
+
+def _crawl_processes(
+    args: argparse.Namespace, prog: str, project: Path, settings: Settings,
+    output: str | None, overwrite: bool,
+) -> int:
+    """``crawl NAME --processes N``: see :mod:`crawler.processes`."""
+    from .processes import crawl
+
+    if args.jobdir or settings.jobdir:
+        print(f"{prog}: error: --processes shares a frontier between processes; a jobdir "
+              "belongs to one process (use --frontier redis://... for a resumable crawl)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    url = settings.frontier_url
+    passthrough: list[str] = []
+    for kv in args.settings:
+        passthrough += ["-s", kv]
+    for key, value in args.spider_args:
+        passthrough += ["-a", f"{key}={value}"]
+    if args.loglevel:
+        passthrough.append(f"--loglevel={args.loglevel}")
+    try:
+        return crawl(
+            args.spider, project, passthrough, processes=args.processes,
+            frontier_url=url if url and not url.startswith("memory:") else None,
+            output=output, overwrite=overwrite, stats_path=args.stats,
+        )
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _spider_and_settings(
@@ -219,6 +266,14 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.processes > 1:
+        if spider_file is not None:
+            print(f"{prog}: error: --processes runs a spider of the project (crawl NAME), not a"
+                  " spider file", file=sys.stderr)
+            return EXIT_USAGE
+        return _crawl_processes(args, prog, project, settings, output, overwrite)
+
+    from asyncio import CancelledError  # loaded with the runner anyway
 
     from .runner import run_spider
 
@@ -234,15 +289,18 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
                 handle_signals=True,
                 report_path=args.report,
                 scrapy_settings=loaded.scrapy_settings,
+                summary=not args.no_summary,
             )
         )
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except (KeyboardInterrupt, CancelledError):
         print(f"{prog}: stopped at once; the output holds only whole items", file=sys.stderr)
         return EXIT_INTERRUPTED
     logger.debug("finish reason: %s", result.reason)
+    if result.reason == "browser_unavailable":  # said once already, with what to install
+        return EXIT_USAGE
     return EXIT_FAILED if result.failed else EXIT_OK
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from .browser import BrowserPool, renders
 from .decompress import BodyDecoder
 from .errors import (
     BlockedAddress,
@@ -60,6 +61,10 @@ class Downloader:
     with a request's slot key once its headers are on the wire: a host's delay between two
     requests counts from there (:meth:`crawler.slots.Slots.started`), so the time to open a
     connection or a busy event loop never shortens the gap the server sees.
+
+    ``browser`` is the pool that renders the requests :func:`crawler.browser.renders`
+    picks, with ``render_default`` (the spider's or the crawl's ``browser``) for a request
+    that says nothing; it starts with the first of them, and this block's exit closes it.
     """
 
     def __init__(
@@ -69,9 +74,13 @@ class Downloader:
         *,
         resolver: aiohttp.abc.AbstractResolver | None = None,
         on_sent: Callable[[str], None] | None = None,
+        browser: BrowserPool | None = None,
+        render_default: bool = False,
     ) -> None:
         self.settings = settings
         self._on_sent = on_sent
+        self.browser = browser
+        self._render_default = render_default
         self.stats = stats
         self._limit = settings.max_response_size
         self._block_private = settings.block_private_addresses
@@ -138,9 +147,13 @@ class Downloader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        try:
+            if self.browser is not None:
+                await self.browser.close()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
 
     def _cookie_jar(self) -> aiohttp.abc.AbstractCookieJar:
         if not self.settings.cookies:
@@ -160,6 +173,27 @@ class Downloader:
             exempt=[proxy_host] if proxy_host else (),
         )
 
+    def browser_busy(self, request: Request) -> bool:
+        """Whether ``request`` is to be rendered and every browser page is taken: the engine
+        then puts it back for a moment rather than let a worker wait (plain requests go on)."""
+        browser = self.browser
+        return (
+            browser is not None
+            and browser.full
+            and (self._render_default or bool(request._meta))
+            and renders(request, self._render_default)
+        )
+
+    @property
+    def holds_pages(self) -> bool:
+        """Whether a browser page handed to a callback (``meta["browser_page"]``) is open."""
+        return self.browser is not None and self.browser.holds_pages
+
+    async def release_page(self, request: Request) -> None:
+        """Close the browser page handed to ``request``'s callback, if any."""
+        if self.browser is not None:
+            await self.browser.release(request)
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -173,7 +207,16 @@ class Downloader:
         :class:`~crawler.errors.DownloadError` subclass on any failure. With ``truncate``, the
         body is cut after that many decoded bytes and the rest is not read (robots.txt), so
         a larger body is not an error.
+
+        A request to render (see :func:`crawler.browser.renders`) is a navigation in the
+        browser pool instead, never with ``truncate``.
         """
+        if self.browser is not None and truncate is None and (
+            self._render_default or request._meta
+        ) and renders(request, self._render_default):
+            if self._on_sent is not None:  # the navigation starts now
+                self._on_sent(host_key(request.yurl))
+            return await self.browser.fetch(request)
         url = request.url
         yurl = request.yurl
         if self._block_private and blocked_literal(yurl.raw_host or ""):

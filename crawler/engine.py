@@ -33,6 +33,7 @@ from typing import Any
 from . import redirect
 from .downloader import Downloader
 from .errors import (
+    BrowserUnavailable,
     CloseSpider,
     ConnectError,
     DownloadError,
@@ -143,6 +144,11 @@ class Engine:
         self._lossy = LossyValues()
         #: Origins that refused connections or did not resolve, after retries: the reason.
         self._failed_hosts: dict[str, str] = {}
+        # An in-process frontier's "fingerprint added already" check, handed to each response
+        # so follow_all() builds no Request for a link it would drop as a duplicate. Not with
+        # output middlewares: they may change or drop what a callback yields.
+        known = getattr(frontier, "known", None)
+        self._known = None if middlewares.has_output_hooks else known
 
     # ------------------------------------------------------------------ run loop
 
@@ -322,6 +328,11 @@ class Engine:
             await self.frontier.release([lease])
             return
         try:
+            if self.downloader.browser_busy(request):
+                # A worker waiting for a browser page would be one less for plain requests.
+                stats.inc("browser/deferred")
+                await self.frontier.reschedule(lease, request, random.uniform(0.1, 0.3))
+                return
             if self._failed_hosts and await self._host_is_failed(lease):
                 return
             robots = self.robots
@@ -357,9 +368,21 @@ class Engine:
                 slot = self.slots.slot(lease.host)
                 throttle.on_response(slot, time.monotonic() - started, result)
                 self.slots.changed(slot)
-            await self._handle_response(lease, result)
+            try:
+                await self._handle_response(lease, result)
+            finally:
+                if self.downloader.holds_pages:  # a live page for the callback (browser_page)
+                    await self.downloader.release_page(request)
         except asyncio.CancelledError:
             raise
+        except BrowserUnavailable:
+            # This process cannot render: the request stays in the frontier for one that can
+            # (a resume with a browser, another worker); the error was logged once.
+            if self._stopping is None:
+                logger.error("This process cannot render pages: stopping; %s and the other "
+                             "rendered requests are left in the frontier", request.url)
+            self.stop("browser_unavailable")
+            await self.frontier.release([lease])
         except CloseSpider as exc:
             self.stop(exc.reason)
             await self.frontier.ack(lease)  # a no-op when it was acked before the failure
@@ -533,6 +556,7 @@ class Engine:
                 await self._redirect(lease, response, target, "meta_refresh")
                 return
         callback = self._resolve(request.callback or self._default_callback)
+        response.known = self._known
         children, items = await self._run_callback(
             callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )

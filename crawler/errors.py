@@ -7,7 +7,8 @@ The hierarchy::
     │   ├── SettingsError              a setting is unknown or has a wrong value
     │   ├── SpiderNotFound             no spider with that name
     │   ├── SpiderLoadError            a spider module failed to import
-    │   └── JobDirError                a job directory cannot be used
+    │   ├── JobDirError                a job directory cannot be used
+    │   └── BrowserUnavailable         a page must be rendered and no browser can be started
     ├── InvalidURL (also ValueError)   a URL that cannot be crawled
     ├── UnstorableRequest (ValueError) a request a durable frontier cannot store
     ├── DownloadError                  a request failed; the engine may retry it
@@ -18,7 +19,8 @@ The hierarchy::
     │   ├── ResponseTooLarge           body (or decompressed body) over max_response_size
     │   ├── HttpError                  a non-2xx status left after retries and redirects
     │   ├── RedirectError              too many hops, or a target that is not http(s)
-    │   └── BlockedAddress             host resolves to a private range (block_private_addresses)
+    │   ├── BlockedAddress             host resolves to a private range (block_private_addresses)
+    │   └── BrowserError               the browser crashed, hung or refused a page action
     ├── IgnoreRequest                  a request dropped on purpose (robots, offsite, budgets)
     ├── DropItem                       raised by a pipeline to discard an item
     ├── OutputClosed                   the reader of -o - went away (| head -1)
@@ -80,6 +82,13 @@ class SpiderLoadError(ConfigError):
 
 class JobDirError(ConfigError):
     """A job directory is from another spider or version, or is locked by another run."""
+
+
+class BrowserUnavailable(ConfigError):
+    """A page is to be rendered (``browser=True``) but Playwright or Chromium is missing or
+    will not start; the message names what to install. Raised before the crawl starts when
+    the spider or the settings render every page, else at the first rendered request, whose
+    request is then left in the frontier for a process that has a browser."""
 
 
 class InvalidURL(CrawlerError, ValueError):
@@ -161,6 +170,12 @@ class BlockedAddress(DownloadError):
     """The host resolves to a loopback, private, link-local or reserved address."""
 
     retryable = False
+
+
+class BrowserError(DownloadError):
+    """The browser failed a rendered request: the renderer or the whole browser crashed or
+    hung (retried, on a restarted browser when needed), or a page action could not run
+    (``retryable`` False)."""
 
 
 class IgnoreRequest(CrawlerError):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import urlencode
 
 import orjson
@@ -21,7 +21,7 @@ from yarl import URL
 from .encoding import decode_body
 from .errors import InvalidURL
 from .fingerprint import request_fingerprint
-from .urls import canonical_url, parse_url
+from .urls import _base_prefixes, canonical_url, parse_url
 
 if TYPE_CHECKING:
     # parsel (and lxml) load on the first selector, not at import: `crawler list` and the
@@ -61,6 +61,11 @@ class Request:
     shared with the response, for middlewares and callbacks; ``cb_kwargs`` are passed to the
     callback as keyword arguments. ``cookies`` (Scrapy's: a dict or a list of name/value
     dicts) are sent in this request's Cookie header, besides the cookie jar's.
+
+    ``browser=True`` renders the page in Chromium (:mod:`crawler.browser`); it is stored as
+    ``meta["browser"]`` (``meta["playwright"]``, scrapy-playwright's key, works too), so it
+    survives a durable frontier. ``browser=False`` opts out of a spider's or a crawl's
+    ``browser`` default; None (the default) follows it.
     """
 
     # Slots and lazily created dicts: a million pending requests must fit in a few hundred MB.
@@ -102,8 +107,11 @@ class Request:
         depth: int = 0,
         handle_status: Iterable[int] = (),
         cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
+        browser: bool | None = None,
     ) -> None:
         yurl = _checked_url(url)
+        if browser is not None:
+            meta = {**(meta or {}), "browser": bool(browser)}
         method = method.upper()
         hdrs = CIMultiDict(headers) if headers else None
         if cookies:
@@ -254,6 +262,31 @@ def _checked_url(url: str | URL) -> URL:
     return parse_url(url)
 
 
+_T = TypeVar("_T")
+
+
+class _once(Generic[_T]):
+    """``functools.cached_property`` without its lock: Python 3.11 takes a per-class RLock on
+    every first access, and a page's Response computes four such values (base URL, text,
+    selector, link base). The value is stored in the instance's ``__dict__``, which then
+    shadows this (non-data) descriptor: later reads are plain attribute lookups."""
+
+    def __init__(self, fn: Callable[[Any], _T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _once[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> _T: ...
+    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> _T | _once[_T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 class Response:
     """A downloaded response, handed to the request's callback.
 
@@ -262,7 +295,16 @@ class Response:
     parsel ``Selector`` built on first use. ``meta`` is the request's meta.
     """
 
-    __slots__ = ("url", "status", "headers", "body", "request", "stats", "__dict__")
+    __slots__ = ("url", "status", "headers", "body", "request", "stats", "known", "__dict__")
+
+    #: The frontier's "was this fingerprint added already" check, set by the engine when its
+    #: frontier offers one (None: unknown). :meth:`follow_all` skips the links it knows
+    #: before building a Request for them: most links of a page are usually repeats.
+    known: Callable[[bytes], bool] | None
+
+    #: The live Playwright page of a rendered request that asked for it
+    #: (``meta["browser_page"]``); the framework closes it after the callback. None otherwise.
+    page: Any = None
 
     def __init__(
         self,
@@ -285,6 +327,7 @@ class Response:
         self.body = body
         self.request = request if request is not None else Request(url)
         self.stats = stats
+        self.known = None
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"
@@ -304,7 +347,7 @@ class Response:
         """The request's ``cb_kwargs`` (the keyword arguments its callback receives)."""
         return self.request.cb_kwargs
 
-    @cached_property
+    @_once
     def yurl(self) -> URL:
         """The response URL as a ``yarl.URL`` (the base for relative links)."""
         return URL(self.url, encoded=True)
@@ -314,7 +357,7 @@ class Response:
         """URLs this response was redirected through, oldest first (empty without redirects)."""
         return list(self.request.meta.get("redirect_urls", ()))
 
-    @cached_property
+    @_once
     def _decoded(self) -> tuple[str, str]:
         return decode_body(self.body, self.headers.get("Content-Type"))
 
@@ -328,7 +371,7 @@ class Response:
         """The codec :attr:`text` was decoded with."""
         return self._decoded[1]
 
-    @cached_property
+    @_once
     def selector(self) -> Selector:
         """The parsel Selector over :attr:`text`, built once."""
         ctype = self.headers.get("Content-Type", "")
@@ -351,7 +394,7 @@ class Response:
         """``url`` resolved against this response's URL (or its ``<base href>``)."""
         return str(self._base.join(URL(url)))
 
-    @cached_property
+    @_once
     def _base(self) -> URL:
         # <base href> changes how every relative link on the page resolves, as in browsers.
         if b"<base" in self.body[:8192] or b"<BASE" in self.body[:8192]:
@@ -401,27 +444,148 @@ class Response:
         elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
         attribute selections give their value). ``callback`` may be given positionally, as in
         Scrapy (as is its ``urls=`` name for ``hrefs``). Bad links are skipped, as in
-        :meth:`follow`."""
+        :meth:`follow`.
+
+        When the engine gave this response its frontier's :attr:`known` check, a plain GET link
+        whose request the frontier already has (or that appears twice in ``hrefs``) gets no
+        Request at all: it would be dropped as a duplicate anyway, and it is counted as one
+        (``duplicates_filtered``). ``dont_filter=True``, another method or a body turn this off.
+        """
         if hrefs is None and "urls" in kwargs:
             hrefs = kwargs.pop("urls")
         if sum(x is not None for x in (hrefs, css, xpath)) != 1:
             raise ValueError("follow_all() takes exactly one of hrefs, css= and xpath=")
+        links: Iterable[str | URL | Selector | Link | None]
         if css is not None:
-            hrefs = self.selector.css(css)
+            links = _css_links(self.selector, css)  # strings from lxml: no Selector per link
         elif xpath is not None:
-            hrefs = self.selector.xpath(xpath)
-        assert hrefs is not None
+            links = self.selector.xpath(xpath)
+        else:
+            assert hrefs is not None
+            links = hrefs
+        known = self.known
+        if known is not None and not _FINGERPRINT_KWARGS.isdisjoint(kwargs):
+            known = None  # another fingerprint than a plain GET's, or no dedup at all
+        if known is None:
+            return [r for r in (self._follow_link(h, callback, kwargs) for h in links) if r]
+        return self._follow_new(links, callback, kwargs, known)
+
+    def _follow_link(
+        self, href: str | URL | Selector | Link | None, callback: Callback | None,
+        kwargs: dict[str, Any],
+    ) -> Request | None:
+        if href is None:
+            self._skip_link(href, "no href on the selected element")
+            return None
+        return self.follow(href, callback, **kwargs)
+
+    def _follow_new(
+        self, links: Iterable[str | URL | Selector | Link | None], callback: Callback | None,
+        kwargs: dict[str, Any], known: Callable[[bytes], bool],
+    ) -> list[Request]:
+        """follow_all for links the frontier does not know yet (plain GETs, deduplicated).
+
+        A link seen before is recognised by a key its URL depends on alone, through a bounded
+        memo of fingerprints: one concatenation and two lookups, no URL parsing. The key is
+        the origin plus the link for ``/path`` links (the same on every page of the origin),
+        the link itself for a plain absolute ``http(s)://host...`` one, and the page's base
+        plus the link for anything else."""
+        base = self._base
+        prefixes = _base_prefixes(base)
+        origin = prefixes[0] if prefixes is not None else None
+        page = f"{base}\0"
+        memo = _LINK_FINGERPRINTS
+        batch: set[bytes] = set()
         out: list[Request] = []
-        for href in hrefs:
-            request = self.follow(href, callback, **kwargs)
-            if request is not None:
-                out.append(request)
+        repeats = 0
+        for href in links:
+            key = None
+            if type(href) is str:
+                if origin is not None and href[:1] == "/" and href[1:2] != "/":
+                    key = origin + href  # "/x" means the same on every page of the origin
+                elif (
+                    href.startswith(("http://", "https://"))
+                    and href[href.find("//") + 2:][:1] not in ("/", "")
+                    and href.isprintable()  # no tab or newline, which would be removed
+                ):
+                    key = href  # resolved without the base
+                else:
+                    key = page + href
+                fp = memo.get(key)
+                if fp is not None and (fp in batch or known(fp)):
+                    repeats += 1
+                    continue
+            request = self._follow_link(href, callback, kwargs)
+            if request is None:
+                continue
+            fp = request.fingerprint
+            if key is not None:
+                if len(memo) >= _LINK_MEMO_SIZE:
+                    memo.clear()
+                memo[key] = fp
+            if fp in batch or known(fp):
+                repeats += 1
+                continue
+            batch.add(fp)
+            out.append(request)
+        if repeats and self.stats is not None:
+            self.stats.inc("duplicates_filtered", repeats)
         return out
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
         if self.stats is not None:
             self.stats.inc("links_skipped")
+
+
+#: follow_all() arguments that change a request's fingerprint from a plain GET's or turn dedup
+#: off: with any of them, links are not checked against the frontier's known ones.
+_FINGERPRINT_KWARGS = frozenset({"method", "body", "json", "form", "dont_filter"})
+#: Link text made absolute (see :meth:`Response._follow_new`) → its fingerprint; cleared when
+#: full. Shared by every response of the process: links repeat across pages.
+_LINK_FINGERPRINTS: dict[str, bytes] = {}
+_LINK_MEMO_SIZE = 100_000
+
+
+def _css_links(selector: Selector, css: str) -> list[str | None]:
+    """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
+    the lxml tree directly: parsel would wrap every match in a Selector first, and lxml would
+    build a Python object for every element (the XPath returns the href strings instead)."""
+    matches = _css_xpath(css, selector.type)(selector.root)
+    if not isinstance(matches, list):
+        return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
+    out: list[str | None] = matches
+    for i, node in enumerate(matches):
+        if type(node) is not str:
+            out[i] = _link_of(node)
+    return out
+
+
+def _link_of(node: Any) -> str | None:
+    if isinstance(node, str):  # a str subclass (smart strings)
+        return str(node)
+    tag = getattr(node, "tag", None)
+    if not isinstance(tag, str):  # a comment or processing instruction
+        return None
+    value: str | None = node.get("href")
+    if value is None and tag in ("img", "script", "iframe", "source"):
+        value = node.get("src")
+    return value
+
+
+@lru_cache(maxsize=256)
+def _css_xpath(css: str, kind: str) -> Any:
+    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does. Without a
+    pseudo-element (``::attr``, ``::text``), elements with an href give the attribute's value
+    and the others themselves, in document order (one result per element)."""
+    from lxml import etree
+    from parsel.csstranslator import GenericTranslator, HTMLTranslator
+
+    translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
+    xpath = translator.css_to_xpath(css)
+    if "::" not in css:
+        xpath = f"({xpath})/@href | ({xpath})[not(@href)]"
+    return etree.XPath(xpath, smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:

@@ -14,8 +14,8 @@ from .errors import ConfigError, SpiderLoadError, SpiderNotFound
 from .spider import Spider
 
 __all__ = [
-    "SpiderInfo", "discover", "import_object", "load_spider", "load_spider_file",
-    "load_spider_from",
+    "SpiderInfo", "discover", "import_object", "import_project_module", "load_spider",
+    "load_spider_file", "load_spider_from",
 ]
 
 
@@ -130,11 +130,9 @@ def load_spider_file(path: Path) -> type[Spider]:
     return found[-1]
 
 
-def import_module(name: str) -> ModuleType:
-    """The module called ``name``: a Scrapy project's settings module (named in its
-    ``scrapy.cfg``) or a module of the Scrapy compatibility layer (``crawler.scrapy.*``,
-    aliased as ``scrapy.*``). Names come from the command line, the project's files and this
-    package, never from a response."""
+def import_project_module(name: str) -> ModuleType:
+    """A module of the project by its dotted ``name`` (a Scrapy project's settings module,
+    named in its ``scrapy.cfg``): the project's own code, never a name from a response."""
     return importlib.import_module(name)
 
 

@@ -12,8 +12,10 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .browser import BrowserPool, check_browser
 from .compat import Crawler, build_component
 from .dedup import ItemKeyDedup
 from .downloader import Downloader
@@ -112,11 +114,16 @@ async def run_spider(
     report_path: str | None = None,
     warn_no_output: bool = True,
     scrapy_settings: Mapping[str, Any] | None = None,
+    summary: bool = True,
 ) -> CrawlResult:
     """Build the crawl from ``settings`` and the spider class, run it, and close every part
     (each in its own ``finally``), whatever happens.
 
     ``handle_signals``: the first SIGINT/SIGTERM stops gracefully (exit 0), the second cancels
+<<<<<<< HEAD
+    at once; either way the output ends in whole lines. ``summary``: log the stats summary at
+    the end (a worker of ``crawl --processes`` leaves that to the command that started it).
+=======
     at once; either way the output ends in whole lines. ``report_path``: where the HTML crawl
     report is written at the end (with a shared frontier: of the whole cluster).
     ``warn_no_output``: warn when the items go nowhere (no output, no pipeline).
@@ -124,6 +131,7 @@ async def run_spider(
     ``scrapy_settings``: a Scrapy project's settings (``settings.py``, Scrapy's names), which
     components read through ``crawler.settings`` (the native ones are already in
     ``settings``).
+>>>>>>> main
     """
     stats = Stats()
     concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
@@ -157,7 +165,7 @@ async def run_spider(
     hooks = [crawler.open_hook()] if crawler.signals.connected else []
     items = ItemProcessor(spider, spider.item_model, [*hooks, *pipelines])
     reason = "error"
-    report = _Report(stats, stats_path)
+    report = _Report(stats, stats_path, summary=summary)
     async with AsyncExitStack() as stack:
         # Registered first, so it runs last: after everything else closed (their descriptors
         # given back), and even when closing one of them raised.
@@ -187,8 +195,9 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines)
-        if warn_no_output and not output and not pipelines:
+        # The first pipeline is the signals hook, not one that keeps items.
+        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines[1:])
+        if warn_no_output and not output and len(pipelines) == 1:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
         exporter: Exporter | None = None
@@ -220,9 +229,13 @@ async def run_spider(
         )
         if invalid is not None:
             stack.callback(invalid.close)
-        downloader = await stack.enter_async_context(
-            Downloader(settings, stats, on_sent=frontier.slots.started)
-        )
+        render_all = settings.browser or bool(getattr(spider, "browser", False))
+        if render_all:
+            check_browser(settings)  # every page renders: a missing browser stops us here
+        downloader = await stack.enter_async_context(Downloader(
+            settings, stats, render_default=render_all, on_sent=frontier.slots.started,
+            browser=BrowserPool(settings, stats, files_dir=_files_dir(output)),
+        ))
         await items.open()
         stack.push_async_callback(items.close)
         robots = (
@@ -292,6 +305,7 @@ class _Report:
 
     stats: Stats
     path: str | None
+    summary: bool = True  #: log the summary (not in a worker of ``crawl --processes``)
     started: bool = False
 
     def write(self) -> None:
@@ -304,6 +318,8 @@ class _Report:
             except OSError as exc:
                 logger.error("Could not write the stats to %s: %s", self.path, exc)
         reason = stats.get("finish_reason", None)
+        if not self.summary:
+            return
         log = logger.error if reason in FAILURES else logger.info
         log("%s.\n%s", reason_sentence(reason, resumable=stats.resumable), stats.summary())
 
@@ -413,6 +429,15 @@ def _component(
 # The frontier kinds that need more wiring. Neither test imports a module: an instance of a
 # class cannot exist before its module was loaded, so other crawls load neither redis-py nor
 # sqlite3.
+
+
+def _files_dir(output: str | None) -> Path:
+    """Where screenshots and PDFs of rendered pages go: next to the output file
+    (``items.jsonl`` → ``items_files/``), else ``browser_files/`` here."""
+    if not output or output == "-" or "://" in output:
+        return Path("browser_files")
+    path = Path(output)
+    return path.with_name(f"{path.stem}_files")
 
 
 def _shared(frontier: Frontier) -> RedisFrontier | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .loader import import_project_module
 
 __all__ = ["ScrapyProject", "find_project"]
 
@@ -65,10 +66,8 @@ def load_project(root: Path) -> ScrapyProject:
     path = str(root.resolve())
     if path not in sys.path:
         sys.path.insert(0, path)
-    from .loader import import_module
-
     try:
-        module = import_module(module_name)
+        module = import_project_module(module_name)
     except Exception as exc:
         raise ConfigError(f"cannot import the Scrapy settings module {module_name!r}: "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -219,6 +219,27 @@ class Settings(BaseModel):
     """Seconds a cached response stays fresh; 0 = forever."""
     http_cache_ignore_status: list[HttpStatus] = Field(default_factory=list)
     """Statuses never cached, besides retry_http_codes."""
+    browser: bool = False
+    """Render every request in Chromium (a request's browser=False still opts out)."""
+    browser_executable: str | None = None
+    """Path of the Chromium to drive; unset = chromium, chromium-browser or google-chrome
+    found on PATH."""
+    browser_concurrency: int = Field(default=4, ge=1)
+    """Pages rendered at once, counted inside concurrency."""
+    browser_wait: Literal["commit", "domcontentloaded", "load", "networkidle"] = "networkidle"
+    """What a rendered page waits for before its DOM is read: networkidle = the load event
+    then no network activity for 0.5 s, capped at browser_idle_timeout."""
+    browser_idle_timeout: float = Field(default=5.0, ge=0)
+    """Seconds a rendered page waits for the network to go quiet after the load event (and
+    after each scroll or click action) before its DOM is read anyway."""
+    browser_block_resources: list[str] = Field(
+        default_factory=lambda: ["image", "media", "font"]
+    )
+    """Resource types the browser does not load (Playwright's names: image, media, font,
+    stylesheet, script, ...); [] loads everything."""
+    browser_recycle_pages: int = Field(default=100, ge=1)
+    """A browser context is renewed after this many pages, its cookies carried over (bounds
+    the browser's memory)."""
 
     @field_validator("log_level", mode="before")
     @classmethod

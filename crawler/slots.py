@@ -103,7 +103,8 @@ class Slots:
         self._slots: dict[str, Slot] = {}
         self._ready: list[tuple[float, int, int, Slot]] = []
         self._waiting: list[tuple[float, int, int, Slot]] = []
-        self._idle: list[tuple[float, int, Slot]] = []  # heap: (when to look again, seq, slot)
+        # heap: (when to look again, seq, slot, whether it was given IDLE_KEEP)
+        self._idle: list[tuple[float, int, Slot, bool]] = []
         self._seq = itertools.count()
         self._paused: dict[str, float] = {}  # key -> paused_until, for pauses()
 
@@ -225,11 +226,14 @@ class Slots:
         elif not slot.active:
             self._went_idle(slot)
 
+    def _learnt(self, slot: Slot) -> bool:
+        return slot.delay != self.delay or slot.min_delay != self.delay
+
     def _went_idle(self, slot: Slot) -> None:
         now = self.clock()
-        learnt = slot.delay != self.delay or slot.min_delay != self.delay
+        learnt = self._learnt(slot)
         at = max(slot.ready_at, now) + (IDLE_KEEP if learnt else 0.0)
-        heapq.heappush(self._idle, (at, next(self._seq), slot))
+        heapq.heappush(self._idle, (at, next(self._seq), slot, learnt))
 
     def _sweep(self, now: float) -> None:
         """Drop slots that have nothing left to remember: a crawl over a million hosts must
@@ -239,11 +243,11 @@ class Slots:
         rules. Only the slots whose time has come are looked at."""
         idle = self._idle
         while idle and idle[0][0] <= now:
-            _, _, slot = heapq.heappop(idle)
+            _, _, slot, kept = heapq.heappop(idle)
             if slot.pending or slot.active or self._slots.get(slot.key) is not slot:
                 continue  # busy again (it goes idle again later), or dropped already
-            if slot.ready_at > now:  # paused again meanwhile
-                self._went_idle(slot)
+            if slot.ready_at > now or (self._learnt(slot) and not kept):
+                self._went_idle(slot)  # paused again, or learnt a delay since it went idle
                 continue
             del self._slots[slot.key]
 

@@ -34,6 +34,8 @@ class Spider:
     - ``pipelines`` / ``middlewares``: objects (or classes, instantiated without arguments)
       run before those named in the settings.
     - ``handle_status``: non-2xx statuses that still go to callbacks, for every request.
+    - ``browser``: render every request in Chromium unless the request says
+      ``browser=False`` (:mod:`crawler.browser`).
 
     Spider arguments (``-a key=value``) arrive as keyword arguments and become attributes.
     ``state`` is a JSON-serialisable dict that durable crawls persist across resumes.
@@ -47,6 +49,7 @@ class Spider:
     pipelines: ClassVar[list[Any]] = []
     middlewares: ClassVar[list[Any]] = []
     handle_status: ClassVar[list[int]] = []
+    browser: ClassVar[bool] = False
 
     @classmethod
     def spider_settings(cls) -> dict[str, Any]:

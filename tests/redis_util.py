@@ -17,13 +17,14 @@ module only under ``TYPE_CHECKING`` so that pytest can rewrite its asserts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,13 @@ class RedisCrawl:
     spider: str
     crawl_id: str
     _opened: list[Any] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def frontier(self, *, seeded: bool = True, **kwargs: Any) -> RedisFrontier:
         """A new worker's frontier on this crawl, opened. ``seeded``: mark the crawl seeded
         (as the engine does once start() is done), so that is_finished() does not wait for
         the first worker's start requests."""
+        self._loop = asyncio.get_running_loop()
         f = RedisFrontier(self.url, spider_name=self.spider, crawl_id=self.crawl_id, **kwargs)
         self._opened.append(f)
         await f.open()
@@ -163,6 +166,13 @@ class RedisCrawl:
 
     def key(self, name: str) -> str:
         return f"crawler:{self.spider}:{self.crawl_id}:{name}"
+
+    async def _close_all(self) -> None:
+        for f in self._opened:
+            try:
+                await f.close()
+            except Exception:
+                pass  # closed by the test already, or its server is gone
 
 
 @pytest.fixture
@@ -186,14 +196,17 @@ def redis_server() -> Iterator[Callable[..., RedisServer]]:
 
 
 @pytest.fixture
-async def redis_crawl(redis_url: str) -> AsyncIterator[RedisCrawl]:
+def redis_crawl(redis_url: str) -> Iterator[RedisCrawl]:
+    """A fresh crawl for one test. A plain fixture, so that an async fixture can ask for it
+    with ``request.getfixturevalue`` (as the conformance suite's does): its frontiers are
+    closed on the event loop they were opened on, and its keys purged, at the end."""
     crawl = RedisCrawl(redis_url, SPIDER, uuid.uuid4().hex)
     try:
         yield crawl
     finally:
-        for obj in crawl._opened:
-            try:
-                await obj.close()
-            except Exception:
-                pass  # closed by the test already, or its server is gone
-        await frontier_purge(redis_url, crawl.spider, crawl.crawl_id)
+        loop = crawl._loop
+        if loop is not None and not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(crawl._close_all())
+            loop.run_until_complete(frontier_purge(redis_url, crawl.spider, crawl.crawl_id))
+        else:
+            asyncio.run(frontier_purge(redis_url, crawl.spider, crawl.crawl_id))

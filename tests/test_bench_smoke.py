@@ -40,7 +40,7 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
         "--seed-urls", "10", "--seed-delay", "0.2",
         "--hosts-urls", "30", "--hosts-delay", "0.05", "--hosts-count", "3", "--per-host", "2",
         "--memory-requests", "5000", "--startup-runs", "1",
-        "--only", "throughput,profile,latency,memory,startup",
+        "--only", "throughput,profile,latency,memory,startup,processes",
     ]
     res = bench.run(bench.parse_args(argv), argv)
 
@@ -53,6 +53,8 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
     assert set(hosts.max_inflight_by_host) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
     assert max(hosts.max_inflight_by_host.values()) <= 2
     assert res.seed["uvloop"].responses == 10
+    (one, two), = res.processes["uvloop"].rounds  # both crawls checked: every page, every item
+    assert one.wall > 0 and two.wall > 0
 
     assert res.memory["uvloop"]["pending"] == 5000
     assert len(res.start_crawl["uvloop"]) == len(res.start_list["uvloop"]) == 1
@@ -63,8 +65,10 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
     assert any("engine.py" in f.name for f in framework_profile.framework_cum)
 
     text = bench.markdown(res)
-    for needle in ("## Machine", "Ratio framework/raw", "10 URLs x 0.2 s", "over 3 hosts",
+    for needle in ("## Machine", "Ratio framework/raw, whole process", "10 URLs x 0.2 s",
+                   "over 3 hosts",
                    "max in flight per host", "Peak RSS, 5,000 pending", "`crawl shop`",
-                   "`crawler list`", "| uvloop | 1 |", "busy CPU per page"):
+                   "`crawler list`", "| uvloop | 1 |", "busy CPU per page",
+                   "`--processes 2` / `--processes 1`", "## Processes"):
         assert needle in text, needle
     assert bench.text_table(bench.rows(res)).count("\n") >= 8

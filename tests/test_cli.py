@@ -254,7 +254,7 @@ async def test_scrapy_spider_attributes_are_settings(site: TestSite, tmp_path: P
 
 
 HEAVY = ("aiohttp", "pydantic", "parsel", "lxml", "rich", "redis", "sqlite3",
-         "publicsuffixlist")
+         "publicsuffixlist", "playwright")
 _LOADED = "import sys; print('LOADED', *(m for m in {heavy!r} if m in sys.modules))"
 
 
@@ -353,3 +353,12 @@ async def test_csv_columns_follow_the_item_model(site: TestSite, tmp_path: Path)
     assert code == 0, err
     header = out.read_text().splitlines()[0]
     assert header == "title,price,availability,rating,upc,category,url"
+
+
+async def test_crawler_list_loads_no_event_loop() -> None:
+    """`crawler list` is measured against a start-up goal: it imports no asyncio at all."""
+    code = ("import sys; from crawler.cli import crawler_main; crawler_main(['list']);"
+            " print('ASYNCIO', 'asyncio' in sys.modules)")
+    rc, out, err = await run(sys.executable, "-c", code)
+    assert rc == 0, err
+    assert out.splitlines()[-1] == "ASYNCIO False"

@@ -163,3 +163,7 @@ async def test_redis_restarted_without_its_data_workers_stop_with_an_error(
     assert all("vanished" in err for err in errs), errs
     assert max(hits) == 1  # nothing crawled again from the empty Redis
     assert len(hits) < 1000
+    # They wrote nothing to the new, empty Redis either: the crawl is not reported finished.
+    code, _, err = await run(str(BIN / "crawler"), "frontier", "status", "--frontier",
+                             server.url(0), "--spider", "shop", "--crawl-id", "vanish")
+    assert code == 1 and "unknown" in err, err

@@ -30,6 +30,7 @@ from crawler.frontier.redis import (
 )
 from crawler.http import Request, Response
 from crawler.runner import run_spider
+from crawler.slots import Slot
 from crawler.spider import Spider
 from crawler.testsite import Canned, TestSite
 
@@ -597,6 +598,22 @@ async def test_delay_reported_by_one_worker_holds_for_the_others(
     assert wait is not None and 25 < wait <= 30  # the engine sleeps until then
 
 
+async def test_autothrottle_start_delay_holds_for_new_hosts(redis_crawl: RedisCrawl) -> None:
+    f = await redis_crawl.frontier()
+
+    def start(slot: Slot) -> None:  # what AutoThrottle.start does with its start delay
+        slot.delay = 30.0
+
+    f.slots.on_new = start
+    await f.add([Request("http://a.test/1")])
+    await f.add([Request(f"http://b.test/{i}") for i in range(3)])
+    (first,) = await f.lease(1)
+    assert f.slots.slot(first.host).delay == 30.0  # its local slot was made at lease
+    # From now on a host nobody reported on starts with that delay: one request, then wait.
+    assert urls(await f.lease(10)) == ["http://b.test/0"]
+    assert await f.lease(10) == []
+
+
 async def test_a_paused_host_does_not_block_others(redis_crawl: RedisCrawl) -> None:
     a = await redis_crawl.frontier()
     b = await redis_crawl.frontier()
@@ -706,19 +723,22 @@ async def test_two_engines_share_a_crawl_delay_learnt_from_robots(
 
 
 async def test_crawl_state_vanished_is_noticed(redis_crawl: RedisCrawl) -> None:
-    a = await redis_crawl.frontier()
+    a = await redis_crawl.frontier(lease_timeout=0.6)  # a heartbeat every 0.2 s
     await a.add([Request("http://h/1"), Request("http://h/2")])
     (lease, _) = await a.lease(10)
     # What a Redis restart without persistence (or a purge during the crawl) leaves.
     await frontier_purge(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
+    await asyncio.sleep(0.5)  # heartbeats meanwhile notice it, and write nothing
     with pytest.raises(FrontierLost, match="vanished"):
         await a.is_finished()  # not "finished": nothing pending because nothing is left
     assert await a.ack(lease, [Request("http://h/3")]) == 0  # an ack changes nothing now
     with pytest.raises(FrontierLost, match="vanished"):
         await a.lease(10)
+    await a.close()
     client = redis_crawl.client()
     try:
-        assert client.keys(redis_crawl.key("q:*")) == []  # nothing was enqueued again
+        # Nothing enqueued again, no worker entry written: the crawl is simply not there.
+        assert client.keys(redis_crawl.key("*")) == []
     finally:
         client.close()
     # A worker that starts afterwards begins a new crawl; the old one still refuses.

@@ -95,7 +95,7 @@ async def test_close_on_items_writes_only_the_items_of_requests_in_flight(
             "-s", "obey_robots=false", "-s", "close_on.items=10", "-s", "concurrency=64",
         )
     assert code == 0, err
-    in_flight = int(re.search(r"Stopping \(close_on_items\): finishing (\d+) requests in "
+    in_flight = int(re.search(r"Stopping \(close_on_items\): finishing (\d+) requests? in "
                               r"flight", err).group(1))  # type: ignore[union-attr]
     items = len(out.read_bytes().splitlines())
     # A book page yields one item; the one that reached the limit is among those in flight.

@@ -93,6 +93,12 @@ class MemoryFrontier:
     async def add(self, requests: Sequence[Request]) -> int:
         return self.add_nowait(requests)
 
+    def known(self, fingerprint: bytes) -> bool:
+        """Whether a request with this fingerprint was added already (``add`` would drop
+        another one): the engine hands this check to responses (see ``Response.known``)."""
+        return int.from_bytes(fingerprint) in self._seen
+
+
     def _promote(self, now: float) -> None:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:

@@ -560,15 +560,20 @@ settle()
 return 1
 """
 
-# KEYS: leased owner workers workerinfo; ARGV: worker lease_timeout info_json ('' = keep) ids...
+# KEYS: leased owner workers workerinfo crawl
+# ARGV: worker lease_timeout info_json ('' = keep) crawl_marker ('' = not joined yet) ids...
 # Extends this worker's leases; returns the ids it no longer holds (expired and reclaimed).
+# Writes nothing once the crawl's state vanished (the marker is not this worker's crawl's).
 _HEARTBEAT_LUA = _NOW + """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[4] then
+  return redis.error_reply('""" + _LOST + """ ' .. KEYS[5])
+end
 local worker = ARGV[1]
 local expiry = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[3], now, worker)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], worker, ARGV[3]) end
 local lost = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[2], id) == worker and redis.call('ZSCORE', KEYS[1], id) then
     redis.call('ZADD', KEYS[1], 'XX', expiry, id)
@@ -599,23 +604,37 @@ end
 """
 
 
-# KEYS: seeded seeder workers workerinfo crawl; ARGV: worker lease_timeout hex
-# Returns {claim, crawl marker}. The first worker to open sets the marker. claim is 'seeded'
-# (all start requests were added), 'mine' (this worker seeds: nobody claimed it, or its
-# claimer stopped or died before finishing) or 'other' (a live worker is seeding).
+# KEYS: seeded seeder workers workerinfo crawl ready leased wait delayed
+# ARGV: worker lease_timeout hex
+# Returns {claim, crawl marker, ready hosts, leases, seconds until the earliest waiting host
+# or delayed request ('-1': none)}. The first worker to open sets the marker. claim is
+# 'seeded' (all start requests were added), 'mine' (this worker seeds: nobody claimed it,
+# or its claimer stopped or died before finishing) or 'other' (a live worker is seeding).
 _OPEN_LUA = _NOW + LUA_WORKER_ALIVE + """
 if not redis.call('GET', KEYS[5]) then
   redis.call('SET', KEYS[5], string.format('%.6f', now) .. ':' .. ARGV[3])
 end
 local marker = redis.call('GET', KEYS[5])
-if redis.call('GET', KEYS[1]) then return {'seeded', marker} end
+local nxt = -1
+for _, k in ipairs({KEYS[8], KEYS[9]}) do
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if #first > 0 then
+    local x = math.max(0, tonumber(first[2]) - now)
+    if nxt < 0 or x < nxt then nxt = x end
+  end
+end
+local function reply(claim)
+  return {claim, marker, redis.call('ZCARD', KEYS[6]), redis.call('ZCARD', KEYS[7]),
+          string.format('%.6f', nxt)}
+end
+if redis.call('GET', KEYS[1]) then return reply('seeded') end
 local owner = redis.call('GET', KEYS[2])
 if owner and owner ~= ARGV[1]
    and worker_alive(KEYS[3], KEYS[4], owner, now, tonumber(ARGV[2])) then
-  return {'other', marker}
+  return reply('other')
 end
 redis.call('SET', KEYS[2], ARGV[1])
-return {'mine', marker}
+return reply('mine')
 """
 
 # KEYS: npending delayed leased done dead seeded seeder workers workerinfo crawl
@@ -813,7 +832,7 @@ class _Keys:
 class _Hint:
     """What this process last learned about the shared queue, for the sync next_ready_in."""
 
-    ready: bool = True  # unknown at start: try
+    ready: bool = False  # a host was ready at the last look
     leased: int = 0  # leases other workers hold (this worker's own end with a wake-up)
     wake_at: float | None = None  # monotonic time the earliest waiting host or retry is due
     empty_polls: int = 0
@@ -868,7 +887,8 @@ class RedisSlots(Slots):
       with the next call (the engine reschedules or acks right after).
 
     The local slots only carry what the engine reads and writes (``delay``, ``min_delay``
-    for AutoThrottle); idle ones with nothing learnt are dropped.
+    for AutoThrottle and the robots.txt check) and this worker's leases of the host
+    (``active``); idle ones are dropped as :class:`~crawler.slots.Slots` does.
     """
 
     def __init__(self, concurrency: int = 8, delay: float = 0.0) -> None:
@@ -911,8 +931,10 @@ class RedisSlots(Slots):
     def pause(self, key: str, seconds: float) -> Slot:
         slot = self.slot(key)
         until = self.clock() + seconds
-        if until > slot.paused_until:
-            slot.paused_until = until
+        if until > self._paused.get(key, 0.0):
+            self._paused[key] = until
+            if slot.paused_until != math.inf:
+                slot.paused_until = until
             self._note(key, {"p": until}, urgent=True)
         return slot
 
@@ -925,10 +947,13 @@ class RedisSlots(Slots):
 
     def unhold(self, slot: Slot) -> None:
         if slot.paused_until == math.inf:
-            slot.paused_until = 0.0
+            # A pause asked meanwhile still holds (on the server too: it is another field).
+            until = self._paused.get(slot.key, 0.0)
+            slot.paused_until = until if until > self.clock() else 0.0
             self._holding.discard(slot.key)
             self._note(slot.key, {"h": 0}, urgent=True)
-            self._went_idle(slot)
+            if not slot.active:
+                self._went_idle(slot)
 
     def raise_min_delay(self, key: str, delay: float) -> Slot:
         slot = self.slot(key)
@@ -937,6 +962,18 @@ class RedisSlots(Slots):
             slot.delay = max(slot.delay, delay)
             self._note(key, {"m": delay})
         return slot
+
+    def ended(self, key: str) -> None:
+        """One of this worker's leases of ``key`` ended: its slot is idle once none is left
+        (kept a while if it learnt a delay, see :meth:`Slots._sweep`)."""
+        slot = self._slots.get(key)
+        if slot is not None and slot.active > 0:
+            self.finished(slot)
+
+    def tidy(self) -> None:
+        """Drop the idle slots whose time has come (cheap when none has)."""
+        if self._idle:
+            self._sweep(self.clock())
 
     def renew_holds(self) -> bool:
         """Record the holds still in force again (the heartbeat sends them: a hold lasts
@@ -952,8 +989,6 @@ class RedisSlots(Slots):
     def take_changes(self) -> str:
         """The recorded changes as the scripts' JSON argument ('' for none), forgotten here.
         A pause is sent as the seconds left (the server adds its own clock)."""
-        if self._idle:
-            self._sweep(self.clock())
         if not self._changes:
             return ""
         changes, self._changes = self._changes, {}
@@ -1088,11 +1123,16 @@ class RedisFrontier:
         (with warnings) while Redis is unreachable."""
         await self._beat(register=True)
         k = self._k
-        claim, marker = await self.connection.call(
+        claim, marker, ready, leased, wake_in = await self.connection.call(
             "open", self._open_script,
-            keys=[k.seeded, k.seeder, k.workers, k.workerinfo, k.crawl],
+            keys=[k.seeded, k.seeder, k.workers, k.workerinfo, k.crawl, k.ready, k.leased,
+                  k.wait, k.delayed],
             args=[self.worker_id, self.lease_timeout, secrets.token_hex(8)],
         )
+        hint = self._hint
+        hint.ready, hint.leased = int(ready) > 0, int(leased)
+        wait = float(wake_in)
+        hint.wake_at = _now_hint() + wait if wait >= 0 else None
         self._marker = marker
         self._epoch = marker.split(b":", 1)[0].decode()
         self._seeded = claim != b"mine"
@@ -1156,6 +1196,8 @@ class RedisFrontier:
         while not self._closed:
             await asyncio.sleep(interval)
             try:
+                if self._lost is not None:
+                    return
                 await self._beat()
                 if self._slots.renew_holds():
                     await self._send_policy()
@@ -1174,17 +1216,23 @@ class RedisFrontier:
         info = self._worker_info() if register else b""
         for start in range(0, max(len(held), 1), _BATCH):
             chunk = held[start:start + _BATCH]
-            lost: list[bytes] = await self.connection.call(
-                "heartbeat", self._heartbeat_script,
-                keys=[k.leased, k.owner, k.workers, k.workerinfo],
-                args=[self.worker_id, self.lease_timeout, info, *chunk],
-            )
+            try:
+                lost: list[bytes] = await self.connection.call(
+                    "heartbeat", self._heartbeat_script,
+                    keys=[k.leased, k.owner, k.workers, k.workerinfo, k.crawl],
+                    args=[self.worker_id, self.lease_timeout, info, self._marker, *chunk],
+                )
+            except rexc.ResponseError as exc:
+                if not str(exc).startswith(_LOST):
+                    raise
+                raise self._lose() from None
             # Settled meanwhile (an ack that ran between the snapshot and the script) is not
             # lost; anything else expired before this heartbeat (Redis was away, or the loop
             # was blocked for longer than lease_timeout): another worker may have it now.
             lost = [i for i in lost if i in self._held and i not in self._settling]
             if lost:
-                self._held.difference_update(lost)
+                for key in lost:
+                    self._forget(key)
                 logger.warning("Worker %s lost %d leases (expired, handed to another worker)",
                                self.worker_id, len(lost))
 
@@ -1275,6 +1323,7 @@ class RedisFrontier:
     async def lease(self, limit: int) -> list[Lease]:
         if limit <= 0:
             return []
+        self._slots.tidy()
         reply: list[Any] = await self._run(
             "lease", self._lease_script,
             min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH,
@@ -1293,7 +1342,11 @@ class RedisFrontier:
                                   f"cannot decode the stored request: {exc}")
                 continue
             self._held.add(key)
-            leases.append(Lease(request, key, int(flat[i + 1]), host=_host_of(key)))
+            host = _host_of(key)
+            # The local slot is in use while the lease lasts (the engine reads and writes it:
+            # AutoThrottle, Crawl-delay); made here, AutoThrottle starts it at once.
+            self._slots.slot(host).active += 1
+            leases.append(Lease(request, key, int(flat[i + 1]), host=host))
         if reclaimed:
             logger.info("Reclaimed %d requests whose lease expired (their worker stopped "
                         "heartbeating)", reclaimed)
@@ -1503,7 +1556,14 @@ class RedisFrontier:
             yield
         finally:
             self._settling.difference_update(keys)
-            self._held.difference_update(keys)
+            for key in keys:
+                self._forget(key)
+
+    def _forget(self, key: bytes) -> None:
+        """A lease of this worker ended (or was lost): its host's local slot may go idle."""
+        if key in self._held:
+            self._held.discard(key)
+            self._slots.ended(_host_of(key))
 
     # ---------------------------------------------------------------- shared stats
 

@@ -61,10 +61,7 @@ def __getattr__(name: str) -> Any:
     elif name == "Selector":
         from .selector import Selector as value
     elif name in _SUBMODULES:
-        # Not `from . import x`: that asks this very function for the attribute first.
-        from ..loader import import_module
-
-        value = import_module(f"{__name__}.{name}")
+        value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'scrapy' has no attribute {name!r}")
     globals()[name] = value
@@ -85,9 +82,7 @@ class _Alias(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        from ..loader import import_module
-
-        return import_module(self.target)
+        return importlib.import_module(self.target)
 
     def exec_module(self, module: ModuleType) -> None:
         # The import system set the alias spec on the module: give it its own back.

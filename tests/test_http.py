@@ -1,0 +1,129 @@
+"""Response.follow_all: links read from the elements, and known links skipped before a Request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from crawler import Request, Response, Spider
+from crawler.fingerprint import request_fingerprint
+from crawler.testsite import TestSite
+
+from .conftest import crawl
+
+PAGE = b"""<html><body>
+<a class="x" href="/a">1</a><a class="x">no href</a><img class="x" src="/i.png">
+<a class="x" href="b.html">2</a><link class="x" href="/c"><p class="x">text</p>
+<a class="x" href="/a#top">again</a><a class="x" href="mailto:x@y">mail</a>
+<a class="x" href="http://other.example/d?b=2&amp;a=1">abs</a>
+</body></html>"""
+
+
+def page(url: str = "http://h.example/dir/page.html", body: bytes = PAGE) -> Response:
+    return Response(url, 200, {"Content-Type": "text/html"}, body, Request(url))
+
+
+def test_css_reads_the_same_links_as_the_selectors() -> None:
+    r = page()
+    for query in (".x", "a.x", ".x::attr(href)", "a::text", "p", "*", "img"):
+        via_selectors = [r.follow(s) for s in r.selector.css(query)]
+        assert [q.url for q in r.follow_all(css=query)] == [q.url for q in via_selectors if q]
+
+
+def test_known_links_get_no_request_and_count_as_duplicates() -> None:
+    from crawler.stats import Stats
+
+    def fp(url: str) -> bytes:
+        return Request(url).fingerprint
+
+    known = {fp("http://h.example/a"), fp("http://other.example/d?a=1&b=2")}
+    for _ in range(2):  # the second time the fingerprints come from the memo of link texts
+        r = page()
+        r.stats = Stats()
+        r.known = known.__contains__
+        urls = [q.url for q in r.follow_all(css=".x")]
+        assert urls == ["http://h.example/i.png", "http://h.example/dir/b.html",
+                        "http://h.example/c"]
+        # /a and /a#top are one known request; the reordered query is the same request too.
+        assert r.stats.get("duplicates_filtered") == 3
+        assert r.stats.get("links_skipped") == 3  # no href, <p>, mailto:
+
+
+def test_repeats_within_one_page_are_dropped_too() -> None:
+    r = page(body=b'<a href="/x">1</a><a href="/x">2</a><a href="/x#f">3</a><a href="/y">4</a>')
+    r.known = set().__contains__
+    assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/x", "http://h.example/y"]
+    r.known = None  # no frontier check: every link becomes a request, as before
+    assert len(r.follow_all(css="a")) == 4
+
+
+def test_no_skipping_for_requests_with_another_fingerprint() -> None:
+    r = page(body=b'<a href="/x">1</a>')
+    r.known = {Request("http://h.example/x").fingerprint}.__contains__
+    assert r.follow_all(css="a") == []
+    assert len(r.follow_all(css="a", dont_filter=True)) == 1
+    posted = r.follow_all(css="a", method="POST", body=b"q")
+    assert [q.fingerprint for q in posted] == [
+        request_fingerprint("POST", "http://h.example/x", b"q")]
+
+
+def test_base_href_changes_the_key(tmp_path: Path) -> None:
+    body = b'<head><base href="http://cdn.example/s/"></head><a href="/x">1</a><a href="y">2</a>'
+    r = page(body=body)
+    r.known = {Request("http://h.example/x").fingerprint}.__contains__
+    assert [q.url for q in r.follow_all(css="a")] == ["http://cdn.example/x",
+                                                      "http://cdn.example/s/y"]
+
+
+class ShopSpider(Spider):
+    name = "shop"
+
+    def __init__(self, base: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base = base
+
+    async def start(self) -> AsyncIterator[Request]:
+        yield Request(self.base + "/shop/")
+
+    def parse(self, response: Response) -> Iterator[Any]:
+        yield from response.follow_all(css="a.listing", callback=self.parse_listing)
+
+    def parse_listing(self, response: Response) -> Iterator[Any]:
+        yield from response.follow_all(css="a.product", callback=self.parse_product)
+        yield from response.follow_all(css="nav.pager a", callback=self.parse_listing)
+
+    def parse_product(self, response: Response) -> Iterator[Any]:
+        yield {"url": response.url}
+        yield from response.follow_all(css="a.related", callback=self.parse_product)
+        yield from response.follow_all(css="a.listing", callback=self.parse_listing)
+
+
+async def test_a_crawl_fetches_every_page_once_and_counts_every_repeat(
+    site: TestSite, tmp_path: Path
+) -> None:
+    """The engine hands the memory frontier's check to responses: same pages, same items, and
+    duplicates_filtered still counts every repeated link (skipped early or at the frontier)."""
+    result, items = await crawl(ShopSpider, tmp_path, spider_args={"base": site.url})
+    assert len(items) == len({i["url"] for i in items}) == 400
+    pages = 1 + 20 + 400
+    assert result.stats["status/200"] == pages
+    assert sum(n for p, n in site.stats.hits.items() if p.startswith("/shop")) == pages
+    # Every link followed, minus the first sighting of each page (the start URL is not a
+    # link): the index's 20 listings, 20 x 20 products, 19 x 2 pager links, and on each of
+    # the 400 products 5 related products and its listing.
+    links = 20 + 400 + 38 + 400 * 6
+    assert result.stats["duplicates_filtered"] == links - (pages - 1)
+
+
+def test_links_that_depend_on_the_page_are_not_shared_between_pages() -> None:
+    """"http:///x" has no host: it resolves against the page; so does "p.html"."""
+    body = b'<a href="http:///x">1</a><a href="p.html">2</a>'
+    first = page("http://one.example/a/", body)
+    first.known = set().__contains__
+    assert [q.url for q in first.follow_all(css="a")] == ["http://one.example/x",
+                                                          "http://one.example/a/p.html"]
+    other = page("http://two.example/b/", body)
+    other.known = {q.fingerprint for q in first.follow_all(css="a")}.__contains__
+    assert [q.url for q in other.follow_all(css="a")] == ["http://two.example/x",
+                                                          "http://two.example/b/p.html"]
