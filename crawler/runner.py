@@ -195,9 +195,8 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        # The first pipeline is the signals hook, not one that keeps items.
-        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines[1:])
-        if warn_no_output and not output and len(pipelines) == 1:
+        _log_banner(spider, settings, frontier, job, shared, output, overwrite, pipelines)
+        if warn_no_output and not output and not pipelines:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
         exporter: Exporter | None = None
