@@ -241,6 +241,7 @@ def crawl_main(argv: Sequence[str] | None = None, prog: str = "crawl") -> int:
 def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> int:
     parser = _crawl_parser(prog)
     if runspider:  # `crawler runspider FILE.py`: the spider is the one in the file
+        parser.description = "Run the spider of one Python file (as Scrapy's runspider)."
         for action in parser._actions:
             if action.dest == "spider":
                 action.help = "a Python file holding the spider (Scrapy's runspider)"
@@ -265,7 +266,8 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
         if not outputs and not settings.feeds:  # Scrapy's FEEDS, when nothing names an output
             from .compat import feeds_output
 
-            feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings})
+            feed = feeds_output({**loaded.scrapy_settings, **spider_cls.custom_settings},
+                                spider_cls.name)
             if feed is not None:
                 outputs = [feed]
         from .feeds import parse_target, resolve_outputs

@@ -181,9 +181,10 @@ def translate_settings(
     return native
 
 
-def feeds_output(feeds: Any) -> tuple[str, bool] | None:
+def feeds_output(feeds: Any, spider_name: str = "") -> tuple[str, bool] | None:
     """The first feed of Scrapy's ``FEEDS`` (or a settings mapping holding it) as
-    ``(path, overwrite)``, or None."""
+    ``(path, overwrite)``, or None. ``%(name)s`` in the path is the spider's name and
+    ``%(time)s`` the UTC time, as Scrapy writes them."""
     if isinstance(feeds, Mapping) and "FEEDS" in feeds:
         feeds = feeds["FEEDS"]
     if not isinstance(feeds, Mapping) or not feeds:
@@ -195,6 +196,11 @@ def feeds_output(feeds: Any) -> tuple[str, bool] | None:
     if "://" in path:
         return None
     overwrite = bool(options.get("overwrite", False)) if isinstance(options, Mapping) else False
+    if "%(" in path:
+        from datetime import UTC, datetime
+
+        now = datetime.now(tz=UTC).replace(microsecond=0).isoformat().replace(":", "-")
+        path = path.replace("%(name)s", spider_name).replace("%(time)s", now)
     return path, overwrite
 
 
@@ -319,6 +325,11 @@ class SignalManager:
     def __init__(self) -> None:
         self._receivers: dict[object, list[Callable[..., Any]]] = {}
 
+    @property
+    def connected(self) -> bool:
+        """Whether any receiver is connected."""
+        return any(self._receivers.values())
+
     def connect(self, receiver: Callable[..., Any], signal: object, **kwargs: Any) -> None:
         self._receivers.setdefault(signal, []).append(receiver)
 
@@ -397,8 +408,10 @@ class _SignalsHook:
                                         signal=signals.spider_opened, sender=self.crawler)
 
     async def close(self, spider: Spider) -> None:
+        # The pipelines close after the run: its finish reason is in the stats by now.
+        reason = self.crawler.stats.get_value("finish_reason") or "finished"
         await self.crawler.signals.send(signals.spider_closed, spider=spider,
-                                        reason="finished", signal=signals.spider_closed,
+                                        reason=reason, signal=signals.spider_closed,
                                         sender=self.crawler)
 
 

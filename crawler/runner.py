@@ -148,8 +148,7 @@ async def run_spider(
             raise
         given = " ".join(f"-a {name}=..." for name in spider_args)
         raise ConfigError(f"spider {spider_cls.name!r} does not take {given}: {exc}") from exc
-    pipelines: list[Any] = [crawler.open_hook()]
-    pipelines += [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
+    pipelines = [_component(p, "pipelines", spider_cls, crawler) for p in spider.pipelines]
     pipelines += [_component(p, "pipelines", None, crawler) for p in settings.pipelines]
     middlewares = [spider_middleware(_component(m, "middlewares", spider_cls, crawler))
                    for m in spider.middlewares]
@@ -162,7 +161,10 @@ async def run_spider(
         # The innermost middleware: the others run before it, cached responses or not.
         cache = HttpCache.from_settings(settings, spider.name, stats)
         middlewares.append(cache)
-    items = ItemProcessor(spider, spider.item_model, pipelines)
+    # spider_opened/spider_closed receivers (connected by from_crawler above) are sent from a
+    # pipeline-shaped hook, opened first and closed last.
+    hooks = [crawler.open_hook()] if crawler.signals.connected else []
+    items = ItemProcessor(spider, spider.item_model, [*hooks, *pipelines])
     reason = "error"
     report = _Report(stats, stats_path, summary=summary)
     async with AsyncExitStack() as stack:
@@ -201,9 +203,8 @@ async def run_spider(
                 if isinstance(pipeline, ItemKeyDedup):
                     pipeline.attach(shared)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
-        # The first pipeline is the signals hook, not one that keeps items.
-        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines[1:])
-        if warn_no_output and not feed_options and len(pipelines) == 1:
+        _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines)
+        if warn_no_output and not feed_options and not pipelines:
             logger.warning("No output and no pipeline: the items of this crawl are not kept "
                            "(give -o FILE to write them)")
         feeds: FeedSet | None = None

@@ -57,7 +57,7 @@ async def run_async(
     native, scrapy = _split(settings)
     scrapy = {**(scrapy_settings or {}), **scrapy}
     if output is None:
-        feed = feeds_output(scrapy)
+        feed = feeds_output(scrapy, spider_cls.name)
         if feed is not None:
             output, overwrite = feed
     built = build_settings(

@@ -546,3 +546,14 @@ async def test_bench_sites_through_the_proxy(tmp_path: Path) -> None:
             "-O", str(out), "-s", f"proxy=http://127.0.0.1:{port}", cwd=tmp_path)
         assert code == 0, err
         assert len(lines(out)) == 100
+
+
+def test_feeds_give_the_output() -> None:
+    from crawler.compat import feeds_output
+
+    assert feeds_output({"FEEDS": {"out/%(name)s.jsonl": {"format": "jsonlines"}}},
+                        "quotes") == ("out/quotes.jsonl", False)
+    path, overwrite = feeds_output({Path("x-%(time)s.json"): {"overwrite": True}}, "q") or ("", 0)
+    assert path.startswith("x-20") and path.endswith(".json") and ":" not in path and overwrite
+    assert feeds_output({"FEEDS": {"s3://bucket/x.json": {}}}) is None  # not a local file
+    assert feeds_output({}) is None
