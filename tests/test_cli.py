@@ -284,18 +284,23 @@ SLOW_SPIDER = """
     class Slow(Spider):
         name = "slow"
 
+        delay = "0.3"
+
         async def start(self):
             for i in range(400):
-                yield Request(f"{self.base}/delay/0.3?i={i}")
+                yield Request(f"{self.base}/delay/{self.delay}?i={i}")
 
         def parse(self, response):
             yield {"url": response.url, "pad": "x" * 2000}
 """
 
 
-async def _start_slow(site: TestSite, project: Path, out: Path) -> asyncio.subprocess.Process:
+async def _start_slow(
+    site: TestSite, project: Path, out: Path, delay: float = 0.3
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         str(BIN / "crawl"), "slow", "-o", str(out), "-a", f"base={site.url}",
+        "-a", f"delay={delay}",
         "-s", "concurrency=16", "-s", "obey_robots=false", cwd=project,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
@@ -326,7 +331,9 @@ async def test_second_sigint_stops_at_once_with_whole_lines(
 ) -> None:
     project = make_project(tmp_path / "p", {"slow": SLOW_SPIDER})
     out = tmp_path / "out.jsonl"
-    proc = await _start_slow(site, project, out)
+    # Pages of 2 s: the requests in flight at the first SIGINT are still in flight at the
+    # second (they start together, so with short pages they could all end in between).
+    proc = await _start_slow(site, project, out, delay=2)
     proc.send_signal(signal.SIGINT)
     await asyncio.sleep(0.05)
     proc.send_signal(signal.SIGINT)
