@@ -3,7 +3,9 @@ with a fake clock (the schedule is a pure function of the time it is given)."""
 
 from __future__ import annotations
 
-from crawler.slots import IDLE_KEEP, Slots
+import pytest
+
+from crawler.slots import IDLE_KEEP, Slots, spaced
 
 
 class Clock:
@@ -34,8 +36,10 @@ def test_a_delay_moves_the_host_to_the_waiting_heap() -> None:
     assert slots.pick() is slot
     slots.taken(slot, 1, 0)
     assert slots.pick() is None
-    assert slots.next_ready_in() == 2.0
+    assert slots.next_ready_in() == pytest.approx(spaced(2.0)) == 2.01  # delay + 10 ms margin
     clock.now += 2.0
+    assert slots.pick() is None
+    clock.now += 0.01
     assert slots.pick() is slot
 
 
@@ -50,8 +54,12 @@ def test_started_counts_the_delay_from_the_send() -> None:
     slots.finished(slot)
     clock.now += 0.5
     assert slots.pick() is None  # 1 s after the send, not after the lease
-    clock.now += 0.5
+    clock.now += spaced(1.0) - 0.5
     assert slots.pick() is slot
+
+
+def test_spacing_margin_is_one_percent_at_most_10_ms() -> None:
+    assert spaced(0.5) == 0.505 and spaced(3.0) == 3.01 and spaced(0.0) == 0.0
 
 
 def test_pause_hold_and_unhold() -> None:

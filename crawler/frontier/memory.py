@@ -16,8 +16,9 @@ from .base import FrontierCounts, Lease
 
 __all__ = ["MemoryFrontier"]
 
-#: A pending request: a Request, or for the common simple GET its compact string form.
-_Entry = Request | str
+#: A pending request: a Request, or for the common simple GET its compact form (UTF-8 bytes:
+#: 16 bytes less per request than a str).
+_Entry = Request | bytes
 
 
 class MemoryFrontier:
@@ -34,11 +35,11 @@ class MemoryFrontier:
 
     Memory: a million pending requests must fit in a few hundred MB, so the common request
     (a GET with no headers, body, meta, cb_kwargs or errback, whose callback is a method of
-    the spider) waits as one string ``"url\\ncallback\\ndepth\\ndont_filter"`` (the URL without
-    the scheme, host and port its host's requests share) and becomes a
-    Request again when leased. Strings are not tracked by the garbage collector either, so a
-    big frontier does not slow every collection down. A host with pending requests costs its
-    slot and one list per priority (a few hundred bytes).
+    the spider) waits as one UTF-8 ``bytes`` ``"url\\ncallback\\ndepth\\ndont_filter"`` (the URL
+    without the scheme, host and port its host's requests share; the rest left out when it is
+    the lane's usual) and becomes a Request again when leased. Bytes are not tracked by the
+    garbage collector either, so a big frontier does not slow every collection down. A host
+    with pending requests costs its slot and one list per priority (a few hundred bytes).
     """
 
     lease_batch = 1
@@ -279,7 +280,7 @@ class _HostQueue(_Lane):
 
 
 def _compact(request: Request, origin: str, lane: _Lane) -> _Entry:
-    """The string form of a simple request, or the request itself. The string leaves out
+    """The compact form of a simple request, or the request itself. It leaves out
     what the host's requests share: the URL's ``origin`` (when it starts with it), and the
     callback, depth and dont_filter when they are the ``lane``'s usual ones."""
     if (
@@ -305,13 +306,14 @@ def _compact(request: Request, origin: str, lane: _Lane) -> _Entry:
     shape = f"\n{name}\n{request.depth}\n{1 if request.dont_filter else ''}"
     if not lane.shape:
         lane.shape = shape
-    return url if shape == lane.shape and "\n" not in url else url + shape
+    return (url if shape == lane.shape and "\n" not in url else url + shape).encode()
 
 
-def _expand(entry: str, priority: int, origin: str, shape: str) -> Request:
-    if "\n" not in entry:
-        entry += shape
-    url, name, depth, dont_filter = entry.split("\n")
+def _expand(entry: bytes, priority: int, origin: str, shape: str) -> Request:
+    text = entry.decode()
+    if "\n" not in text:
+        text += shape
+    url, name, depth, dont_filter = text.split("\n")
     if url[:1] == "/":
         url = origin + url
     return Request._trusted(url, name or None, int(depth), priority, bool(dont_filter))

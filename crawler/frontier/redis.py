@@ -241,6 +241,8 @@ local K_NPENDING = P .. 'npending'
 local SPAN = 68719476736
 
 local function f6(x) return string.format('%.6f', x) end
+-- The gap kept between two starts on a host: crawler.slots.spaced(delay).
+local function spaced(d) return d + math.min(d * 0.01, 0.01) end
 local function host_of(id) return string.sub(id, 18) end
 
 local touched = {}
@@ -311,7 +313,7 @@ if ARGV[4] ~= '' then
       -- A request went out ch.s seconds ago: the next start waits the delay from then.
       local d = math.max(tonumber(redis.call('HGET', hk, 'd')) or D0, m)
       local n = tonumber(redis.call('HGET', hk, 'n')) or 0
-      if now - ch.s + d > n then redis.call('HSET', hk, 'n', f6(now - ch.s + d)) end
+      if now - ch.s + spaced(d) > n then redis.call('HSET', hk, 'n', f6(now - ch.s + spaced(d))) end
     end
     if ch.p and now + ch.p > (tonumber(redis.call('HGET', hk, 'p')) or 0) then
       redis.call('HSET', hk, 'p', f6(now + ch.p))
@@ -438,7 +440,7 @@ while got < limit and rounds < limit + 100 do
     got = got + taken
     redis.call('HSET', hk, 'a', a + taken)
     redis.call('PERSIST', hk)
-    if d > 0 then redis.call('HSET', hk, 'n', f6(now + d)) end
+    if d > 0 then redis.call('HSET', hk, 'n', f6(now + spaced(d))) end
   end
   place(host)
 end
