@@ -43,6 +43,7 @@ from .errors import (
     InvalidURL,
     OutOfFiles,
     OutputClosed,
+    OutputFailed,
     RedirectError,
     ResponseTooLarge,
     UnstorableRequest,
@@ -389,6 +390,10 @@ class Engine:
         except CloseSpider as exc:
             self.stop(exc.reason)
             await self.frontier.ack(lease)  # a no-op when it was acked before the failure
+        except OutputFailed:
+            # A durable job's output failed: the frontier refuses any more work, so the run
+            # ends here; the runner says once which output failed (the job resumes them).
+            raise
         except Exception as exc:
             self._count_error(exc, request)
             await self.frontier.ack(lease)

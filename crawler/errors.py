@@ -204,6 +204,16 @@ class FrontierLost(CrawlerError):
     the engine stops and the run fails (exit 1) with this message."""
 
 
+class OutputFailed(CrawlerError):
+    """A durable job's output could not be written (a full disk): the job's frontier refuses
+    to record the write, the run ends, and the runner says once which output failed and that
+    the same command resumes the items not written."""
+
+    def __init__(self, output: str, cause: BaseException) -> None:
+        super().__init__(f"output {output} failed: {type(cause).__name__}: {cause}")
+        self.output = output
+
+
 class OutputClosed(CrawlerError):
     """The reader of standard output went away (``crawl ... -o - | head -1``): the crawl
     stops quietly with the reason ``output_closed``."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
-from .errors import ConfigError, OutputClosed
+from .errors import ConfigError, OutputClosed, OutputFailed
 from .exporters import Exporter, format_for, invalid_path_for, open_exporter
 
 if TYPE_CHECKING:
@@ -357,10 +357,10 @@ class FeedSet:
                     feed.sink.flush()
             except OutputClosed:
                 raise  # `-o - | head`: not a failure, the engine stops quietly
-            except Exception:
+            except Exception as exc:
                 self._failed()
                 if self._raise:
-                    raise
+                    raise OutputFailed(feed.name, exc) from exc
 
     def _failed(self) -> None:
         if self.on_failure is not None:
@@ -372,10 +372,10 @@ class FeedSet:
                 feed.sink.flush()
             except OutputClosed:
                 raise
-            except Exception:
+            except Exception as exc:
                 self._failed()
                 if self._raise:
-                    raise
+                    raise OutputFailed(feed.name, exc) from exc
 
     def close(self) -> None:
         """Write what is gathered and close every feed (each in its own try). Idempotent."""
