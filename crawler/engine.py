@@ -151,8 +151,8 @@ class Engine:
         # An in-process frontier's "fingerprint added already" check, handed to each response
         # so follow_all() builds no Request for a link it would drop as a duplicate. Not with
         # output middlewares: they may change or drop what a callback yields.
-        known = getattr(frontier, "known", None)
-        self._known = None if middlewares.has_output_hooks else known
+        # Output middlewares may change what a page yields: they see every link.
+        self._known = None if middlewares.has_output_hooks else frontier.known
 
     # ------------------------------------------------------------------ run loop
 

@@ -34,7 +34,7 @@ Backends: :mod:`.memory` (one process), :mod:`.sqlite` (durable jobs), :mod:`.re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,6 +78,13 @@ class Frontier(Protocol):
     """
 
     outbox: bool
+
+    @property
+    def known(self) -> Callable[[bytes], bool] | None:
+        """``known(fingerprint)``: whether a request with this fingerprint was added already,
+        answered in the process (no I/O), so responses skip known links before building a
+        Request; None for a backend that cannot answer that cheaply."""
+
     #: The smallest number of free places worth a :meth:`lease` call: 1 for a backend in the
     #: process, more for one that pays a round trip per call.
     lease_batch: int

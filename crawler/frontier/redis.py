@@ -1045,6 +1045,7 @@ class RedisFrontier:
 
     #: Each lease is a round trip: the engine asks once several places are free.
     lease_batch = 8
+    known = None  # the seen-set is on the server: dedup happens in add()
     outbox = False
     stores_requests = True
 

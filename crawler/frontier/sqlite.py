@@ -188,6 +188,7 @@ class SqliteFrontier:
     """
 
     lease_batch = 1
+    known = None  # the seen-set is on disk: dedup happens in add()
     outbox = True
     stores_requests = True
 
