@@ -507,7 +507,7 @@ async def test_idle_hosts_leave_nothing_behind(redis_crawl: RedisCrawl) -> None:
     client = redis_crawl.client()
     try:
         # The next allowed start still matters for a while, then the host is forgotten.
-        assert 0 < client.pttl(redis_crawl.key("h:a.test")) <= 1200
+        assert 0 < client.pttl(redis_crawl.key("h:a.test")) <= 1210  # delay + margin + 1 s
         await asyncio.sleep(1.3)
         assert client.keys(redis_crawl.key("h:*")) == []
         assert client.keys(redis_crawl.key("q:*")) == []
