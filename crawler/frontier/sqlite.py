@@ -69,7 +69,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import JobDirError
+from ..errors import JobDirError, OutputFailed
 from ..exporters import Exporter, encode_item, format_for, open_exporter
 from ..http import Request
 from ..slots import Slots
@@ -377,6 +377,10 @@ class SqliteFrontier:
 
     def _db(self) -> sqlite3.Connection:
         """The connection, inside a transaction (call only after :meth:`_idle`)."""
+        if isinstance(self._broken, OutputFailed):
+            # The output failed: every later operation says so, the same way (the run ends,
+            # the runner reports it once, the job resumes the items not written).
+            raise OutputFailed(self._broken.output, self._broken.__cause__ or self._broken)
         if self._broken is not None:
             raise RuntimeError(
                 f"the job database {self.path} failed earlier ({self._broken!r}); "
