@@ -42,6 +42,33 @@ def check_output(site: TestSite, out: Path) -> None:
     assert set(counts) == {e["sku"] for e in expected_shop_items(PRODUCTS)}
 
 
+async def run_with_kills(
+    args: list[str], cwd: Path, rng: random.Random, *, kill_runs: int, window: tuple[float, float]
+) -> int:
+    """Run the command again and again: the first ``kill_runs`` runs get SIGKILL after a
+    random moment in ``window`` seconds (unless they finish first), then the job is left to
+    finish (exit 0 asserted). Returns how many runs were killed."""
+    kills = 0
+    for run_no in range(40):
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        deadline = rng.uniform(*window) if run_no < kill_runs else 300
+        try:
+            await asyncio.wait_for(proc.wait(), deadline)
+        except TimeoutError:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            kills += 1
+            continue
+        finally:
+            assert proc.stderr is not None
+            err = (await proc.stderr.read()).decode()
+        assert proc.returncode == 0, err[-2000:]
+        return kills
+    raise AssertionError("the job never finished")
+
+
 def integrity(jobdir: Path) -> str:
     with sqlite3.connect(jobdir / "frontier.sqlite3") as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -52,33 +79,13 @@ async def test_kill_9_soak_every_item_exactly_once(tmp_path: Path) -> None:
     project = shop_project(tmp_path / "p")
     out, jobdir = tmp_path / "products.jsonl", tmp_path / "job"
     rng = random.Random(20261125)
-    kills = 0
     async with TestSite(books=10, shop_products=PRODUCTS) as site:
         # One request at a time: the whole crawl takes several seconds even on a quiet
         # machine, so a dozen short runs cannot finish it before the kills are done.
         args = [*crawl_args(site, out, jobdir, concurrency=1), "-s", "download_delay=0.002"]
-        for run_no in range(40):
-            proc = await asyncio.create_subprocess_exec(
-                *args, cwd=project, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            # Twelve kills at random moments (start-up, seeding, mid-crawl, writing), then
-            # the job is left to finish.
-            deadline = rng.uniform(0.3, 1.0) if run_no < 12 else 300
-            try:
-                await asyncio.wait_for(proc.wait(), deadline)
-            except TimeoutError:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
-                kills += 1
-                continue
-            finally:
-                assert proc.stderr is not None
-                err = (await proc.stderr.read()).decode()
-            assert proc.returncode == 0, err[-2000:]
-            break
-        else:
-            raise AssertionError("the job never finished")
+        # Twelve kills at random moments (start-up, seeding, mid-crawl, writing), then the
+        # job is left to finish.
+        kills = await run_with_kills(args, project, rng, kill_runs=12, window=(0.3, 1.0))
         assert kills >= 10, f"only {kills} kills happened: the crawl finished too fast"
         check_output(site, out)
         assert integrity(jobdir) == "ok"

@@ -34,6 +34,7 @@ from spiders.books import BooksSpider
 
 from .conftest import make_settings
 from .test_cli import BIN, make_project, run
+from .test_durable import run_with_kills
 from .test_readme import readme_block
 
 asyncpg = pytest.importorskip("asyncpg")
@@ -357,30 +358,11 @@ async def test_kill_9_soak_with_jobdir_into_postgresql(tmp_path: Path, schema: s
     jobdir, out = tmp_path / "job", tmp_path / "products.jsonl"
     products = 2000
     rng = random.Random(14)
-    kills = 0
     async with TestSite(books=10, shop_products=products) as site:
         args = [str(BIN / "crawl"), "shop", "--jobdir", str(jobdir), "-o", str(out),
                 "-o", f"{PG}?table={schema}.products", "-a", f"start_url={site.url}/shop/",
                 "-s", "concurrency=1", "-s", "download_delay=0.002", "-s", "log_level=WARNING"]
-        for run_no in range(40):
-            proc = await asyncio.create_subprocess_exec(
-                *args, cwd=project, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-            deadline = rng.uniform(0.4, 1.2) if run_no < 10 else 300
-            try:
-                await asyncio.wait_for(proc.wait(), deadline)
-            except TimeoutError:
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
-                kills += 1
-                continue
-            finally:
-                assert proc.stderr is not None
-                err = (await proc.stderr.read()).decode()
-            assert proc.returncode == 0, err[-2000:]
-            break
-        else:
-            raise AssertionError("the job never finished")
+        kills = await run_with_kills(args, project, rng, kill_runs=10, window=(0.4, 1.2))
     assert kills >= 8
     rows = await pg_rows(f"{schema}.products")
     counts = Counter(r["sku"] for r in rows)
