@@ -64,3 +64,12 @@ async def crawl(
     )
     items = [orjson.loads(line) for line in out.read_bytes().splitlines()] if out.exists() else []
     return result, items
+
+
+@pytest.fixture
+def site_thread() -> Any:
+    from crawler.testsite import run_in_thread
+
+    with run_in_thread() as s:
+        yield s.url
+

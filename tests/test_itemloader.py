@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from itemadapter import ItemAdapter
 from itemloaders.processors import Join, MapCompose, TakeFirst
 from pydantic import Field as PydanticField
 
 from crawler import DictItem, Field, Item, ItemLoader, Request
-from crawler.exporters import encode_item
-from crawler.items import to_dict
 from crawler.shell import fetch_one
 from crawler.testsite import TestSite, expected_quotes
 
@@ -29,32 +26,6 @@ class QuoteModel(Item):
     text: str
     author: str = PydanticField(json_schema_extra={"input_processor": MapCompose(str.upper)})
     tags: list[str] = []
-
-
-def test_dictitem_is_a_dict_with_declared_keys() -> None:
-    item = Quote(text="t")
-    item["author"] = "a"
-    assert dict(item) == {"text": "t", "author": "a"}
-    assert set(Quote.fields) == {"text", "author", "tags"}
-    assert "output_processor" in Quote.fields["author"]
-    with pytest.raises(KeyError, match="does not support field: nope"):
-        item["nope"] = 1
-    with pytest.raises(KeyError):
-        _ = item["tags"]  # declared, never set
-    with pytest.raises(AttributeError, match=r"Use item\['text'\]"):
-        _ = item.text
-    with pytest.raises(AttributeError):
-        item.text = "x"  # type: ignore[misc]
-    assert item.copy() == item and item.copy() is not item
-
-    class Child(Quote):
-        extra = Field()
-
-    assert set(Child.fields) == {"text", "author", "tags", "extra"}
-    # Exported as a plain dict, in every format.
-    assert to_dict(item) == {"text": "t", "author": "a"}
-    assert encode_item(to_dict(item)).startswith(b"{")
-    assert ItemAdapter(item).field_names() is not None
 
 
 async def test_loader_on_the_quotes_site(site: TestSite) -> None:
@@ -113,18 +84,6 @@ def test_loader_with_a_pydantic_model() -> None:
     item = loader.load_item()
     assert isinstance(item, QuoteModel)
     assert item == QuoteModel(text="first", author="ADA", tags=["a", "b"])
-
-
-def test_native_item_answers_dict_access() -> None:
-    item = QuoteModel(text="t", author="a")
-    assert item["text"] == "t" and "author" in item and item.get("nope", 1) == 1
-    item["author"] = "b"
-    assert item.author == "b"
-    with pytest.raises(KeyError):
-        item["nope"] = 1
-    assert set(item.keys()) == {"text", "author", "tags"}
-    adapter: Any = ItemAdapter(item)
-    assert adapter["text"] == "t"
 
 
 async def test_csv_columns_are_the_declared_fields(site: TestSite, tmp_path: Any) -> None:

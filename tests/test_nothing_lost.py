@@ -18,7 +18,6 @@ from crawler.downloader import Downloader
 from crawler.errors import ConfigError
 from crawler.jobdir import JobDir
 from crawler.robots import RobotsCache, RobotsUnavailable
-from crawler.runner import run_spider
 from crawler.stats import Stats, plural
 from crawler.testsite import Canned, TestSite
 
@@ -80,124 +79,6 @@ async def test_pipeline_error_is_logged_under_the_pipelines_name(
     await crawl(Failing, tmp_path, spider_args={"base": site.url})
     errors = [r.getMessage() for r in caplog.records if "pipeline bug" in r.getMessage()]
     assert len(errors) == 1 and "pipeline FailOnLinks" in errors[0], errors
-
-
-# ------------------------------------------------ 3: requests changed by a middleware
-
-
-class EchoPages(Spider):
-    name = "echo_pages"
-
-    async def start(self) -> Any:
-        for i in range(3):
-            yield Request(f"{self.base}/echo?i={i}")
-
-    def parse(self, response: Response) -> Any:
-        doc = response.json()
-        yield {"i": doc["query"]["i"], "token": doc["headers"].get("x-token")}
-
-
-class ReplaceHeader:
-    def process_request(self, request: Request, spider: Spider) -> Request | None:
-        if "X-Token" in request.headers:
-            return None
-        return request.replace(headers={**request.headers, "X-Token": "replaced"})
-
-
-class SetHeaderInPlace:
-    def process_request(self, request: Request, spider: Spider) -> None:
-        request.set_header("X-Token", "in-place")
-        request.meta["seen_by"] = "SetHeaderInPlace"
-
-
-@pytest.mark.parametrize(("middleware", "token"), [(ReplaceHeader, "replaced"),
-                                                   (SetHeaderInPlace, "in-place")])
-async def test_a_changed_request_is_downloaded_in_place(
-    site: TestSite, tmp_path: Path, middleware: type, token: str
-) -> None:
-    class Spider_(EchoPages):
-        middlewares = [middleware]
-
-    result, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
-    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
-    assert {i["token"] for i in items} == {token}
-    assert site.stats.hits["/echo"] == 3  # each downloaded once, none filtered as duplicate
-    assert "duplicates_filtered" not in result.stats
-
-
-class RetryOnce:
-    """Its own retry rule: the same request again from process_response, once."""
-
-    def process_response(self, request: Request, response: Response, spider: Spider) -> Any:
-        if not request.meta.get("again"):
-            return request.replace(meta={**request.meta, "again": True})
-        return response
-
-
-async def test_a_middleware_retry_of_the_same_request_is_not_a_duplicate(
-    site: TestSite, tmp_path: Path
-) -> None:
-    class Spider_(EchoPages):
-        middlewares = [RetryOnce]
-
-    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
-    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
-    assert site.stats.hits["/echo"] == 6
-
-
-class ToOtherOrigin:
-    def process_request(self, request: Request, spider: Spider) -> Request | None:
-        if request.url.startswith(spider.base):
-            return request.replace(url=request.url.replace("127.0.0.1", "localhost"))
-        return None
-
-
-async def test_a_replacement_for_another_origin_goes_through_the_frontier(
-    site: TestSite, tmp_path: Path
-) -> None:
-    class Spider_(EchoPages):
-        middlewares = [ToOtherOrigin]
-
-    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
-    assert sorted(i["i"] for i in items) == ["0", "1", "2"]
-    assert [h.host for h in site.stats.log] == ["localhost"] * 3
-
-
-# ----------------------------------------------- 4: import strings on the spider
-
-
-async def test_spider_pipelines_and_middlewares_as_import_strings(
-    site: TestSite, tmp_path: Path
-) -> None:
-    class Spider_(EchoPages):
-        middlewares = ["tests.test_nothing_lost:SetHeaderInPlace"]
-        pipelines = ["tests.test_nothing_lost.Tag"]
-
-    _, items = await crawl(Spider_, tmp_path, spider_args={"base": site.url})
-    assert len(items) == 3
-    assert {i["token"] for i in items} == {"in-place"}
-    assert {i["tagged"] for i in items} == {True}
-
-
-class Tag:
-    def process_item(self, item: dict[str, Any], spider: Spider) -> dict[str, Any]:
-        return {**item, "tagged": True}
-
-
-@pytest.mark.parametrize(("attribute", "value", "message"), [
-    ("pipelines", "tests.test_nothing_lost:Missing", "has no 'Missing'"),
-    ("pipelines", "nowhere.at.all:Name", "cannot import"),
-    ("middlewares", "tests.test_nothing_lost:Tag", "is not a middleware"),
-    ("pipelines", "tests.test_nothing_lost:ReplaceHeader", "is not a pipeline"),
-])
-async def test_a_spider_component_that_cannot_be_used_is_refused(
-    site: TestSite, tmp_path: Path, attribute: str, value: str, message: str
-) -> None:
-    Spider_ = type("Bad", (EchoPages,), {attribute: [value]})
-    with pytest.raises(ConfigError, match=message) as info:
-        await crawl(Spider_, tmp_path, spider_args={"base": site.url})
-    assert f"Bad.{attribute}" in str(info.value)
-    assert site.stats.total == 0  # refused before any request
 
 
 # ------------------------------------------------------ 5: -a for list attributes
@@ -634,20 +515,6 @@ async def test_running_out_of_descriptors_is_back_pressure(
     assert data["items_scraped"] == 50  # ...and lost nothing, with no retry to spend
     assert not [k for k in data if k.startswith("errors/")], data
     assert "Crawl finished" in err and "Out of file descriptors" in err
-
-
-async def test_stats_and_summary_survive_an_error_at_the_end(
-    site: TestSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO)
-    (tmp_path / "file").write_text("")
-    stats = tmp_path / "file" / "stats.json"  # cannot be written: its folder is a file
-    result = await run_spider(Pages, make_settings(), spider_args={"base": site.url},
-                              stats_path=str(stats))
-    assert result.reason == "finished" and result.stats["items_scraped"] == 6
-    messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith(f"Could not write the stats to {stats}") for m in messages)
-    assert any(m.startswith("Crawl finished.") for m in messages)
 
 
 # ------------------------------------------- 10: a callback's output is a stream

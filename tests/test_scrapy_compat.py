@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import textwrap
 from pathlib import Path
@@ -13,11 +12,8 @@ import orjson
 import pytest
 
 from crawler import Item, Request, Response, Spider
-from crawler.compat import translate_settings
-from crawler.errors import SettingsError
 from crawler.runner import run_spider
 from crawler.settings import build_settings
-from crawler.shell import open_in_browser
 from crawler.testsite import TestSite, expected_quotes
 
 from .conftest import crawl
@@ -135,41 +131,6 @@ def test_real_scrapy_is_left_alone(tmp_path: Path) -> None:
     assert result.stdout.split() == ["False", "True"]
     assert "A real Scrapy is importable" in result.stderr
     assert "compatibility layer is off" in result.stderr
-
-
-def test_settings_translation(caplog: pytest.LogCaptureFixture) -> None:
-    scrapy_names = {
-        "DOWNLOAD_DELAY": 0.5, "CONCURRENT_REQUESTS_PER_DOMAIN": 3, "DEPTH_LIMIT": 4,
-        "USER_AGENT": "bot/1", "ROBOTSTXT_OBEY": False, "CLOSESPIDER_ITEMCOUNT": 7,
-        "AUTOTHROTTLE_ENABLED": True, "RETRY_ENABLED": False, "DOWNLOAD_TIMEOUT": 12,
-        "HTTPCACHE_ENABLED": True, "COOKIES_ENABLED": False, "JOBDIR": "jobs/x",
-        "DEFAULT_REQUEST_HEADERS": {"Accept-Language": "fr"}, "LOG_LEVEL": "WARNING",
-        "ITEM_PIPELINES": {"pkg.b.Second": 800, "pkg.a.First": 100, "pkg.c.Off": None,
-                           "scrapy.pipelines.images.ImagesPipeline": 1},
-        "DEPTH_PRIORITY": 1, "MEMUSAGE_ENABLED": True, "MONGO_URI": "mongodb://x",
-    }
-    with caplog.at_level(logging.INFO, logger="crawler.compat"):
-        layer = translate_settings(scrapy_names, "test settings")
-        again = translate_settings(scrapy_names, "test settings")
-    assert layer == again
-    settings = build_settings(project_dir=None, custom_settings=layer, environ={})
-    assert settings.download_delay == 0.5 and settings.concurrency_per_host == 3
-    assert settings.depth_limit == 4 and settings.user_agent == "bot/1"
-    assert settings.obey_robots is False and settings.close_on.items == 7
-    assert settings.autothrottle and settings.retries == 0 and settings.timeout == 12
-    assert settings.http_cache and settings.cookies is False and settings.jobdir == "jobs/x"
-    assert settings.default_headers["Accept-Language"] == "fr"
-    assert settings.log_level == "WARNING"
-    assert settings.pipelines == ["pkg.a.First", "pkg.b.Second"]  # by order number
-    assert settings.depth_priority == -1  # Scrapy's positive value means breadth-first
-    messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 2  # each logged once
-    assert "MEMUSAGE_ENABLED" in messages[1]
-    assert "ITEM_PIPELINES[scrapy.pipelines.images.ImagesPipeline]" in messages[1]
-    assert "MONGO_URI" not in " ".join(messages)  # the project's own name, kept for pipelines
-    # Native settings still refuse unknown names.
-    with pytest.raises(SettingsError, match="depth_limt"):
-        build_settings(project_dir=None, custom_settings={"depth_limt": 1}, environ={})
 
 
 class Page(Item):
@@ -324,113 +285,6 @@ async def test_project_folder_runs_with_crawl(site: TestSite, tmp_path: Path) ->
     assert listing.split() == ["quotes", "proj.spiders.quotes"]
 
 
-def test_spider_surface(caplog: pytest.LogCaptureFixture) -> None:
-    class S(Spider):
-        name = "s"
-        start_urls = ["http://e.com/a", "mailto:x@e.com", "http://e.com/b"]
-
-    spider = S()
-    with caplog.at_level(logging.DEBUG):
-        spider.log("hello there")
-        spider.log("warned", level=logging.WARNING)
-        requests = list(spider.start_requests())
-    assert [r.url for r in requests] == ["http://e.com/a", "http://e.com/b"]
-    assert all(r.dont_filter for r in requests)  # as in Scrapy
-    levels = {r.getMessage(): r.levelno for r in caplog.records}
-    assert levels["hello there"] == logging.DEBUG and levels["warned"] == logging.WARNING
-    response = Response("http://e.com/p/", 200, {"Content-Type": "text/html"},
-                        b'<a href="x">x</a><a href="y">y</a>')
-    follows = response.follow_all(response.css("a"), "parse_x")  # callback positionally
-    assert [(r.url, r.callback) for r in follows] == [
-        ("http://e.com/p/x", "parse_x"), ("http://e.com/p/y", "parse_x")]
-    assert response.follow("z", "cb").callback == "cb"  # type: ignore[union-attr]
-    assert response.meta["depth"] == 0
-
-
-async def test_start_urls_are_not_filtered(site: TestSite, tmp_path: Path) -> None:
-    """A later link back to a start page is fetched again, as Scrapy's dont_filter start
-    requests allow."""
-
-    class Back(Spider):
-        name = "back"
-
-        def parse(self, response: Response) -> Any:
-            yield {"url": response.url}
-            if response.url.endswith("/links?n=1"):
-                yield response.follow("/page/0")
-            else:
-                yield response.follow("/links?n=1")
-
-    Back.start_urls = [f"{site.url}/links?n=1"]
-    _, items = await crawl(Back, tmp_path)
-    assert sorted(i["url"] for i in items) == sorted(
-        [f"{site.url}/links?n=1", f"{site.url}/page/0", f"{site.url}/links?n=1"])
-
-
-def test_open_in_browser() -> None:
-    opened: list[str] = []
-    response = Response("http://e.com/dir/", 200, {"Content-Type": "text/html"},
-                        b"<html><head><title>t</title></head><body>x</body></html>")
-    open_in_browser(response, _openfunc=opened.append)
-    assert len(opened) == 1 and opened[0].startswith("file://")
-    body = Path(opened[0][len("file://"):]).read_bytes()
-    assert b'<base href="http://e.com/dir/">' in body and b"<title>t</title>" in body
-
-
-async def test_crawler_process_and_run(site: TestSite, tmp_path: Path) -> None:
-    script = tmp_path / "script.py"
-    out = tmp_path / "quotes.jsonl"
-    script.write_text(textwrap.dedent(f"""
-        import crawler.scrapy
-        crawler.scrapy.install()
-        import scrapy
-        from scrapy.crawler import CrawlerProcess
-
-        class QuotesSpider(scrapy.Spider):
-            name = "quotes"
-
-            def parse(self, response):
-                for quote in response.css("div.quote"):
-                    yield {{"author": quote.css("small.author::text").get(), "tag": self.tag}}
-
-        process = CrawlerProcess(settings={{
-            "FEEDS": {{"{out}": {{"format": "jsonlines", "overwrite": True}}}},
-            "ROBOTSTXT_OBEY": False,
-            "LOG_LEVEL": "WARNING",
-        }})
-        process.crawl(QuotesSpider, tag="t", start_urls=["{site.url}/quotes/"])
-        process.start()
-    """))
-    code, _, err = await run(sys.executable, str(script), cwd=tmp_path)
-    assert code == 0, err
-    assert lines(out) == [{"author": q["author"], "tag": "t"} for q in expected_quotes(10)]
-
-
-def test_native_run(site_thread: str, tmp_path: Path) -> None:
-    from crawler import run as run_crawl
-
-    class One(Spider):
-        name = "one"
-
-        def parse(self, response: Response) -> Any:
-            yield {"title": response.css("h1::text").get()}
-
-    One.start_urls = [f"{site_thread}/page/7"]
-    out = tmp_path / "one.jsonl"
-    result = run_crawl(One, settings={"obey_robots": False, "DOWNLOAD_DELAY": 0},
-                       output=str(out), overwrite=True)
-    assert result.reason == "finished" and result.stats["items_scraped"] == 1
-    assert lines(out) == [{"title": "Page 7"}]
-
-
-@pytest.fixture
-def site_thread() -> Any:
-    from crawler.testsite import run_in_thread
-
-    with run_in_thread() as s:
-        yield s.url
-
-
 async def test_fetch_command(site: TestSite) -> None:
     code, out, err = await run(str(BIN / "crawler"), "fetch", f"{site.url}/page/3",
                                "-s", "obey_robots=false")
@@ -482,26 +336,6 @@ async def test_request_cookies_are_sent(site: TestSite, tmp_path: Path) -> None:
                                              {"cookies": {"a": "1"}}], key=str)
 
 
-def test_shell_and_view(site_thread: str, tmp_path: Path) -> None:
-    import subprocess
-
-    script = "print('STATUS', response.status, len(response.css('div.quote')))\n" \
-             "r = fetch(response.urljoin('/page/9'))\nprint('TITLE', r.css('h1::text').get())\n"
-    result = subprocess.run(
-        [str(BIN / "crawler"), "shell", f"{site_thread}/quotes/", "-s", "obey_robots=false"],
-        input=script, capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "STATUS 200 10" in result.stdout and "TITLE Page 9" in result.stdout
-    # `view` opens the page with webbrowser: BROWSER=echo prints what it would open.
-    result = subprocess.run([str(BIN / "crawler"), "view", f"{site_thread}/page/1"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                            env={**__import__("os").environ, "BROWSER": "echo"})
-    assert result.returncode == 0, result.stderr
-    opened = result.stdout.strip().splitlines()[-1]
-    assert opened.startswith("file://")
-    assert b"Page 1" in Path(opened[len("file://"):]).read_bytes()
-
-
 def test_compat_layer_loads_nothing_heavy() -> None:
     """`crawl` installs the hook; a native crawl loads none of the Scrapy-side libraries."""
     import subprocess
@@ -548,12 +382,3 @@ async def test_bench_sites_through_the_proxy(tmp_path: Path) -> None:
         assert len(lines(out)) == 100
 
 
-def test_feeds_give_the_output() -> None:
-    from crawler.compat import feeds_output
-
-    assert feeds_output({"FEEDS": {"out/%(name)s.jsonl": {"format": "jsonlines"}}},
-                        "quotes") == ("out/quotes.jsonl", False)
-    path, overwrite = feeds_output({Path("x-%(time)s.json"): {"overwrite": True}}, "q") or ("", 0)
-    assert path.startswith("x-20") and path.endswith(".json") and ":" not in path and overwrite
-    assert feeds_output({"FEEDS": {"s3://bucket/x.json": {}}}) is None  # not a local file
-    assert feeds_output({}) is None

@@ -1,0 +1,44 @@
+"""crawler.dictitem: DictItem, the Scrapy-style item with declared fields."""
+
+from __future__ import annotations
+
+import pytest
+from itemadapter import ItemAdapter
+from itemloaders.processors import Join, MapCompose, TakeFirst
+
+from crawler import DictItem, Field
+from crawler.exporters import encode_item
+from crawler.items import to_dict
+
+
+class Quote(DictItem):
+    text = Field(input_processor=MapCompose(str.strip), output_processor=TakeFirst())
+    author = Field(output_processor=TakeFirst())
+    tags = Field(output_processor=Join(","))
+
+
+def test_dictitem_is_a_dict_with_declared_keys() -> None:
+    item = Quote(text="t")
+    item["author"] = "a"
+    assert dict(item) == {"text": "t", "author": "a"}
+    assert set(Quote.fields) == {"text", "author", "tags"}
+    assert "output_processor" in Quote.fields["author"]
+    with pytest.raises(KeyError, match="does not support field: nope"):
+        item["nope"] = 1
+    with pytest.raises(KeyError):
+        _ = item["tags"]  # declared, never set
+    with pytest.raises(AttributeError, match=r"Use item\['text'\]"):
+        _ = item.text
+    with pytest.raises(AttributeError):
+        item.text = "x"  # type: ignore[misc]
+    assert item.copy() == item and item.copy() is not item
+
+    class Child(Quote):
+        extra = Field()
+
+    assert set(Child.fields) == {"text", "author", "tags", "extra"}
+    # Exported as a plain dict, in every format.
+    assert to_dict(item) == {"text": "t", "author": "a"}
+    assert encode_item(to_dict(item)).startswith(b"{")
+    assert ItemAdapter(item).field_names() is not None
+
