@@ -23,6 +23,7 @@ The hierarchy::
     │   └── BrowserError               the browser crashed, hung or refused a page action
     ├── IgnoreRequest                  a request dropped on purpose (robots, offsite, budgets)
     ├── DropItem                       raised by a pipeline to discard an item
+    ├── OutputFailed                   a durable job's output could not be written
     ├── OutputClosed                   the reader of -o - went away (| head -1)
     ├── CloseSpider                    raised by a callback to end the crawl gracefully
     └── FrontierLost                   a shared frontier's state vanished (the run fails)

@@ -111,9 +111,9 @@ def test_a_spider_file_that_cannot_be_used_says_why(
 def test_import_object_takes_both_spellings() -> None:
     assert import_object("crawler.loader:discover") is discover
     assert import_object("crawler.loader.discover") is discover
-    with pytest.raises(ConfigError, match="crawler.loader has no 'nope'"):
+    with pytest.raises(ConfigError, match=r"crawler\.loader has no 'nope'"):
         import_object("crawler.loader:nope")
-    with pytest.raises(ConfigError, match="cannot import 'nowhere.at.all:Name'"):
+    with pytest.raises(ConfigError, match=r"cannot import 'nowhere\.at\.all:Name'"):
         import_object("nowhere.at.all:Name")
-    with pytest.raises(ConfigError, match="expected 'package.module:Name'"):
+    with pytest.raises(ConfigError, match=r"expected 'package\.module:Name'"):
         import_object("plain")
