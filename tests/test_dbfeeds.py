@@ -1,0 +1,192 @@
+"""crawler.dbfeeds: the table a model gives, and a TableFeed writing a real SQLite file:
+batches committed by flush, upserts by token or key, refused rows, refused tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import pytest
+from pydantic import BaseModel
+
+from crawler.dbfeeds import TableFeed, TableSpec, redact, table_spec
+from crawler.errors import ConfigError
+from crawler.items import Item
+
+OPTIONS: dict[str, Any] = {"error_timeout": 5.0, "buffer_items": 1000, "batch_size": 100}
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Size(enum.Enum):
+    SMALL = 1
+
+
+class Book(Item):
+    url: str
+    title: str | None = None
+    pages: int = 0
+    rating: float = 0.0
+    price: Decimal = Decimal(0)
+    in_stock: bool = False
+    seen: dt.datetime | None = None
+    published: dt.date | None = None
+    tags: list[str] = []
+    colour: Colour = Colour.RED
+    size: Size = Size.SMALL
+    grade: Literal["a", "b"] = "a"
+    either: int | str = 0
+
+
+def test_each_annotation_gives_its_column_kind() -> None:
+    spec = table_spec("shop.books", Book, key=["url"])
+    assert (spec.schema, spec.name, spec.shown, spec.key) == ("shop", "books", "shop.books",
+                                                              ("url",))
+    assert {c.name: c.kind for c in spec.columns} == {
+        "url": "text", "title": "text", "pages": "integer", "rating": "float",
+        "price": "numeric", "in_stock": "boolean", "seen": "timestamp", "published": "date",
+        "tags": "json", "colour": "text", "size": "integer", "grade": "text",
+        "either": "json"}
+    assert spec.conflict == ("url",) and not spec.whole_item
+
+
+def test_without_a_model_the_item_is_one_column_and_the_token_the_key() -> None:
+    spec = table_spec("items", None, key=[])
+    assert spec == TableSpec(None, "items", (), (), True)
+    assert spec.conflict == ("crawl_token",)
+    chosen = table_spec("books", Book, key=[], fields=["title"])
+    assert [c.name for c in chosen.columns] == ["title"]
+
+
+class Clash(BaseModel):
+    crawled_at: str
+
+
+@pytest.mark.parametrize(("table", "model", "key", "error"), [
+    ("books", Book, ["isbn"], "the item model Book has no field 'isbn'"),
+    ("shop.", Book, [], "empty table name in 'shop.'"),
+    ("clash", Clash, [], "field name 'crawled_at' is a column the crawler adds itself"),
+])  # fmt: skip
+def test_a_table_that_cannot_be_made_says_why(
+    table: str, model: type[BaseModel], key: list[str], error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        table_spec(table, model, key)
+
+
+@pytest.mark.parametrize(("uri", "shown"), [
+    ("postgresql://bob:s3cret@127.0.0.1:5432/db?table=t",
+     "postgresql://bob:***@127.0.0.1:5432/db?table=t"),
+    ("postgresql://bob@127.0.0.1/db", "postgresql://bob@127.0.0.1/db"),
+    ("postgresql://:pw@db.internal/crawl", "postgresql://:***@db.internal/crawl"),
+])  # fmt: skip
+def test_redact_hides_only_the_password(uri: str, shown: str) -> None:
+    assert redact(uri) == shown
+
+
+def records(items: list[dict[str, Any]], prefix: str = "job") -> list[dict[str, Any]]:
+    return [{"item": item, "token": f"{prefix}:{i}", "at": 1_700_000_000.0 + i}
+            for i, item in enumerate(items)]
+
+
+def rows(path: Path, table: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid')]
+
+
+@pytest.fixture
+def open_feed(tmp_path: Path) -> Iterator[Any]:
+    feeds: list[TableFeed] = []
+
+    def make(spec: TableSpec, overwrite: bool = False) -> TableFeed:
+        feed = TableFeed.sqlite(str(tmp_path / "items.db"), spec, **OPTIONS)
+        feed.open(overwrite)
+        feeds.append(feed)
+        return feed
+
+    yield make
+    for feed in feeds:
+        feed.close()
+
+
+def test_flush_commits_every_item_handed_over(tmp_path: Path, open_feed: Any) -> None:
+    feed = open_feed(table_spec("books", Book, key=[]))
+    items = [{"url": f"http://e.com/{i}", "pages": i, "tags": ["x"], "in_stock": True}
+             for i in range(250)]
+    feed.write(records(items))
+    feed.flush()
+    assert (feed.written, feed.invalid, feed.not_written, feed.failure) == (250, 0, 0, None)
+    stored = rows(tmp_path / "items.db", "books")
+    assert [r["pages"] for r in stored] == list(range(250))
+    assert stored[0]["tags"] == '["x"]' and stored[0]["in_stock"] == 1
+    assert stored[0]["crawl_token"] == "job:0"
+    assert stored[0]["crawled_at"].startswith("2023-11-14T22:13:20")
+
+
+def test_the_same_token_again_updates_its_row(tmp_path: Path, open_feed: Any) -> None:
+    feed = open_feed(table_spec("items", None, key=[]))
+    feed.write(records([{"n": 1}, {"n": 2}]))
+    feed.write(records([{"n": 10}, {"n": 20}]))  # a replay: the same tokens
+    feed.flush()
+    stored = rows(tmp_path / "items.db", "items")
+    assert [(r["crawl_token"], orjson.loads(r["item"])) for r in stored] == [
+        ("job:0", {"n": 10}), ("job:1", {"n": 20})]
+
+
+def test_with_a_key_the_key_fields_are_the_row(tmp_path: Path, open_feed: Any) -> None:
+    feed = open_feed(table_spec("books", Book, key=["url"]))
+    feed.write(records([{"url": "http://e.com/a", "pages": 1}], prefix="run1"))
+    feed.write(records([{"url": "http://e.com/a", "pages": 2}], prefix="run2"))
+    feed.flush()
+    stored = rows(tmp_path / "items.db", "books")
+    assert [(r["url"], r["pages"], r["crawl_token"]) for r in stored] == [
+        ("http://e.com/a", 2, "run2:0")]
+
+
+def test_a_row_the_columns_cannot_hold_goes_to_the_invalid_file(
+    tmp_path: Path, open_feed: Any
+) -> None:
+    feed = open_feed(table_spec("books", Book, key=["url"]))
+    feed.write(records([{"url": "http://e.com/ok", "pages": 1},
+                        {"url": "http://e.com/big", "pages": 2**64},
+                        {"pages": 3}]))  # no key
+    feed.flush()
+    assert (feed.written, feed.invalid) == (1, 2)
+    assert [r["url"] for r in rows(tmp_path / "items.db", "books")] == ["http://e.com/ok"]
+    feed.close()
+    invalid = [orjson.loads(line) for line in Path(feed.invalid_path).read_bytes().splitlines()]
+    assert [i["item"].get("pages") for i in invalid] == [2**64, 3]
+    assert "the key field 'url' is missing" in invalid[1]["errors"][0]
+
+
+def test_a_table_with_other_columns_is_refused_unless_overwritten(
+    tmp_path: Path, open_feed: Any
+) -> None:
+    with sqlite3.connect(tmp_path / "items.db") as conn:
+        conn.execute('CREATE TABLE "books" ("url" INTEGER, "crawl_token" TEXT)')
+    with pytest.raises(ConfigError, match="column 'url' is INTEGER, not TEXT") as info:
+        open_feed(table_spec("books", Book, key=[]))
+    assert "column 'pages' is missing" in str(info.value)
+    feed = open_feed(table_spec("books", Book, key=[]), overwrite=True)
+    feed.write(records([{"url": "http://e.com/"}]))
+    feed.flush()
+    assert [r["url"] for r in rows(tmp_path / "items.db", "books")] == ["http://e.com/"]
+
+
+def test_after_close_writes_count_as_not_written(open_feed: Any) -> None:
+    feed = open_feed(table_spec("items", None, key=[]))
+    feed.write(records([{"n": 1}]))
+    feed.close()
+    feed.close()  # idempotent
+    assert feed.written == 1
+    feed.write(records([{"n": 2}, {"n": 3}]))
+    assert feed.not_written == 2
