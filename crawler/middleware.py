@@ -156,7 +156,7 @@ class MiddlewareChain:
             result = method(response, result, self.spider)
             if not hasattr(result, "__aiter__"):
                 raise TypeError(
-                    f"{_name(method)}.process_spider_output must return an async iterable,"
+                    f"{_name(method)} must return an async iterable,"
                     f" got {type(result).__name__}"
                 )
         return result

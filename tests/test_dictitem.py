@@ -30,7 +30,7 @@ def test_dictitem_is_a_dict_with_declared_keys() -> None:
     with pytest.raises(AttributeError, match=r"Use item\['text'\]"):
         _ = item.text
     with pytest.raises(AttributeError):
-        item.text = "x"  # type: ignore[misc]
+        item.text = "x"  # type: ignore[assignment]
     assert item.copy() == item and item.copy() is not item
 
     class Child(Quote):

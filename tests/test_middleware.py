@@ -3,12 +3,20 @@ and components named by import strings."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crawler import Request, Response, Spider
+from crawler.middleware import (
+    MiddlewareChain,
+    aiter_outputs,
+    instantiate,
+    same_origin,
+    spider_middleware,
+)
 from crawler.testsite import TestSite
 
 from .conftest import crawl
@@ -16,6 +24,7 @@ from .conftest import crawl
 
 class EchoPages(Spider):
     name = "echo_pages"
+    base: str  # a spider argument
 
     async def start(self) -> Any:
         for i in range(3):
@@ -118,3 +127,141 @@ class Tag:
     def process_item(self, item: dict[str, Any], spider: Spider) -> dict[str, Any]:
         return {**item, "tagged": True}
 
+
+
+# ------------------------------------------------------- the chain, without an engine
+
+
+class Log:
+    """Records each hook it sees in ``calls``, under its ``label``."""
+
+    def __init__(self, label: str, calls: list[str]) -> None:
+        self.label, self.calls = label, calls
+
+    def process_request(self, request: Request, spider: Any) -> None:
+        self.calls.append(f"request {self.label}")
+
+    async def process_response(self, request: Request, response: Response, spider: Any) -> Any:
+        self.calls.append(f"response {self.label}")
+        return response
+
+    def process_exception(self, request: Request, exc: BaseException, spider: Any) -> None:
+        self.calls.append(f"exception {self.label}")
+
+
+def page(url: str = "http://e.com/a") -> Response:
+    return Response(url, 200, {"Content-Type": "text/html"}, b"<p>x</p>")
+
+
+async def test_requests_go_first_to_last_and_responses_last_to_first() -> None:
+    calls: list[str] = []
+    chain = MiddlewareChain([Log("outer", calls), Log("inner", calls)], spider=None)
+    request = Request("http://e.com/a")
+    assert await chain.process_request(request) is request
+    assert await chain.process_response(request, response := page()) is response
+    assert await chain.process_exception(request, ValueError()) is None
+    assert calls == ["request outer", "request inner", "response inner", "response outer",
+                     "exception inner", "exception outer"]
+
+
+class Answer:
+    def process_request(self, request: Request, spider: Any) -> Response:
+        return page(request.url)
+
+
+class ToOther:
+    def process_request(self, request: Request, spider: Any) -> Request:
+        return request.replace(url="http://other.example/")
+
+
+class Recover:
+    async def process_exception(self, request: Request, exc: BaseException, spider: Any) -> Any:
+        return page(request.url)
+
+
+async def test_a_hook_that_answers_or_leaves_the_origin_ends_the_chain() -> None:
+    calls: list[str] = []
+    answered = await MiddlewareChain([Answer(), Log("after", calls)], None).process_request(
+        Request("http://e.com/a"))
+    assert isinstance(answered, Response) and answered.url == "http://e.com/a"
+    moved = await MiddlewareChain([ToOther(), Log("after", calls)], None).process_request(
+        Request("http://e.com/a"))
+    assert isinstance(moved, Request) and moved.url == "http://other.example/"
+    assert calls == []  # neither reached the next hook
+    recovered = await MiddlewareChain([Log("outer", calls), Recover()], None).process_exception(
+        Request("http://e.com/a"), ValueError())
+    assert isinstance(recovered, Response) and calls == []
+
+
+class ReturnsJunk:
+    def process_response(self, request: Request, response: Response, spider: Any) -> str:
+        return "junk"
+
+
+class SyncOutput:
+    def process_spider_output(self, response: Response, result: AsyncIterable[Any],
+                              spider: Any) -> list[Any]:
+        return []
+
+
+async def test_a_hook_returning_the_wrong_type_is_named() -> None:
+    chain = MiddlewareChain([ReturnsJunk()], None)
+    with pytest.raises(TypeError, match=r"ReturnsJunk\.process_response returned str, expected"):
+        await chain.process_response(Request("http://e.com/"), page())
+    chain = MiddlewareChain([SyncOutput()], None)
+    with pytest.raises(TypeError, match=r"^SyncOutput\.process_spider_output must return an"
+                                         r" async iterable, got list$"):
+        chain.process_output(page(), aiter_outputs([1]))
+
+
+class Doubles:
+    async def process_spider_output(self, response: Response, result: AsyncIterable[Any],
+                                    spider: Any) -> AsyncIterator[Any]:
+        async for x in result:
+            yield x * 2
+
+
+class ScrapyStyle:
+    """A Scrapy spider middleware: a synchronous generator over the outputs."""
+
+    def process_spider_output(self, response: Response, result: Iterable[Any],
+                              spider: Any) -> Iterable[Any]:
+        for x in result:
+            yield x + 1
+
+    def process_request(self, request: Request, spider: Any) -> None:
+        return None
+
+
+async def test_spider_output_hooks_wrap_the_callback_and_scrapy_generators_fit() -> None:
+    adapted = spider_middleware(ScrapyStyle())
+    assert hasattr(adapted, "process_request")  # its other hooks are kept
+    chain = MiddlewareChain([adapted, Doubles()], None)
+    assert chain.has_output_hooks and not MiddlewareChain([Log("x", [])], None).has_output_hooks
+    out = [x async for x in chain.process_output(page(), aiter_outputs([1, 2, 3]))]
+    assert out == [3, 5, 7]  # Doubles (inner) first, then ScrapyStyle (outer)
+    plain = Doubles()
+    assert spider_middleware(plain) is plain
+
+
+async def test_any_callback_result_is_a_stream_of_outputs() -> None:
+    async def agen() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+
+    request = Request("http://e.com/")
+    assert [x async for x in aiter_outputs(None)] == []
+    assert [x async for x in aiter_outputs(agen())] == [1, 2]
+    assert [x async for x in aiter_outputs({"a": 1})] == [{"a": 1}]  # one item, not its keys
+    assert [x async for x in aiter_outputs(request)] == [request]
+    assert [x async for x in aiter_outputs(iter([3, 4]))] == [3, 4]
+
+
+def test_origins_and_instances() -> None:
+    a = Request("http://E.com:80/a")
+    assert same_origin(a, Request("http://e.com/b"))
+    assert not same_origin(a, Request("https://e.com/a"))
+    assert not same_origin(a, Request("http://e.com:8080/a"))
+    assert isinstance(instantiate(Doubles), Doubles)
+    one = Doubles()
+    assert instantiate(one) is one
