@@ -7,8 +7,11 @@ from itemadapter import ItemAdapter
 from itemloaders.processors import Join, MapCompose, TakeFirst
 
 from crawler import DictItem, Field
+from crawler.dictitem import register_adapter
 from crawler.exporters import encode_item
 from crawler.items import to_dict
+
+register_adapter()  # as importing crawler.itemloader does
 
 
 class Quote(DictItem):
@@ -42,3 +45,11 @@ def test_dictitem_is_a_dict_with_declared_keys() -> None:
     assert encode_item(to_dict(item)).startswith(b"{")
     assert ItemAdapter(item).field_names() is not None
 
+
+
+def test_the_adapter_is_registered_once() -> None:
+    before = len(ItemAdapter.ADAPTER_CLASSES)
+    register_adapter()
+    assert len(ItemAdapter.ADAPTER_CLASSES) == before
+    assert ItemAdapter.is_item(Quote()) and ItemAdapter.is_item_class(Quote)
+    assert ItemAdapter(Quote(text="t")).get_field_meta("author")["output_processor"]
