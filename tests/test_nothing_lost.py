@@ -81,30 +81,6 @@ async def test_pipeline_error_is_logged_under_the_pipelines_name(
     assert len(errors) == 1 and "pipeline FailOnLinks" in errors[0], errors
 
 
-# ------------------------------------------------------ 5: -a for list attributes
-
-
-async def test_a_string_for_a_list_attribute_is_split_on_commas(
-    site: TestSite, tmp_path: Path
-) -> None:
-    class Plain(Spider):
-        name = "plain"
-        start_urls = ["http://unused.invalid/"]
-
-        def parse(self, response: Response) -> Any:
-            yield {"url": response.url}
-
-    one = f"{site.url}/page/a"
-    _, items = await crawl(Plain, tmp_path, spider_args={"start_urls": one})
-    assert [i["url"] for i in items] == [one]
-    two = f"{site.url}/page/b , {site.url}/page/c"
-    _, items = await crawl(Plain, tmp_path, spider_args={"start_urls": two,
-                                                         "allowed_domains": "127.0.0.1"})
-    assert sorted(i["url"] for i in items) == [f"{site.url}/page/b", f"{site.url}/page/c"]
-    assert Plain(allowed_domains="a.com,b.com").allowed_domains == ["a.com", "b.com"]
-    assert Plain(other="x,y").other == "x,y"
-
-
 # ------------------------------------------- 15: no uvloop ImportError in tracebacks
 
 
