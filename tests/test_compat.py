@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from crawler.compat import translate_settings
+from crawler.compat import (
+    Crawler,
+    ScrapySettings,
+    SignalManager,
+    StatsCollector,
+    build_component,
+    signals,
+    translate_settings,
+)
 from crawler.errors import SettingsError
 from crawler.settings import build_settings
+from crawler.stats import Stats
 
 
 def test_settings_translation(caplog: pytest.LogCaptureFixture) -> None:
@@ -58,3 +68,104 @@ def test_feeds_give_the_output() -> None:
     assert feeds_output({"FEEDS": {"s3://bucket/x.json": {}}}) is None  # not a local file
     assert feeds_output({}) is None
 
+
+
+def test_scrapy_settings_answer_scrapy_and_native_names() -> None:
+    native = build_settings(project_dir=None, cli={"concurrency": 12, "download_delay": 0.25,
+                                                   "depth_priority": -1}, environ={})
+    settings = ScrapySettings(native, {"MONGO_URI": "mongodb://x", "FLAG": "yes",
+                                       "NAMES": "a,b", "MAP": '{"k": 1}'})
+    assert settings.getint("CONCURRENT_REQUESTS") == 12 and settings["concurrency"] == 12
+    assert settings.getfloat("DOWNLOAD_DELAY") == 0.25
+    assert settings.get("DEPTH_PRIORITY") == 1  # Scrapy's sign: positive is breadth-first
+    assert settings.get("MONGO_URI") == "mongodb://x" and "MONGO_URI" in settings
+    assert settings.getbool("FLAG") is True and settings.getbool("ABSENT") is False
+    assert settings.getlist("NAMES") == ["a", "b"] and settings.getdict("MAP") == {"k": 1}
+    assert settings.get("ABSENT", "default") == "default" and "ABSENT" not in settings
+    copy = settings.copy()
+    copy.set("MONGO_URI", "mongodb://y")
+    assert copy["MONGO_URI"] == "mongodb://y" and settings["MONGO_URI"] == "mongodb://x"
+    assert ScrapySettings().get("CONCURRENT_REQUESTS") is None
+
+
+def test_the_stats_collector_writes_the_native_stats() -> None:
+    stats = Stats()
+    collector = StatsCollector(stats)
+    collector.inc_value("pages")
+    collector.inc_value("pages", 2)
+    collector.inc_value("started", start=10)
+    collector.set_value("name", "x")
+    collector.max_value("peak", 3)
+    collector.max_value("peak", 2)
+    collector.min_value("low", 5)
+    collector.min_value("low", 7)
+    native = stats.to_dict()
+    assert (native["pages"], native["started"], native["name"]) == (3, 11, "x")
+    assert (native["peak"], native["low"]) == (3, 5)
+    assert collector.get_value("pages") == 3 and collector.get_value("nope", 0) == 0
+    assert collector.get_stats()["name"] == "x"
+
+
+async def test_signals_give_each_receiver_the_arguments_it_takes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager = SignalManager()
+    got: list[Any] = []
+
+    def opened(spider: Any) -> None:
+        got.append(("opened", spider))
+
+    async def everything(**kwargs: Any) -> None:
+        got.append(("all", sorted(kwargs)))
+
+    def broken(spider: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    assert not manager.connected
+    for receiver in (opened, broken, everything):
+        manager.connect(receiver, signal=signals.spider_opened)
+    assert manager.connected
+    with caplog.at_level(logging.ERROR, logger="crawler.compat"):
+        await manager.send(signals.spider_opened, spider="s", sender="c")
+    assert got == [("opened", "s"), ("all", ["sender", "spider"])]  # broken: logged, skipped
+    assert [r.getMessage().startswith("Signal receiver") for r in caplog.records] == [True]
+    manager.disconnect(opened, signal=signals.spider_opened)
+    await manager.send(signals.spider_closed, spider="s")  # nobody listens
+    await manager.send(signals.spider_opened, spider="t")
+    assert got[2:] == [("all", ["spider"])]
+
+
+class FromCrawler:
+    def __init__(self, how: str, value: Any) -> None:
+        self.how, self.value = how, value
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FromCrawler:
+        return cls("crawler", crawler.settings.get("MONGO_URI"))
+
+
+class FromSettings:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FromSettings:
+        return cls(settings.getint("CONCURRENT_REQUESTS"))
+
+
+def test_components_are_built_as_scrapy_builds_them() -> None:
+    from crawler import Spider
+
+    class S(Spider):
+        name = "s"
+        custom_settings = {"MONGO_URI": "mongodb://spider"}
+
+    native = build_settings(project_dir=None, cli={"concurrency": 5}, environ={})
+    crawler = Crawler(S, native, Stats())
+    built = build_component(FromCrawler, crawler)
+    assert (built.how, built.value) == ("crawler", "mongodb://spider")
+    assert build_component(FromSettings, crawler).value == 5
+    instance = FromSettings(1)
+    assert build_component(instance, crawler) is instance
+    spider = crawler.create_spider(tag="t")
+    assert crawler.spider is spider and spider.crawler is crawler and vars(spider)["tag"] == "t"
