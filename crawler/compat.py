@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,8 @@ _SCRAPY_OTHER: frozenset[str] = frozenset({
 _BUILTIN_PREFIX = "scrapy."
 
 _logged: set[tuple[str, str]] = set()
+#: A Scrapy setting name, which no feed URI is (a feed has an extension or a scheme).
+_SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def is_scrapy_name(name: str) -> bool:
@@ -189,6 +192,8 @@ def feeds_output(feeds: Any, spider_name: str = "") -> tuple[str, bool] | None:
         feeds = feeds["FEEDS"]
     if not isinstance(feeds, Mapping) or not feeds:
         return None
+    if all(isinstance(k, str) and _SETTING_NAME.fullmatch(k) for k in feeds):
+        return None  # a settings mapping without FEEDS: its first name is no output file
     uri, options = next(iter(feeds.items()))
     path = str(uri)
     if path.startswith("file://"):

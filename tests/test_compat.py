@@ -67,6 +67,8 @@ def test_feeds_give_the_output() -> None:
     assert path.startswith("x-20") and path.endswith(".json") and ":" not in path and overwrite
     assert feeds_output({"FEEDS": {"s3://bucket/x.json": {}}}) is None  # not a local file
     assert feeds_output({}) is None
+    # Settings without FEEDS name no output (their first name is not a file).
+    assert feeds_output({"BOT_NAME": "proj", "ROBOTSTXT_OBEY": False}) is None
 
 
 
