@@ -48,8 +48,8 @@ def test_dictitem_is_a_dict_with_declared_keys() -> None:
 
 
 def test_the_adapter_is_registered_once() -> None:
-    before = len(ItemAdapter.ADAPTER_CLASSES)
+    before = len(list(ItemAdapter.ADAPTER_CLASSES))
     register_adapter()
-    assert len(ItemAdapter.ADAPTER_CLASSES) == before
+    assert len(list(ItemAdapter.ADAPTER_CLASSES)) == before
     assert ItemAdapter.is_item(Quote()) and ItemAdapter.is_item_class(Quote)
     assert ItemAdapter(Quote(text="t")).get_field_meta("author")["output_processor"]

@@ -90,7 +90,7 @@ async def test_a_middleware_retry_of_the_same_request_is_not_a_duplicate(
 
 
 class ToOtherOrigin:
-    def process_request(self, request: Request, spider: Spider) -> Request | None:
+    def process_request(self, request: Request, spider: EchoPages) -> Request | None:
         if request.url.startswith(spider.base):
             return request.replace(url=request.url.replace("127.0.0.1", "localhost"))
         return None

@@ -118,7 +118,7 @@ async def test_a_string_start_url_is_one_url_and_start_requests_may_be_async() -
     class Async(Spider):
         name = "async"
 
-        async def start_requests(self) -> Any:  # type: ignore[override]
+        async def start_requests(self) -> Any:
             for i in range(2):
                 yield Request(f"http://e.com/{i}")
 
