@@ -93,6 +93,26 @@ async def test_dedup_and_dont_filter(redis_crawl: RedisCrawl) -> None:
     assert (await a.counts()).pending == 6
 
 
+async def test_known_answers_what_this_worker_added(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    fp = Request("http://h/1").fingerprint
+    assert not a.known(fp)
+    await a.add([Request("http://h/1"), Request("http://h/x", dont_filter=True)])
+    assert a.known(fp)
+    assert not a.known(Request("http://h/x").fingerprint)  # dont_filter: never recorded seen
+    assert not b.known(fp)  # not sent by b: the seen set in Redis decides
+    assert await b.add([Request("http://h/1")]) == 0
+    (lease,) = [x for x in await drain(b) if x.request.url == "http://h/1"]
+    await b.ack(lease, [Request("http://h/2")])
+    assert b.known(Request("http://h/2").fingerprint)
+    # A link this worker knows is skipped before a Request is built; the others still are.
+    response = Response("http://h/1", 200, {"Content-Type": "text/html"},
+                        b'<a href="/2">two</a><a href="/3">three</a>')
+    response.known = b.known
+    assert [r.url for r in response.follow_all(css="a")] == ["http://h/3"]
+
+
 async def test_one_worker_seeds_others_wait_for_it(redis_crawl: RedisCrawl) -> None:
     seeder = await redis_crawl.frontier(seeded=False)
     joiner = await redis_crawl.frontier(seeded=False)

@@ -9,7 +9,11 @@ The keys and the Lua scripts that change them are described in
 :mod:`crawler.frontier.redis_lua` (one script per state change, atomic on the server);
 :mod:`crawler.frontier.redis_conn` is the connection with its retries,
 :mod:`crawler.frontier.redis_slots` the per-host reports, and
-:mod:`crawler.frontier.redis_admin` the ``crawler frontier`` commands.
+:mod:`crawler.frontier.redis_admin` the ``crawler frontier`` commands. What is left here is
+one class, :class:`RedisFrontier`, longer than this package's usual module: the frontier
+contract, the worker's lifecycle (joining, seeding, heartbeat) and the batching of its calls
+all read and write the same lease bookkeeping (the leases held, those being settled), which
+split across modules would have to be shared through private attributes.
 
 Per-host politeness is the cluster's: a worker never leases a request of a host that other
 workers keep at its concurrency, or whose delay since the last start (by any worker) has not
@@ -191,7 +195,6 @@ class RedisFrontier:
 
     #: Each lease is a round trip: the engine asks once several places are free.
     lease_batch = 8
-    known = None  # the seen-set is on the server: dedup happens in add()
     outbox = False
     stores_requests = True
 
@@ -588,6 +591,12 @@ class RedisFrontier:
                 for n, ack in enumerate(batch):
                     if not ack.done.done():
                         ack.done.set_result(None if reply is None else reply[2 * n:2 * n + 2])
+
+    def known(self, fingerprint: bytes) -> bool:
+        """Whether this worker already added a request with this fingerprint (Redis took it:
+        it is in the crawl's seen set for good). False says nothing: the seen set on the
+        server decides in :meth:`add` and :meth:`ack`."""
+        return fingerprint in self._known
 
     def _unknown(self, requests: Sequence[Request]) -> Sequence[Request]:
         """``requests`` without those this worker already sent to Redis: their fingerprints
