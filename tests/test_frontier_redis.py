@@ -523,6 +523,25 @@ async def test_two_workers_never_exceed_concurrency_per_host(redis_crawl: RedisC
     assert peak == {"a.test": 2, "b.test": 2}  # reached, never passed, across both workers
 
 
+async def test_workers_asking_together_share_a_hosts_places(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier(concurrency_per_host=8)
+    b = await redis_crawl.frontier(concurrency_per_host=8)
+    await a.add([Request(f"http://h.test/{i}") for i in range(40)])
+    held = await a.lease(100)
+    assert len(held) == 8  # alone: every place of the host
+    assert await b.lease(100) == []  # the host is full
+    for lease in held[:4]:
+        await a.ack(lease)
+    # Both asked within the last second: each may hold half of the host's places. a holds 4.
+    assert await a.lease(100) == []
+    got = await b.lease(100)
+    assert len(got) == 4
+    for lease in [*held[4:], *got]:
+        await (a if lease in held else b).ack(lease)
+    await asyncio.sleep(1.1)  # b stopped asking: a has the whole host again
+    assert len(await a.lease(100)) == 8
+
+
 async def test_a_hosts_delay_holds_across_workers(redis_crawl: RedisCrawl) -> None:
     delay = 0.2
     workers = [await redis_crawl.frontier(download_delay=delay) for _ in range(3)]

@@ -496,7 +496,7 @@ class RedisFrontier:
         self._slots.tidy()
         reply: list[Any] = await self._run(
             "lease", self._lease_script,
-            min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH,
+            min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH, self._mine(),
         )
         flat, _pending, leased, ready, wake_in, reclaimed, dead = reply
         leases: list[Lease] = []
@@ -531,6 +531,11 @@ class RedisFrontier:
         hint.wake_at = time.monotonic() + wait if wait >= 0 else None
         hint.empty_polls = 0 if leases else hint.empty_polls + 1
         return leases
+
+    def _mine(self) -> bytes:
+        """This worker's leases per host, for its share of each host's places (JSON)."""
+        mine = {slot.key: slot.active for slot in self._slots if slot.active > 0}
+        return orjson.dumps(mine) if mine else b""
 
     async def ack(
         self, lease: Lease, children: Sequence[Request] = (), items: Sequence[Any] = ()

@@ -36,6 +36,8 @@ Keys (``P`` is the prefix)::
     P:stats        HASH of shared crawl counters (:meth:`RedisFrontier.merge_stats`)
     P:workers      ZSET worker id -> last heartbeat (server clock)
     P:workerinfo   HASH worker id -> JSON {host, pid, lease_timeout, started, stopped}
+    P:asking       ZSET worker id -> its last lease call: the workers asking in the last second
+                   share each host's concurrency (each takes at most its share of a host)
     P:seeder       worker id that adds the start requests; P:seeded: set once they all are
     P:items        HASH item key -> worker (:class:`crawler.dedup.ItemKeyDedup`)
 
@@ -59,7 +61,9 @@ sorted sets, every state change is one Lua script, so it is atomic on the server
   heartbeating: the place they held on their host is freed), move due delayed requests back,
   move hosts of ``wait`` whose time came to ``ready``; then pop the best host of ``ready``
   and take its best requests: one when the host has a delay (its next start becomes now +
-  delay), else up to its free places; place it again, and repeat up to ``limit`` requests.
+  delay), else up to its free places, and, when several workers asked for work in the last
+  second, no more than this worker's share of the host's concurrency (its leases of each
+  host come with the call); place it again, and repeat up to ``limit`` requests.
   Each costs O(log hosts + log its queue): never a scan over requests or hosts. A request
   leased more than ``max_deliveries`` times without an outcome goes to ``dead`` instead.
 - ``ack``: remove from leased (or from its queue or delayed if the lease had already

@@ -1,10 +1,21 @@
--- ARGV from 9: limit worker max_deliveries batch
+-- ARGV from 9: limit worker max_deliveries batch mine (JSON host -> this worker's leases of
+-- it, '' for none)
 -- Returns {{id, deliveries, raw, ...}, pending, leased, ready hosts, next ('-1': none: seconds
 -- until the earliest waiting host or delayed request), reclaimed, dead_lettered}
 local limit, worker = tonumber(ARGV[9]), ARGV[10]
 local maxd, batch = tonumber(ARGV[11]), tonumber(ARGV[12])
 local expiry = now + LT
 local k_dead = P .. 'dead'
+
+-- The workers asking for work in the last second share each host's concurrency: one worker
+-- takes at most its share of a host's places, so a worker that joins (or drained) gets
+-- places as the others' requests end instead of polling for the few left over.
+local K_ASKING = P .. 'asking'
+redis.call('ZADD', K_ASKING, now, worker)
+redis.call('ZREMRANGEBYSCORE', K_ASKING, '-inf', now - 60)
+local askers = redis.call('ZCOUNT', K_ASKING, now - 1, '+inf')
+local mine = {}
+if askers > 1 and ARGV[13] ~= '' then mine = cjson.decode(ARGV[13]) end
 
 -- Leases whose worker stopped heartbeating go back to their host, freeing its place.
 local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, batch)
@@ -30,6 +41,7 @@ for i = 1, #woke, 2 do touch(woke[i], tonumber(woke[i + 1])) end
 settle()
 
 local out = {}
+local capped = {}
 local got, dead, rounds = 0, 0, 0
 while got < limit and rounds < limit + 100 do
   rounds = rounds + 1
@@ -40,7 +52,12 @@ while got < limit and rounds < limit + 100 do
   local st = redis.call('HMGET', hk, 'a', 'c', 'd')
   local a = tonumber(st[1]) or 0
   local d = tonumber(st[3]) or D0
-  local room = (tonumber(st[2]) or C0) - a
+  local c = tonumber(st[2]) or C0
+  local room = c - a
+  if askers > 1 then
+    local share = math.ceil(c / askers) - (mine[host] or 0)
+    if share < room then room = share end
+  end
   if d > 0 and room > 1 then room = 1 end  -- the next start waits for the delay
   local taken = 0
   if room > 0 then
@@ -81,8 +98,13 @@ while got < limit and rounds < limit + 100 do
     redis.call('PERSIST', hk)
     if d > 0 then redis.call('HSET', hk, 'n', f6(now + spaced(d))) end
   end
-  place(host)
+  if room <= 0 and a < c then
+    capped[#capped + 1] = host  -- ready for the others: placed after this loop
+  else
+    place(host)
+  end
 end
+for _, host in ipairs(capped) do place(host) end
 if dead > 0 then redis.call('HINCRBY', P .. 'stats', 'frontier/dead_lettered', dead) end
 
 local nxt = -1
