@@ -471,7 +471,7 @@ def _frontier(args: argparse.Namespace) -> int:
     """``crawler frontier status|purge|list``: a shared crawl's state, or clearing it."""
     import json
 
-    from .frontier.redis import frontier_crawls, frontier_purge, frontier_status
+    from .frontier.redis_admin import frontier_crawls, frontier_purge, frontier_status
     from .settings import build_settings
 
     try:

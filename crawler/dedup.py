@@ -39,7 +39,7 @@ from .items import to_dict
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-    from .frontier.redis import RedisConnection, RedisFrontier
+    from .frontier.redis_conn import RedisConnection
 
 __all__ = ["ItemKeyDedup", "MergeResult", "item_key", "merge_outputs"]
 
@@ -71,36 +71,16 @@ def _key_of_plain(plain: Any, fields: Sequence[str]) -> bytes:
     return hashlib.blake2b(payload, digest_size=16).digest()
 
 
-# KEYS: items workers workerinfo; ARGV: key worker lease_timeout
-# 1: new key, now claimed by this worker; 0: claimed by this worker or a live one (a repeat);
-# 2: claimed by a worker that stopped or died (it may not have written the item): taken over.
-def _claim_lua() -> str:
-    from .frontier.redis import LUA_WORKER_ALIVE
-
-    return LUA_WORKER_ALIVE + """
-local owner = redis.call('HGET', KEYS[1], ARGV[1])
-if not owner then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
-end
-if owner == ARGV[2] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-if worker_alive(KEYS[2], KEYS[3], owner, now, tonumber(ARGV[3])) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 2
-"""
-
-
 class ItemKeyDedup:
     """Item pipeline that drops items whose key (:func:`item_key`) was already seen.
 
-    Alone, the seen keys live in this process (16 bytes each). :meth:`attach` to a
-    :class:`~crawler.frontier.redis.RedisFrontier` shares them across the crawl's workers as a
-    Redis hash ``crawler:<spider>:<crawl_id>:items`` (item key -> worker that claimed it,
-    removed by ``crawler frontier purge``): an item is dropped when this worker or another
-    *live* worker claimed its key first; a key claimed by a worker that died or stopped is
-    taken over and the item kept, because that worker may have died before writing it.
+    Alone, the seen keys live in this process (16 bytes each). :meth:`attach` to the Redis of
+    a shared crawl (:class:`~crawler.frontier.redis.RedisFrontier`) shares them across the
+    crawl's workers as a Redis hash ``crawler:<spider>:<crawl_id>:items`` (item key -> worker
+    that claimed it, removed by ``crawler frontier purge``): an item is dropped when this
+    worker or another *live* worker claimed its key first; a key claimed by a worker that
+    died or stopped is taken over and the item kept, because that worker may have died
+    before writing it.
     Redis outages pause the pipeline like the frontier (retry with backoff, never crash).
 
     Put it last among the pipelines: a key is claimed when the item passes here, so an item
@@ -119,15 +99,20 @@ class ItemKeyDedup:
         self._worker = ""
         self._lease_timeout = 60.0
 
-    def attach(self, frontier: RedisFrontier) -> ItemKeyDedup:
-        """Share the seen keys with every worker of ``frontier``'s crawl (same connection,
-        same worker id and heartbeat). Call before the crawl starts; returns ``self``."""
-        prefix = frontier.prefix
-        self._conn = frontier.connection
-        self._claim = frontier.connection.script(_claim_lua())
+    def attach(self, connection: RedisConnection, prefix: str, *, worker_id: str,
+               lease_timeout: float) -> ItemKeyDedup:
+        """Share the seen keys with every worker of the crawl whose keys start with ``prefix``
+        (:func:`~crawler.frontier.redis_lua.crawl_prefix`), through ``connection``, as worker
+        ``worker_id``: a key claimed by another worker is taken over once that worker has not
+        heartbeated for ``lease_timeout`` seconds or stopped. Call before the crawl starts;
+        returns ``self``."""
+        from .frontier.redis_lua import source
+
+        self._conn = connection
+        self._claim = connection.script(source("claim_item"))
         self._keys = [prefix + "items", prefix + "workers", prefix + "workerinfo"]
-        self._worker = frontier.worker_id
-        self._lease_timeout = frontier.lease_timeout
+        self._worker = worker_id
+        self._lease_timeout = lease_timeout
         return self
 
     @property

@@ -201,7 +201,9 @@ async def run_spider(
                             for uri, opts in feed_options.items()}
             for pipeline in pipelines:
                 if isinstance(pipeline, ItemKeyDedup):
-                    pipeline.attach(shared)
+                    pipeline.attach(shared.connection, shared.prefix,
+                                    worker_id=shared.worker_id,
+                                    lease_timeout=shared.lease_timeout)
             logger.info("Worker %s on shared frontier %r", shared.worker_id, shared)
         _log_banner(spider, settings, frontier, job, shared, feed_options, pipelines)
         if warn_no_output and not feed_options and not pipelines:

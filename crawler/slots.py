@@ -314,14 +314,20 @@ class Slots:
         return slot
 
     def unhold(self, slot: Slot) -> None:
+        """End :meth:`hold` (its robots.txt is in); a no-op for a slot that is not held."""
         if slot.paused_until == math.inf:
             # A Retry-After pause asked meanwhile still holds.
             until = self._paused.get(slot.key, 0.0)
             slot.paused_until = until if until > self.clock() else 0.0
             slot.where = _NOWHERE
-            self.changed(slot)
+            self._unheld(slot)
             if not slot.pending and not slot.active:
                 self._went_idle(slot)
+
+    def _unheld(self, slot: Slot) -> None:
+        """``slot``'s hold just ended: place it again (a subclass that keeps the schedule
+        elsewhere reports it there instead)."""
+        self.changed(slot)
 
     def raise_min_delay(self, key: str, delay: float) -> Slot:
         """A floor for the host's delay (robots.txt Crawl-delay); the next start waits for it,

@@ -1,6 +1,6 @@
 """The Redis frontier against a real Redis: the frontier contract across workers, atomic dedup,
 lease expiry and dead letters, Redis restarts, scheduling by host across workers (concurrency,
-delays, pauses, holds), a crawl whose state vanished, item dedup."""
+delays, pauses, holds), a crawl whose state vanished."""
 
 from __future__ import annotations
 
@@ -18,16 +18,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from crawler.dedup import ItemKeyDedup, item_key, merge_outputs
-from crawler.errors import ConfigError, DropItem, FrontierLost
+from crawler.errors import FrontierLost
 from crawler.frontier.base import Lease
-from crawler.frontier.redis import (
-    RedisFrontier,
-    crawl_prefix,
-    frontier_crawls,
-    frontier_purge,
-    frontier_status,
-)
+from crawler.frontier.redis import RedisFrontier
+from crawler.frontier.redis_admin import frontier_purge, frontier_status
 from crawler.http import Request, Response
 from crawler.runner import run_spider
 from crawler.slots import Slot
@@ -97,6 +91,26 @@ async def test_dedup_and_dont_filter(redis_crawl: RedisCrawl) -> None:
     # dont_filter does not mark the URL seen: a first normal add of a new URL still counts.
     assert await a.add([Request("http://h/3", dont_filter=True), Request("http://h/3")]) == 2
     assert (await a.counts()).pending == 6
+
+
+async def test_known_answers_what_this_worker_added(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    fp = Request("http://h/1").fingerprint
+    assert not a.known(fp)
+    await a.add([Request("http://h/1"), Request("http://h/x", dont_filter=True)])
+    assert a.known(fp)
+    assert not a.known(Request("http://h/x").fingerprint)  # dont_filter: never recorded seen
+    assert not b.known(fp)  # not sent by b: the seen set in Redis decides
+    assert await b.add([Request("http://h/1")]) == 0
+    (lease,) = [x for x in await drain(b) if x.request.url == "http://h/1"]
+    await b.ack(lease, [Request("http://h/2")])
+    assert b.known(Request("http://h/2").fingerprint)
+    # A link this worker knows is skipped before a Request is built; the others still are.
+    response = Response("http://h/1", 200, {"Content-Type": "text/html"},
+                        b'<a href="/2">two</a><a href="/3">three</a>')
+    response.known = b.known
+    assert [r.url for r in response.follow_all(css="a")] == ["http://h/3"]
 
 
 async def test_one_worker_seeds_others_wait_for_it(redis_crawl: RedisCrawl) -> None:
@@ -232,48 +246,6 @@ async def test_shared_stats(redis_crawl: RedisCrawl) -> None:
     assert stats == {"requests": 10, "status/200": 4, "bytes": 11.0, "max_depth": 5}
 
 
-async def test_status_and_purge_touch_only_their_crawl(redis_crawl: RedisCrawl) -> None:
-    a = await redis_crawl.frontier()
-    await a.add([Request(f"http://h/{i}") for i in range(5)])
-    leased = await a.lease(2)
-    await a.ack(leased[0])
-    status = await frontier_status(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
-    assert {k: status[k] for k in ("pending", "delayed", "leased", "done", "dead_lettered",
-                                   "seen", "workers_alive", "finished")} == {
-        "pending": 3, "delayed": 0, "leased": 1, "done": 1, "dead_lettered": 0, "seen": 5,
-        "workers_alive": 1, "finished": False}
-    (worker,) = status["workers"]
-    assert worker["id"] == a.worker_id and worker["state"] == "alive" and worker["leases"] == 1
-    assert worker["last_heartbeat_age"] < 5
-    assert (redis_crawl.spider, redis_crawl.crawl_id) in await frontier_crawls(redis_crawl.url)
-
-    # Neighbours: a crawl whose id extends this one's, the same id of another spider, and
-    # keys outside the crawler's prefix. Purge must leave them all.
-    client = redis_crawl.client()
-    others = [crawl_prefix(redis_crawl.spider, redis_crawl.crawl_id + "x") + "pending",
-              crawl_prefix(redis_crawl.spider + "x", redis_crawl.crawl_id) + "pending",
-              f"other:{redis_crawl.crawl_id}:pending"]
-    try:
-        for key in others:
-            client.set(key, "1")
-        deleted = await frontier_purge(redis_crawl.url, redis_crawl.spider, redis_crawl.crawl_id)
-        assert deleted >= 8
-        assert client.keys(redis_crawl.key("*")) == []
-        assert all(client.exists(key) for key in others)
-    finally:
-        client.delete(*others)
-        client.close()
-    await a.close()  # after purge: a stopping worker writes only its own worker entry
-
-
-async def test_names_that_could_collide_are_refused(redis_url: str) -> None:
-    with pytest.raises(ConfigError, match="crawl_id"):
-        RedisFrontier(redis_url, spider_name="s", crawl_id="a:b")
-    with pytest.raises(ConfigError, match="spider name"):
-        RedisFrontier(redis_url, spider_name="s*")
-    assert crawl_prefix("books") == "crawler:books::"
-
-
 # ------------------------------------------------------------------ atomic dedup at scale
 
 
@@ -314,6 +286,7 @@ async def test_two_workers_add_same_10000_urls_concurrently(redis_crawl: RedisCr
 _CHILD = """
 import asyncio, sys
 from crawler.frontier.redis import RedisFrontier
+from crawler.frontier.redis_admin import frontier_purge, frontier_status
 async def main():
     f = RedisFrontier(sys.argv[1], spider_name=sys.argv[2], crawl_id=sys.argv[3],
                       lease_timeout=1.0, worker_id="doomed")
@@ -427,7 +400,7 @@ async def test_redis_restart_mid_crawl_completes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
     redis_server: Callable[..., RedisServer],
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="crawler.frontier.redis")
+    caplog.set_level(logging.WARNING, logger="crawler.frontier")
     # Our own server (never the shared one), persisting every write so a kill loses nothing.
     server = redis_server(appendonly=True, dir=tmp_path)
     server.start()
@@ -548,6 +521,25 @@ async def test_two_workers_never_exceed_concurrency_per_host(redis_crawl: RedisC
         await asyncio.gather(*(work(f, i) for i, f in enumerate(workers)))
     assert sorted(done) == sorted(f"http://{h}.test/{i}" for i in range(20) for h in "ab")
     assert peak == {"a.test": 2, "b.test": 2}  # reached, never passed, across both workers
+
+
+async def test_workers_asking_together_share_a_hosts_places(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier(concurrency_per_host=8)
+    b = await redis_crawl.frontier(concurrency_per_host=8)
+    await a.add([Request(f"http://h.test/{i}") for i in range(40)])
+    held = await a.lease(100)
+    assert len(held) == 8  # alone: every place of the host
+    assert await b.lease(100) == []  # the host is full
+    for lease in held[:4]:
+        await a.ack(lease)
+    # Both asked within the last second: each may hold half of the host's places. a holds 4.
+    assert await a.lease(100) == []
+    got = await b.lease(100)
+    assert len(got) == 4
+    for lease in [*held[4:], *got]:
+        await (a if lease in held else b).ack(lease)
+    await asyncio.sleep(1.1)  # b stopped asking: a has the whole host again
+    assert len(await a.lease(100)) == 8
 
 
 async def test_a_hosts_delay_holds_across_workers(redis_crawl: RedisCrawl) -> None:
@@ -746,66 +738,3 @@ async def test_crawl_state_vanished_is_noticed(redis_crawl: RedisCrawl) -> None:
     assert await fresh.add([Request("http://h/1")]) == 1
     with pytest.raises(FrontierLost):
         await a.counts()
-
-
-# ----------------------------------------------------------------------------- item dedup
-
-
-async def test_item_dedup_in_process() -> None:
-    dedup = ItemKeyDedup()
-    assert await dedup.process_item({"url": "http://h/1", "n": 1}, None)
-    with pytest.raises(DropItem):
-        await dedup.process_item({"url": "http://h/1", "n": 2}, None)
-    # No url field: the whole item is the key.
-    await dedup.process_item({"name": "a", "n": 1}, None)
-    await dedup.process_item({"n": 1, "name": "b"}, None)
-    with pytest.raises(DropItem):
-        await dedup.process_item({"n": 1, "name": "a"}, None)
-    assert dedup.dropped == 2
-
-
-async def test_item_dedup_shared_across_live_workers(redis_crawl: RedisCrawl) -> None:
-    a = await redis_crawl.frontier(lease_timeout=0.5)
-    b = await redis_crawl.frontier(lease_timeout=0.5)
-    da, db = ItemKeyDedup().attach(a), ItemKeyDedup().attach(b)
-    item = {"url": "http://h/item", "title": "t"}
-    await da.process_item(item, None)
-    with pytest.raises(DropItem):
-        await db.process_item(dict(item), None)  # A is alive: it writes the first copy
-    with pytest.raises(DropItem):
-        await da.process_item(dict(item), None)
-    # A dies (no more heartbeats): it may have died before writing the item, so B keeps it.
-    await a.close()
-    assert await db.process_item(dict(item), None) == item
-    with pytest.raises(DropItem):
-        await db.process_item(dict(item), None)  # now B owns the key
-
-
-def test_item_key_matches_between_live_and_written_items(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-    from decimal import Decimal
-
-    from crawler.exporters import encode_item
-
-    live = {"price": Decimal("1.50"), "at": datetime(2024, 1, 2, tzinfo=UTC), "tags": ["x"]}
-    assert item_key(live) == item_key(orjson.loads(encode_item(live)))
-    assert item_key({"url": "u", "a": 1}) == item_key({"a": 2, "url": "u"})
-    assert item_key({"url": "u"}, fields=("url", "id")) != item_key({"url": "u", "id": 1},
-                                                                     fields=("url", "id"))
-
-
-def test_merge_outputs(tmp_path: Path) -> None:
-    w1 = tmp_path / "w1.jsonl"
-    w2 = tmp_path / "w2.jsonl"
-    w1.write_bytes(b'{"url":"u1","v":1}\n{"url":"u2","v":1}\n{"url":"u3"')  # torn tail
-    w2.write_bytes(b'{"url":"u2","v":2}\n{"url":"u3","v":1}\n\n{"name":"x"}\n{"name":"x"}\n')
-    out = tmp_path / "all.jsonl"
-    result = merge_outputs([w1, w2], out)
-    assert (result.read, result.written, result.duplicates, result.invalid) == (6, 4, 2, 1)
-    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert lines == [{"url": "u1", "v": 1}, {"url": "u2", "v": 1}, {"url": "u3", "v": 1},
-                     {"name": "x"}]
-    with pytest.raises(ConfigError, match="exists"):
-        merge_outputs([w1], out)
-    assert merge_outputs([w1, w2], out, key=(), overwrite=True).written == 5
-
