@@ -13,7 +13,8 @@ import pytest
 from crawler.runner import CrawlResult, run_spider
 from crawler.settings import Settings, build_settings
 from crawler.spider import Spider
-from crawler.testsite import TestSite
+
+from .servers import TestSite
 
 pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis_server
 

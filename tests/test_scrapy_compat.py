@@ -14,13 +14,14 @@ import pytest
 
 from crawler import Item, Request, Response, Spider
 from crawler.compat import translate_settings
+from crawler.demosite import expected_quotes
 from crawler.errors import SettingsError
 from crawler.runner import run_spider
 from crawler.settings import build_settings
 from crawler.shell import open_in_browser
-from crawler.testsite import TestSite, expected_quotes
 
 from .conftest import crawl
+from .servers import TestSite
 from .test_cli import BIN, run
 
 
@@ -425,7 +426,7 @@ def test_native_run(site_thread: str, tmp_path: Path) -> None:
 
 @pytest.fixture
 def site_thread() -> Any:
-    from crawler.testsite import run_in_thread
+    from .servers import run_in_thread
 
     with run_in_thread() as s:
         yield s.url

@@ -25,9 +25,9 @@ from crawler.errors import BlockedAddress
 from crawler.netguard import GuardedResolver, SafeCookieJar, is_blocked_ip, is_public_suffix
 from crawler.redirect import redirect_headers
 from crawler.stats import Stats
-from crawler.testsite import Canned, TestSite
 
 from .conftest import PROJECT, crawl, make_settings
+from .servers import Canned, TestSite
 
 CREDENTIALS = {"Authorization": "Bearer secret", "Cookie": "sid=1", "Proxy-Authorization": "p"}
 
