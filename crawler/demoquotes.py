@@ -166,7 +166,7 @@ QUOTES_CSRF_TOKEN = "qcsrf-5f0e1d2c3b4a"
 
 
 class QuotesSite:
-    """The quotes pages, with links under ``root`` (``/quotes/`` on the test site, ``/`` where
+    """The quotes pages, with links under ``root`` (``/quotes/`` on the demo site, ``/`` where
     it stands in for quotes.toscrape.com): pages, tag pages, author pages, a login form and
     the ``api/quotes?page=N`` JSON of the infinite-scroll variant."""
 

@@ -481,11 +481,11 @@ class DemoSite:
 # Running it from sync code and from the command line
 # --------------------------------------------------------------------------------------------
 
-S = TypeVar("S", bound=DemoSite)
+_SiteT = TypeVar("_SiteT", bound=DemoSite)
 
 
 @contextlib.contextmanager
-def serve_in_thread(make: Callable[[], S]) -> Iterator[S]:
+def serve_in_thread(make: Callable[[], _SiteT]) -> Iterator[_SiteT]:
     """Serve the site ``make()`` builds from a daemon thread with its own event loop.
 
     For callers without a running loop (subprocess tests, ``crawler demo``). The site is
@@ -494,7 +494,7 @@ def serve_in_thread(make: Callable[[], S]) -> Iterator[S]:
     """
     started = threading.Event()
     failure: list[BaseException] = []
-    holder: list[S] = []
+    holder: list[_SiteT] = []
     stop: list[asyncio.Event] = []
     loop_box: list[asyncio.AbstractEventLoop] = []
 
