@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from crawler import CloseSpider, Request, Response, Spider
+from crawler.demosite import run_in_thread
 from crawler.runner import run_spider
 from crawler.settings import build_settings
-from crawler.testsite import run_in_thread
 
 
 class Million(Spider):

@@ -6,7 +6,7 @@
 
 Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
 
-1. Throughput: the static shop of ``crawler.testsite.write_static_shop`` served by nginx
+1. Throughput: the static shop of ``crawler.demosite.write_static_shop`` served by nginx
    (installed with apt-get when missing and allowed; else the bundled test site in its own
    process, which is said in the output), crawled in alternating rounds by the fastest
    hand-written loop (``bench/raw_loop.py``: yarl joins, ``::attr(href)`` queries, orjson, a set
@@ -302,16 +302,16 @@ class ShopServer:
 @contextlib.contextmanager
 def serve_shop(workdir: Path, products: int, prefer: str = "nginx") -> Iterator[ShopServer]:
     """Serve a shop of ``products`` products from another process: nginx over static files,
-    or (``prefer="testsite"``, or nginx unavailable) ``python -m crawler.testsite``."""
+    or (``prefer="testsite"``, or nginx unavailable) ``python -m crawler.demosite``."""
     nginx = ensure_nginx() if prefer == "nginx" else None
     if nginx is None:
         if prefer == "nginx":
-            log("nginx unavailable: serving the shop with crawler.testsite in its own process"
+            log("nginx unavailable: serving the shop with crawler.demosite in its own process"
                 " (an aiohttp server; it may be the bottleneck)")
         with _serve_testsite(products) as server:
             yield server
         return
-    from crawler.testsite import write_static_shop
+    from crawler.demosite import write_static_shop
 
     docroot = workdir / "www"
     log(f"writing the static shop ({products:,} products) ...")
@@ -354,16 +354,16 @@ def serve_shop(workdir: Path, products: int, prefer: str = "nginx") -> Iterator[
 @contextlib.contextmanager
 def _serve_testsite(products: int) -> Iterator[ShopServer]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crawler.testsite", "--port", "0", "--shop", str(products)],
+        [sys.executable, "-m", "crawler.demosite", "--port", "0", "--shop", str(products)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
         base = proc.stdout.readline().strip()
         if not base.startswith("http://"):
-            raise RuntimeError(f"crawler.testsite did not start (printed {base!r})")
+            raise RuntimeError(f"crawler.demosite did not start (printed {base!r})")
         listings = -(-products // 20)
-        yield ShopServer(f"{base}/shop/", "crawler.testsite in its own process (aiohttp)",
+        yield ShopServer(f"{base}/shop/", "crawler.demosite in its own process (aiohttp)",
                          1 + listings + products)
     finally:
         proc.terminate()

@@ -640,7 +640,7 @@ def _list(project: Path | None) -> int:
 
 def _demo(output: str | None, overwrite_output: str | None, books: int) -> int:
     """Serve the bundled bookstore on 127.0.0.1 and crawl it with the books spider."""
-    from .testsite import run_in_thread
+    from .demosite import run_in_thread
 
     target = os.path.abspath(overwrite_output or output or "books.jsonl")
     flag = "-o" if output else "-O"

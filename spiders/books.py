@@ -1,4 +1,4 @@
-"""Every book of books.toscrape.com, or of a local copy such as the bundled test site.
+"""Every book of books.toscrape.com, or of a local copy such as the bundled demo site.
 
     crawl books -o books.jsonl
     crawl books -a start_url=http://127.0.0.1:8000/ -o books.jsonl

@@ -1,4 +1,4 @@
-"""Every quote of quotes.toscrape.com, or of a local copy such as the bundled test site.
+"""Every quote of quotes.toscrape.com, or of a local copy such as the bundled demo site.
 
 crawl quotes -o quotes.jsonl
 crawl quotes -a start_url=http://127.0.0.1:8000/quotes/ -o quotes.jsonl

@@ -13,7 +13,8 @@ import pytest
 from crawler.runner import CrawlResult, run_spider
 from crawler.settings import Settings, build_settings
 from crawler.spider import Spider
-from crawler.testsite import TestSite
+
+from .servers import TestSite
 
 pytest_plugins = ["tests.redis_util"]  # fixtures: redis_url, redis_crawl, redis_server
 
@@ -68,7 +69,7 @@ async def crawl(
 
 @pytest.fixture
 def site_thread() -> Any:
-    from crawler.testsite import run_in_thread
+    from .servers import run_in_thread
 
     with run_in_thread() as s:
         yield s.url

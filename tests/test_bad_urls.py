@@ -3,15 +3,76 @@ every drop is counted by its reason. (The pure ``parse_url`` corpus is in test_u
 
 from __future__ import annotations
 
+import html
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from crawler import Request, Response, Spider
-from crawler.testsite import BAD_LINKS, BAD_LINKS_VALID, Canned, TestSite
+from crawler.demosite import html_page
 
 from .conftest import crawl
+from .servers import Canned, TestSite
+
+#: Links that cannot be crawled, one per kind: ``/bad-links`` serves them all.
+BAD_LINKS: tuple[str, ...] = (
+    "javascript:alert(1)",
+    "mailto:someone@example.com",
+    "data:text/html,<b>x</b>",
+    "file:///etc/passwd",
+    "ftp://example.com/file",
+    "tel:+441234567890",
+    "",
+    "   ",
+    "http://exa mple.com/space-in-host",
+    "http://a..b.com/",  # an empty label
+    "http://\u2028bad.com/",  # a line separator cannot be IDNA-encoded
+    "http://" + "a" * 64 + ".com/",  # a label over 63 characters
+    "http://example.com:99999/",  # port out of range
+    "http://example.com:0/",
+    "http://ex\x01ample.com/",  # a control character (HTML parsers drop a NUL)
+    "http://ex%00ample.com/",  # an escaped NUL in a host
+    "http://999.1.1.1/",  # a numeric host that is not an IPv4 address
+    "http://[::1/",  # an unclosed IPv6 literal
+)  # fmt: skip
+
+#: Links on ``/bad-links`` that are valid and lead to pages of the site (relative, or on
+#: hosts that are not resolvable but valid once IDNA-encoded).
+BAD_LINKS_VALID: tuple[str, ...] = (
+    "/page/%zz-bad-escape",  # a bad escape is kept literally (as %25zz)
+    "/page/with space",
+    "/page/caf\u00e9",
+    "/page/\ufffd\ufffd",  # what undecodable bytes become
+    "  /page/padded  ",
+)  # fmt: skip
+
+
+async def bad_links_page(request: web.Request) -> web.Response:
+    """``/bad-links``: every link of :data:`BAD_LINKS` and :data:`BAD_LINKS_VALID`."""
+    items = "".join(f'<li><a href="{html.escape(href, quote=True)}">link</a></li>\n'
+                    for href in [*BAD_LINKS, *BAD_LINKS_VALID])
+    return html_page(
+        "<!DOCTYPE html>\n<html><head><title>bad links</title></head>\n"
+        f"<body>\n<ul>\n{items}</ul>\n</body></html>\n"
+    )
+
+
+async def trap_page(request: web.Request) -> web.Response:
+    """``/trap/...``: a spider trap, any path linking relatively to ``loop/`` below itself."""
+    return html_page(
+        "<!DOCTYPE html>\n<html><head><title>trap</title></head>\n"
+        f'<body><h1>{html.escape(request.path)}</h1><a href="loop/">deeper</a></body></html>\n'
+    )
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[TestSite]:
+    routes = [web.get("/bad-links", bad_links_page), web.get("/trap/{tail:.*}", trap_page)]
+    async with TestSite(books=100, shop_products=400, routes=routes) as s:
+        yield s
 
 
 class FollowAll(Spider):

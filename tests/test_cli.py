@@ -13,9 +13,10 @@ from pathlib import Path
 
 import orjson
 
-from crawler.testsite import TestSite, expected_books
+from crawler.demosite import expected_books
 
 from .conftest import PROJECT, assert_spaced
+from .servers import TestSite
 
 BIN = Path(sys.executable).parent
 

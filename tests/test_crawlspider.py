@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from crawler import CrawlSpider, LinkExtractor, Request, Response, Rule
+from crawler.demosite import expected_books, expected_quotes
 from crawler.runner import run_spider
-from crawler.testsite import TestSite, expected_books, expected_quotes
 
 from .conftest import crawl, make_settings
+from .servers import TestSite
 
 
 class Books(CrawlSpider):

@@ -12,10 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from crawler.demosite import expected_shop_items
 from crawler.frontier.redis import frontier_purge, frontier_status
-from crawler.testsite import TestSite, expected_shop_items
 
 from .redis_util import RedisServer
+from .servers import TestSite
 from .test_cli import BIN, make_project, run
 from .test_readme import readme_block
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crawler.testsite import TestSite, expected_shop_items
+from crawler.demosite import expected_shop_items
 
+from .servers import TestSite
 from .test_cli import BIN, make_project, run
 from .test_readme import readme_block
 

@@ -11,9 +11,9 @@ import orjson
 
 from crawler import CloseSpider, DropItem, Failure, Item, Request, Response, Spider
 from crawler.errors import DownloadTimeout, HttpError, RedirectError
-from crawler.testsite import Canned, TestSite
 
 from .conftest import assert_spaced, crawl
+from .servers import Canned, TestSite
 
 
 class LinksSpider(Spider):

@@ -27,12 +27,13 @@ from typing import Any
 import orjson
 import pytest
 
+from crawler.demosite import expected_books, expected_shop_items
 from crawler.errors import ConfigError
 from crawler.runner import run_spider
-from crawler.testsite import TestSite, expected_books, expected_shop_items
 from spiders.books import BooksSpider
 
 from .conftest import make_settings
+from .servers import TestSite
 from .test_cli import BIN, make_project, run
 from .test_durable import run_with_kills
 from .test_readme import readme_block

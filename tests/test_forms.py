@@ -11,9 +11,10 @@ from urllib.parse import parse_qsl
 import pytest
 
 from crawler import FormRequest, JsonRequest, Request, Response, Spider
-from crawler.testsite import QUOTES_CSRF_TOKEN, TestSite
+from crawler.demosite import QUOTES_CSRF_TOKEN
 
 from .conftest import crawl
+from .servers import TestSite
 
 FORMS = """<html><body>
 <form name="first" action="/search" method="get"><input name="q" value="x"></form>

@@ -26,9 +26,9 @@ from crawler.http import Request, Response
 from crawler.runner import run_spider
 from crawler.slots import Slot
 from crawler.spider import Spider
-from crawler.testsite import Canned, TestSite
 
 from .conftest import make_settings
+from .servers import Canned, TestSite
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -18,11 +18,18 @@ from crawler.downloader import Downloader
 from crawler.errors import ResponseTooLarge
 from crawler.http import Request as HttpRequest
 from crawler.stats import Stats
-from crawler.testsite import Canned, HostileServer, TestSite, hostile_page
 
 from .conftest import crawl, make_settings
+from .servers import Canned, HostileServer, TestSite, bomb_routes, hostile_page
 
 MIB = 1 << 20
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[TestSite]:
+    """The shared site, serving decompression bombs too."""
+    async with TestSite(books=100, shop_products=400, routes=bomb_routes()) as s:
+        yield s
 
 
 @pytest.fixture

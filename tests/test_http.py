@@ -8,9 +8,9 @@ from typing import Any
 
 from crawler import Request, Response, Spider
 from crawler.fingerprint import request_fingerprint
-from crawler.testsite import TestSite
 
 from .conftest import crawl
+from .servers import TestSite
 
 PAGE = b"""<html><body>
 <a class="x" href="/a">1</a><a class="x">no href</a><img class="x" src="/i.png">

@@ -12,9 +12,9 @@ import pytest
 
 from crawler import Request, Response, Spider
 from crawler.errors import ConfigError
-from crawler.testsite import Canned, TestSite
 
 from .conftest import crawl
+from .servers import Canned, TestSite
 
 
 class Pages(Spider):

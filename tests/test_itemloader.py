@@ -10,10 +10,11 @@ from itemloaders.processors import Join, MapCompose, TakeFirst
 from pydantic import Field as PydanticField
 
 from crawler import DictItem, Field, Item, ItemLoader, Request
+from crawler.demosite import expected_quotes
 from crawler.shell import fetch_one
-from crawler.testsite import TestSite, expected_quotes
 
 from .conftest import make_settings
+from .servers import TestSite
 
 
 class Quote(DictItem):

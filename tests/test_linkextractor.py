@@ -9,9 +9,9 @@ import pytest
 
 from crawler import Link, LinkExtractor, Request, Response
 from crawler.shell import fetch_one
-from crawler.testsite import TestSite
 
 from .conftest import make_settings
+from .servers import TestSite
 
 
 def page(body: str, url: str = "http://example.com/dir/page.html") -> Response:

@@ -8,8 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from crawler.testsite import TestSite
-
+from .servers import TestSite
 from .test_cli import BIN, run
 
 

@@ -17,9 +17,9 @@ from crawler.middleware import (
     same_origin,
     spider_middleware,
 )
-from crawler.testsite import TestSite
 
 from .conftest import crawl
+from .servers import TestSite
 
 
 class EchoPages(Spider):

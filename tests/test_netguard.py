@@ -16,9 +16,9 @@ from crawler.downloader import Downloader
 from crawler.errors import BlockedAddress
 from crawler.netguard import GuardedResolver, SafeCookieJar, is_blocked_ip, is_public_suffix
 from crawler.stats import Stats
-from crawler.testsite import Canned, TestSite
 
 from .conftest import make_settings
+from .servers import Canned, TestSite
 
 
 class NamesResolver(AbstractResolver):

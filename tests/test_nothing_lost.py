@@ -19,10 +19,10 @@ from crawler.errors import ConfigError
 from crawler.jobdir import JobDir
 from crawler.robots import RobotsCache, RobotsUnavailable
 from crawler.stats import Stats, plural
-from crawler.testsite import Canned, TestSite
 
 from .conftest import crawl, make_settings
 from .redis_util import free_port
+from .servers import Canned, TestSite
 from .test_cli import BIN, make_project, run
 
 if TYPE_CHECKING:

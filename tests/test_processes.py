@@ -14,10 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from crawler.demosite import expected_shop_items
 from crawler.errors import ConfigError
 from crawler.processes import worker_outputs
-from crawler.testsite import TestSite, expected_shop_items
 
+from .servers import TestSite
 from .test_cli import BIN, make_project, run
 
 pytestmark = pytest.mark.timeout(180)
@@ -179,7 +180,7 @@ async def test_processes_refuses_a_jobdir_and_csv(tmp_path: Path) -> None:
 @needs_redis_server
 async def test_readme_books_with_two_processes(site: TestSite, tmp_path: Path) -> None:
     """The README's `crawl books --processes 2 -O books.jsonl`, in the repository's project."""
-    from crawler.testsite import expected_books
+    from crawler.demosite import expected_books
 
     from .conftest import PROJECT
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from crawler.demosite import expected_shop_items
 from crawler.settings import settings_table_markdown
-from crawler.testsite import TestSite, expected_shop_items
 
 from .conftest import PROJECT
+from .servers import TestSite
 from .test_cli import BIN, make_project, run
 
 README = (PROJECT / "README.md").read_text()

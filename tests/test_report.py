@@ -17,8 +17,8 @@ from aiohttp import web
 
 from crawler.report import build_report, field_coverage, load_stats, timeline
 from crawler.stats import Stats
-from crawler.testsite import Canned, TestSite
 
+from .servers import Canned, TestSite
 from .test_cli import BIN, make_project, run
 from .test_readme import readme_block
 

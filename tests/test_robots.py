@@ -23,9 +23,9 @@ from crawler.robots import (
 )
 from crawler.runner import CrawlResult, run_spider
 from crawler.stats import Stats
-from crawler.testsite import Canned, TestSite
 
 from .conftest import assert_spaced, make_settings
+from .servers import Canned, TestSite
 
 
 class Pages(Spider):

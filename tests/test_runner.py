@@ -12,9 +12,9 @@ import pytest
 from crawler import Response, Spider
 from crawler.errors import ConfigError
 from crawler.runner import CrawlResult, parse_once, run_spider
-from crawler.testsite import TestSite
 
 from .conftest import crawl, make_settings
+from .servers import TestSite
 from .test_middleware import EchoPages
 from .test_nothing_lost import Pages
 

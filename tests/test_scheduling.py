@@ -20,8 +20,9 @@ from crawler.engine import Engine
 from crawler.http import Request, Response
 from crawler.runner import CrawlResult, run_spider
 from crawler.spider import Spider
-from crawler.testsite import Canned, TestSite
 from tests.conftest import make_settings
+
+from .servers import Canned, TestSite
 
 HOSTS = [f"127.0.0.{i}" for i in range(2, 7)]
 

@@ -12,11 +12,12 @@ import orjson
 import pytest
 
 from crawler import Item, Request, Response, Spider
+from crawler.demosite import expected_quotes
 from crawler.runner import run_spider
 from crawler.settings import build_settings
-from crawler.testsite import TestSite, expected_quotes
 
 from .conftest import crawl
+from .servers import TestSite
 from .test_cli import BIN, run
 
 

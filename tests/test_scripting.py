@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 import pytest
 
 from crawler import Response, Spider
+from crawler.demosite import expected_quotes
 from crawler.errors import SpiderNotFound
 from crawler.scripting import CrawlerRunner, run_async
-from crawler.testsite import TestSite, expected_quotes
 
+from .servers import TestSite
 from .test_cli import run
 from .test_scrapy_compat import lines
 

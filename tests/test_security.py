@@ -17,9 +17,9 @@ from yarl import URL
 
 from crawler import Failure, Request, Response, Spider
 from crawler.redirect import redirect_headers
-from crawler.testsite import Canned, TestSite
 
 from .conftest import PROJECT, crawl
+from .servers import Canned, TestSite
 
 CREDENTIALS = {"Authorization": "Bearer secret", "Cookie": "sid=1", "Proxy-Authorization": "p"}
 

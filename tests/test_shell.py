@@ -8,9 +8,9 @@ import pytest
 
 from crawler import Request, Response
 from crawler.shell import fetch_one, open_in_browser
-from crawler.testsite import TestSite
 
 from .conftest import make_settings
+from .servers import TestSite
 from .test_cli import BIN
 
 

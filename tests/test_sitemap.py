@@ -12,9 +12,9 @@ import pytest
 from crawler import Response, SitemapSpider
 from crawler import sitemap as sitemap_module
 from crawler.sitemap import parse_sitemap
-from crawler.testsite import Canned, TestSite
 
 from .conftest import crawl
+from .servers import Canned, TestSite
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
 XHTML = 'xmlns:xhtml="http://www.w3.org/1999/xhtml"'

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from crawler import Request, Response, Spider
-from crawler.testsite import TestSite
 
 from .conftest import crawl
+from .servers import TestSite
 
 
 def test_spider_surface(caplog: pytest.LogCaptureFixture) -> None:

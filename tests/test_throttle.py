@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from crawler import Request, Response, Spider
-from crawler.testsite import Canned, TestSite
 from crawler.throttle import MIN_BACKOFF, AutoThrottle, retry_after
 
 from .conftest import assert_spaced, crawl
+from .servers import Canned, TestSite
 
 
 @dataclass

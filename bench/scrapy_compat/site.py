@@ -3,7 +3,7 @@
 A crawler pointed at this server as its proxy (``-s proxy=http://127.0.0.1:PORT`` here,
 ``http_proxy=`` / ``https_proxy=`` for Scrapy) asks for ``http://quotes.toscrape.com/page/2/``
 or ``https://books.toscrape.com/`` and gets the page of the bundled test site
-(:mod:`crawler.testsite`) for that host: the quotes site with its links at the root, or the
+(:mod:`crawler.demosite`) for that host: the quotes site with its links at the root, or the
 bookstore. Any other host answers 404.
 
 The proxy is a small forwarder in front of an aiohttp application: a plain request in
@@ -31,7 +31,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from crawler.testsite import TestSite, _QuotesSite, quotes_routes
+from crawler.demosite import DemoSite as TestSite
+from crawler.demosite import QuotesSite as _QuotesSite
+from crawler.demosite import quotes_routes
 
 QUOTES_HOST = "quotes.toscrape.com"
 BOOKS_HOST = "books.toscrape.com"

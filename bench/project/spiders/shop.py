@@ -25,7 +25,7 @@ SKU = "span.sku::text"
 
 
 class ShopSpider(Spider):
-    """The static shop of ``crawler.testsite.write_static_shop``."""
+    """The static shop of ``crawler.demosite.write_static_shop``."""
 
     name = "shop"
 
