@@ -9,7 +9,7 @@ once, on first use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import urlencode
@@ -439,7 +439,7 @@ class Response:
         css: str | None = None,
         xpath: str | None = None,
         **kwargs: Any,
-    ) -> list[Request]:
+    ) -> Iterator[Request]:
         """Requests for every link in ``hrefs`` (as :meth:`follow` takes them), or in the
         elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
         attribute selections give their value). ``callback`` may be given positionally, as in
@@ -450,6 +450,12 @@ class Response:
         whose request the frontier already has (or that appears twice in ``hrefs``) gets no
         Request at all: it would be dropped as a duplicate anyway, and it is counted as one
         (``duplicates_filtered``). ``dont_filter=True``, another method or a body turn this off.
+
+        The result is an iterator, as Scrapy's is: each Request is built when it is taken, so
+        a page with a million links never holds a million Requests, and the links already
+        taken (and handed to the frontier by the engine) are known to the check above by the
+        time the later ones are looked at. The arguments are checked, and ``css`` / ``xpath``
+        evaluated, when it is called. ``list(response.follow_all(...))`` gives a list.
         """
         if hrefs is None and "urls" in kwargs:
             hrefs = kwargs.pop("urls")
@@ -467,8 +473,17 @@ class Response:
         if known is not None and not _FINGERPRINT_KWARGS.isdisjoint(kwargs):
             known = None  # another fingerprint than a plain GET's, or no dedup at all
         if known is None:
-            return [r for r in (self._follow_link(h, callback, kwargs) for h in links) if r]
+            return self._follow_each(links, callback, kwargs)
         return self._follow_new(links, callback, kwargs, known)
+
+    def _follow_each(
+        self, links: Iterable[str | URL | Selector | Link | None], callback: Callback | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[Request]:
+        for href in links:
+            request = self._follow_link(href, callback, kwargs)
+            if request is not None:
+                yield request
 
     def _follow_link(
         self, href: str | URL | Selector | Link | None, callback: Callback | None,
@@ -482,55 +497,62 @@ class Response:
     def _follow_new(
         self, links: Iterable[str | URL | Selector | Link | None], callback: Callback | None,
         kwargs: dict[str, Any], known: Callable[[bytes], bool],
-    ) -> list[Request]:
+    ) -> Iterator[Request]:
         """follow_all for links the frontier does not know yet (plain GETs, deduplicated).
 
         A link seen before is recognised by a key its URL depends on alone, through a bounded
         memo of fingerprints: one concatenation and two lookups, no URL parsing. The key is
         the origin plus the link for ``/path`` links (the same on every page of the origin),
         the link itself for a plain absolute ``http(s)://host...`` one, and the page's base
-        plus the link for anything else."""
+        plus the link for anything else.
+
+        The fingerprints yielded from this page are remembered too, in a set cleared when it
+        reaches :data:`_PAGE_SEEN_SIZE`: the engine hands a callback's requests to the
+        frontier in batches smaller than that, so a repeat further down a huge page is known
+        to the frontier by then, and one that slips through is dropped by the frontier."""
         base = self._base
         prefixes = _base_prefixes(base)
         origin = prefixes[0] if prefixes is not None else None
         page = f"{base}\0"
         memo = _LINK_FINGERPRINTS
         batch: set[bytes] = set()
-        out: list[Request] = []
         repeats = 0
-        for href in links:
-            key = None
-            if type(href) is str:
-                if origin is not None and href[:1] == "/" and href[1:2] != "/":
-                    key = origin + href  # "/x" means the same on every page of the origin
-                elif (
-                    href.startswith(("http://", "https://"))
-                    and href[href.find("//") + 2:][:1] not in ("/", "")
-                    and href.isprintable()  # no tab or newline, which would be removed
-                ):
-                    key = href  # resolved without the base
-                else:
-                    key = page + href
-                fp = memo.get(key)
-                if fp is not None and (fp in batch or known(fp)):
+        try:
+            for href in links:
+                key = None
+                if type(href) is str:
+                    if origin is not None and href[:1] == "/" and href[1:2] != "/":
+                        key = origin + href  # "/x" means the same on every page of the origin
+                    elif (
+                        href.startswith(("http://", "https://"))
+                        and href[href.find("//") + 2:][:1] not in ("/", "")
+                        and href.isprintable()  # no tab or newline, which would be removed
+                    ):
+                        key = href  # resolved without the base
+                    else:
+                        key = page + href
+                    fp = memo.get(key)
+                    if fp is not None and (fp in batch or known(fp)):
+                        repeats += 1
+                        continue
+                request = self._follow_link(href, callback, kwargs)
+                if request is None:
+                    continue
+                fp = request.fingerprint
+                if key is not None:
+                    if len(memo) >= _LINK_MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = fp
+                if fp in batch or known(fp):
                     repeats += 1
                     continue
-            request = self._follow_link(href, callback, kwargs)
-            if request is None:
-                continue
-            fp = request.fingerprint
-            if key is not None:
-                if len(memo) >= _LINK_MEMO_SIZE:
-                    memo.clear()
-                memo[key] = fp
-            if fp in batch or known(fp):
-                repeats += 1
-                continue
-            batch.add(fp)
-            out.append(request)
-        if repeats and self.stats is not None:
-            self.stats.inc("duplicates_filtered", repeats)
-        return out
+                if len(batch) >= _PAGE_SEEN_SIZE:
+                    batch.clear()
+                batch.add(fp)
+                yield request
+        finally:
+            if repeats and self.stats is not None:
+                self.stats.inc("duplicates_filtered", repeats)
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
@@ -545,20 +567,18 @@ _FINGERPRINT_KWARGS = frozenset({"method", "body", "json", "form", "dont_filter"
 #: full. Shared by every response of the process: links repeat across pages.
 _LINK_FINGERPRINTS: dict[str, bytes] = {}
 _LINK_MEMO_SIZE = 100_000
+#: Fingerprints one follow_all() remembers of its own links (see Response._follow_new).
+_PAGE_SEEN_SIZE = 10_000
 
 
 def _css_links(selector: Selector, css: str) -> list[str | None]:
     """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
-    the lxml tree directly: parsel would wrap every match in a Selector first, and lxml would
-    build a Python object for every element (the XPath returns the href strings instead)."""
+    the lxml tree directly: parsel would wrap every match in a Selector first. The document is
+    walked once; an element gives its href (or src) read from the lxml element."""
     matches = _css_xpath(css, selector.type)(selector.root)
     if not isinstance(matches, list):
         return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
-    out: list[str | None] = matches
-    for i, node in enumerate(matches):
-        if type(node) is not str:
-            out[i] = _link_of(node)
-    return out
+    return [node if type(node) is str else _link_of(node) for node in matches]
 
 
 def _link_of(node: Any) -> str | None:
@@ -575,17 +595,13 @@ def _link_of(node: Any) -> str | None:
 
 @lru_cache(maxsize=256)
 def _css_xpath(css: str, kind: str) -> Any:
-    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does. Without a
-    pseudo-element (``::attr``, ``::text``), elements with an href give the attribute's value
-    and the others themselves, in document order (one result per element)."""
+    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does: strings
+    for a pseudo-element (``::attr``, ``::text``), else the elements, in document order."""
     from lxml import etree
     from parsel.csstranslator import GenericTranslator, HTMLTranslator
 
     translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
-    xpath = translator.css_to_xpath(css)
-    if "::" not in css:
-        xpath = f"({xpath})/@href | ({xpath})[not(@href)]"
-    return etree.XPath(xpath, smart_strings=False)
+    return etree.XPath(translator.css_to_xpath(css), smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:
