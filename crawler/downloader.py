@@ -171,7 +171,7 @@ class Downloader:
         return (
             browser is not None
             and browser.full
-            and (self._render_default or bool(request._meta))
+            and (self._render_default or request.has_meta)
             and renders(request, self._render_default)
         )
 
@@ -203,7 +203,7 @@ class Downloader:
         browser pool instead, never with ``truncate``.
         """
         if self.browser is not None and truncate is None and (
-            self._render_default or request._meta
+            self._render_default or request.has_meta
         ) and renders(request, self._render_default):
             if self._on_sent is not None:  # the navigation starts now
                 self._on_sent(host_key(request.yurl))
@@ -218,8 +218,8 @@ class Downloader:
             kwargs["headers"] = request.headers
         if request.body:
             kwargs["data"] = request.body
-        meta = request._meta
-        if meta:
+        if request.has_meta:
+            meta = request.meta
             proxy = meta.get("proxy")
             if proxy:
                 kwargs["proxy"] = proxy

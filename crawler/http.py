@@ -151,11 +151,14 @@ class Request:
         set_(self, "_fingerprint", None)
 
     @classmethod
-    def _trusted(
-        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
+    def from_trusted(
+        cls, url: str, callback: Callback | None = None, *, depth: int = 0, priority: int = 0,
+        dont_filter: bool = False,
     ) -> Request:
-        """A simple GET rebuilt from a URL this class validated before (a frontier's compact
-        form): no second parse of the URL."""
+        """A plain GET (no headers, body, meta, cb_kwargs or errback) rebuilt from a URL a
+        Request validated before: what a frontier stores of a :attr:`simple` request. The URL
+        is not parsed again (:attr:`yurl` parses it on first use), so it must be ``str`` of a
+        Request's ``url``; anything else belongs in the constructor."""
         self = object.__new__(cls)
         set_ = object.__setattr__
         set_(self, "url", url)
@@ -173,6 +176,30 @@ class Request:
         set_(self, "handle_status", _NO_STATUS)
         set_(self, "_fingerprint", None)
         return self
+
+    @classmethod
+    def _trusted(
+        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
+    ) -> Request:
+        """The former name of :meth:`from_trusted`, kept for callers not yet moved to it."""
+        return cls.from_trusted(url, callback, depth=depth, priority=priority,
+                                dont_filter=dont_filter)
+
+    @property
+    def simple(self) -> bool:
+        """True for a GET without headers, body, errback, meta, cb_kwargs or handle_status:
+        one that its URL, callback, depth, priority and dont_filter describe whole, so a
+        frontier may keep just those and rebuild it with :meth:`from_trusted`."""
+        return not (
+            self.method != "GET" or self.headers or self.body or self.errback or self._meta
+            or self._cb_kwargs or self.handle_status
+        )
+
+    @property
+    def has_meta(self) -> bool:
+        """Whether :attr:`meta` holds anything; reading this never creates the dict (most
+        requests have none, and the framework asks on every request)."""
+        return bool(self._meta)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Request is immutable; use request.replace({name}=...)")
@@ -214,13 +241,6 @@ class Request:
             object.__setattr__(self, "_fingerprint", fp)
         return fp
 
-    def _adopt(self, depth: int, priority: int) -> Request:
-        """Engine-internal: set the depth and priority of a request a callback just produced,
-        before anything else can hold it (cheaper than :meth:`replace` on the hot path)."""
-        object.__setattr__(self, "depth", depth)
-        object.__setattr__(self, "priority", priority)
-        return self
-
     def set_header(self, name: str, value: str) -> None:
         """Set one header on this request, in place: what a downloader middleware's
         ``process_request`` usually does (then it returns None). Headers are not part of
@@ -230,7 +250,14 @@ class Request:
         object.__setattr__(self, "headers", CIMultiDictProxy(headers))
 
     def replace(self, **changes: Any) -> Request:
-        """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared."""
+        """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared.
+
+        Changing only ``depth`` and ``priority`` (what the engine does to each request a
+        callback yields) copies the fields as they are, without validating the URL again: the
+        copy has the same fingerprint, which it keeps."""
+        if changes.keys() <= _ORDER_FIELDS:
+            return self._reordered(changes.get("depth", self.depth),
+                                   changes.get("priority", self.priority))
         kwargs: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
         kwargs["meta"] = dict(self.meta)
         kwargs["cb_kwargs"] = dict(self.cb_kwargs)
@@ -238,8 +265,28 @@ class Request:
         kwargs.update(changes)
         return Request(**kwargs)
 
+    def _reordered(self, depth: int, priority: int) -> Request:
+        new = object.__new__(Request)
+        set_ = object.__setattr__
+        for name in _COPIED_SLOTS:
+            set_(new, name, getattr(self, name))
+        meta, cb_kwargs = self._meta, self._cb_kwargs
+        set_(new, "_meta", dict(meta) if meta is not None else None)
+        set_(new, "_cb_kwargs", dict(cb_kwargs) if cb_kwargs is not None else None)
+        set_(new, "depth", int(depth))
+        set_(new, "priority", int(priority))
+        return new
+
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
+
+
+#: replace() changes that keep the URL and fingerprint: a copy without a second validation.
+_ORDER_FIELDS = frozenset({"depth", "priority"})
+_COPIED_SLOTS = tuple(
+    name for name in Request.__slots__
+    if name not in ("_meta", "_cb_kwargs", "depth", "priority")
+)
 
 
 def _with_cookies(
