@@ -18,6 +18,13 @@ minimum delay, which AutoThrottle (:mod:`crawler.throttle`) moves above; ``Retry
 pauses the host alone. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
 ``max_repeated_segments`` when a request is produced (:meth:`Engine._allowed`),
 ``max_pages_per_host`` when it is about to be fetched. Every drop is counted by reason.
+
+Size: this module is longer than the others (about 900 lines) because it is the run loop
+and the per-request path with every branch that path takes (robots, failed hosts, retries,
+redirects, errbacks, callback output, the ack); the decisions themselves live elsewhere as
+functions of a request and a response (:mod:`crawler.redirect`, :mod:`crawler.filters`,
+:mod:`crawler.throttle`, :mod:`crawler.robots`). What is left here is the order of those steps
+and what each outcome does to the frontier, which reads best in one place, top to bottom.
 """
 from __future__ import annotations
 
