@@ -625,7 +625,16 @@ def _css_links(selector: Selector, css: str) -> list[str | None]:
     matches = _css_xpath(css, selector.type)(selector.root)
     if not isinstance(matches, list):
         return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
-    return [node if type(node) is str else _link_of(node) for node in matches]
+    from lxml.html import HtmlElement
+
+    out: list[str | None] = []
+    for node in matches:
+        if type(node) is not str:
+            # The common element, an HTML one with an href, read inline; the rest by _link_of.
+            href = node.get("href") if type(node) is HtmlElement else None
+            node = href if href is not None else _link_of(node)
+        out.append(node)
+    return out
 
 
 def _link_of(node: Any) -> str | None:
