@@ -722,6 +722,7 @@ class BigPage(Spider):
     had turned into requests when the first of them had been fetched."""
 
     name = "bigpage"
+    site: TestSite
     n = 200_000
     built_when_fetched: int | None = None
 
@@ -770,6 +771,7 @@ class Holding(Spider):
     """A callback that yields 500 requests, then reads the engine's gauges while it runs."""
 
     name = "holding"
+    site: TestSite
     seen: tuple[int, int] | None = None
     engine: Any = None
 

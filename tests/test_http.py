@@ -160,7 +160,7 @@ def test_replace_of_depth_and_priority_keeps_the_rest_and_copies_meta() -> None:
     assert copy.meta == {"k": [1]} and copy.meta is not original.meta
     assert copy.cb_kwargs == {"x": 1} and copy.cb_kwargs is not original.cb_kwargs
     with pytest.raises(AttributeError):
-        copy.depth = 4  # type: ignore[misc]
+        copy.depth = 4
 
 
 def test_a_simple_request_is_rebuilt_whole_from_its_trusted_parts() -> None:
