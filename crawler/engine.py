@@ -163,9 +163,6 @@ class Engine:
         # output middlewares: they may change or drop what a callback yields.
         # Output middlewares may change what a page yields: they see every link.
         self._known = None if middlewares.has_output_hooks else frontier.known
-        # A frontier that answers in the process (it offers `known`: no I/O) is asked for the
-        # next request by the task that just finished one (see _run).
-        self._chain = frontier.known is not None
 
     # ------------------------------------------------------------------ run loop
 
@@ -253,19 +250,8 @@ class Engine:
                     pass
 
     async def _run(self, lease: Lease) -> None:
-        """One place under ``concurrency``: the leased request, then, with a frontier that
-        answers in the process, the next one it has ready right now, and so on: a request that
-        ends hands its place on without a new task or a round through the feeder."""
-        frontier = self.frontier
         try:
-            while True:
-                await self._process(lease)
-                if not self._chain or self._stopping is not None:
-                    return
-                leased = await frontier.lease(1)
-                if not leased:
-                    return
-                lease = leased[0]
+            await self._process(lease)
         finally:
             self._active -= 1
             self._wake.set()
