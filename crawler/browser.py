@@ -109,8 +109,8 @@ _DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-en
 def renders(request: Request, default: bool) -> bool:
     """Whether ``request`` is rendered in the browser: its ``meta["browser"]`` or
     ``meta["playwright"]`` when set, else ``default`` (the spider's or the crawl's)."""
-    meta = request._meta
-    if meta:
+    if request.has_meta:
+        meta = request.meta
         value = meta.get("browser")
         if value is None:
             value = meta.get("playwright")

@@ -18,6 +18,13 @@ minimum delay, which AutoThrottle (:mod:`crawler.throttle`) moves above; ``Retry
 pauses the host alone. Spider-trap budgets: ``depth_limit``, ``url_length_limit`` and
 ``max_repeated_segments`` when a request is produced (:meth:`Engine._allowed`),
 ``max_pages_per_host`` when it is about to be fetched. Every drop is counted by reason.
+
+Size: this module is longer than the others (about 900 lines) because it is the run loop
+and the per-request path with every branch that path takes (robots, failed hosts, retries,
+redirects, errbacks, callback output, the ack); the decisions themselves live elsewhere as
+functions of a request and a response (:mod:`crawler.redirect`, :mod:`crawler.filters`,
+:mod:`crawler.throttle`, :mod:`crawler.robots`). What is left here is the order of those steps
+and what each outcome does to the frontier, which reads best in one place, top to bottom.
 """
 from __future__ import annotations
 
@@ -118,6 +125,9 @@ class Engine:
                 throttle.start(slot)
         self._wake = asyncio.Event()
         self._active = 0  # leased and in the per-request path right now
+        #: The request batches being filled (a running callback's, the seeder's), by id: for
+        #: gauges(), never read on the per-request path.
+        self._held: dict[int, list[Request]] = {}
         self._seeding = True
         self._stopping: str | None = None
         self._retry_codes = frozenset(settings.retry_http_codes)
@@ -170,8 +180,10 @@ class Engine:
         self._wake.set()
 
     def gauges(self) -> tuple[int, int]:
-        """(leased and not started, in flight) for the progress display."""
-        return 0, self._active
+        """(requests made and not yet in the frontier, in flight) for the progress display:
+        what running callbacks and the seeder hold in their current batch (the display adds
+        the frontier's own pending count), and the requests in the per-request path."""
+        return sum(len(batch) for batch in self._held.values()), self._active
 
     async def run(self) -> str:
         """Crawl until the frontier is finished or a stop is asked; returns the reason."""
@@ -254,6 +266,7 @@ class Engine:
             self._seeding = False
             self._wake.set()
             return
+        self._held[id(batch)] = batch
         try:
             async for request in self._start_requests():
                 if self._stopping is not None:
@@ -264,8 +277,8 @@ class Engine:
                     continue
                 batch.append(request)
                 if len(batch) >= _SEED_BATCH:
-                    await self._add(batch)
-                    batch = []
+                    await self._add(batch[:])
+                    batch.clear()
                     await asyncio.sleep(0)
             if batch:
                 await self._add(batch)
@@ -277,6 +290,7 @@ class Engine:
             logger.exception("start() of %r failed: %s", self.spider, exc)
             self.stats.inc(f"errors/{type(exc).__name__}")
         finally:
+            del self._held[id(batch)]
             self._seeding = False
             self._wake.set()
 
@@ -484,8 +498,7 @@ class Engine:
     def _page_budget(self, request: Request, key: str) -> bool:
         """max_pages_per_host: count this fetch against its host; False when spent. A retry
         was counted the first time."""
-        meta = request._meta
-        if meta and meta.get("retry_times"):
+        if request.has_meta and request.meta.get("retry_times"):
             return True
         done = self._host_pages.get(key, 0)
         if done >= self._max_pages:
@@ -530,7 +543,7 @@ class Engine:
         handled = (
             status in request.handle_status or status in self._handle_status or self._handle_all
         )
-        meta = request._meta
+        meta = request.meta if request.has_meta else None
         if meta and not handled:
             handled = bool(meta.get("handle_httpstatus_all")) or status in meta.get(
                 "handle_httpstatus_list", ()
@@ -700,6 +713,8 @@ class Engine:
         items: list[Any] = []
         batch = _OUTPUT_BATCH
         stream_items = not self._outbox
+        held = self._held
+        held[id(children)] = children
         try:
             result = callback(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -723,6 +738,8 @@ class Engine:
             self.stop(exc.reason)
         except Exception as exc:
             self._count_error(exc, request, where=getattr(callback, "__name__", "callback"))
+        finally:
+            del held[id(children)]
         return children, items
 
     async def _route(
@@ -733,7 +750,9 @@ class Engine:
         if type(output) is Request:
             depth = parent.depth + 1
             if output.depth < depth:
-                output._adopt(depth, output.priority + self._depth_priority * depth)
+                output = output.replace(
+                    depth=depth, priority=output.priority + self._depth_priority * depth
+                )
             if self._allowed(output) and self._storable(output):
                 children.append(output)
             return

@@ -9,7 +9,7 @@ once, on first use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import urlencode
@@ -151,11 +151,14 @@ class Request:
         set_(self, "_fingerprint", None)
 
     @classmethod
-    def _trusted(
-        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
+    def from_trusted(
+        cls, url: str, callback: Callback | None = None, *, depth: int = 0, priority: int = 0,
+        dont_filter: bool = False,
     ) -> Request:
-        """A simple GET rebuilt from a URL this class validated before (a frontier's compact
-        form): no second parse of the URL."""
+        """A plain GET (no headers, body, meta, cb_kwargs or errback) rebuilt from a URL a
+        Request validated before: what a frontier stores of a :attr:`simple` request. The URL
+        is not parsed again (:attr:`yurl` parses it on first use), so it must be ``str`` of a
+        Request's ``url``; anything else belongs in the constructor."""
         self = object.__new__(cls)
         set_ = object.__setattr__
         set_(self, "url", url)
@@ -173,6 +176,30 @@ class Request:
         set_(self, "handle_status", _NO_STATUS)
         set_(self, "_fingerprint", None)
         return self
+
+    @classmethod
+    def _trusted(
+        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
+    ) -> Request:
+        """The former name of :meth:`from_trusted`, kept for callers not yet moved to it."""
+        return cls.from_trusted(url, callback, depth=depth, priority=priority,
+                                dont_filter=dont_filter)
+
+    @property
+    def simple(self) -> bool:
+        """True for a GET without headers, body, errback, meta, cb_kwargs or handle_status:
+        one that its URL, callback, depth, priority and dont_filter describe whole, so a
+        frontier may keep just those and rebuild it with :meth:`from_trusted`."""
+        return not (
+            self.method != "GET" or self.headers or self.body or self.errback or self._meta
+            or self._cb_kwargs or self.handle_status
+        )
+
+    @property
+    def has_meta(self) -> bool:
+        """Whether :attr:`meta` holds anything; reading this never creates the dict (most
+        requests have none, and the framework asks on every request)."""
+        return bool(self._meta)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Request is immutable; use request.replace({name}=...)")
@@ -214,13 +241,6 @@ class Request:
             object.__setattr__(self, "_fingerprint", fp)
         return fp
 
-    def _adopt(self, depth: int, priority: int) -> Request:
-        """Engine-internal: set the depth and priority of a request a callback just produced,
-        before anything else can hold it (cheaper than :meth:`replace` on the hot path)."""
-        object.__setattr__(self, "depth", depth)
-        object.__setattr__(self, "priority", priority)
-        return self
-
     def set_header(self, name: str, value: str) -> None:
         """Set one header on this request, in place: what a downloader middleware's
         ``process_request`` usually does (then it returns None). Headers are not part of
@@ -230,7 +250,14 @@ class Request:
         object.__setattr__(self, "headers", CIMultiDictProxy(headers))
 
     def replace(self, **changes: Any) -> Request:
-        """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared."""
+        """A copy with ``changes`` applied; ``meta`` and ``cb_kwargs`` are copied, not shared.
+
+        Changing only ``depth`` and ``priority`` (what the engine does to each request a
+        callback yields) copies the fields as they are, without validating the URL again: the
+        copy has the same fingerprint, which it keeps."""
+        if changes.keys() <= _ORDER_FIELDS:
+            return self._reordered(changes.get("depth", self.depth),
+                                   changes.get("priority", self.priority))
         kwargs: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
         kwargs["meta"] = dict(self.meta)
         kwargs["cb_kwargs"] = dict(self.cb_kwargs)
@@ -238,8 +265,28 @@ class Request:
         kwargs.update(changes)
         return Request(**kwargs)
 
+    def _reordered(self, depth: int, priority: int) -> Request:
+        new = object.__new__(Request)
+        set_ = object.__setattr__
+        for name in _COPIED_SLOTS:
+            set_(new, name, getattr(self, name))
+        meta, cb_kwargs = self._meta, self._cb_kwargs
+        set_(new, "_meta", dict(meta) if meta is not None else None)
+        set_(new, "_cb_kwargs", dict(cb_kwargs) if cb_kwargs is not None else None)
+        set_(new, "depth", int(depth))
+        set_(new, "priority", int(priority))
+        return new
+
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
+
+
+#: replace() changes that keep the URL and fingerprint: a copy without a second validation.
+_ORDER_FIELDS = frozenset({"depth", "priority"})
+_COPIED_SLOTS = tuple(
+    name for name in Request.__slots__
+    if name not in ("_meta", "_cb_kwargs", "depth", "priority")
+)
 
 
 def _with_cookies(
@@ -439,7 +486,7 @@ class Response:
         css: str | None = None,
         xpath: str | None = None,
         **kwargs: Any,
-    ) -> list[Request]:
+    ) -> Iterator[Request]:
         """Requests for every link in ``hrefs`` (as :meth:`follow` takes them), or in the
         elements matched by ``css`` / ``xpath`` (``<a>``/``<link>`` elements give their href;
         attribute selections give their value). ``callback`` may be given positionally, as in
@@ -450,6 +497,12 @@ class Response:
         whose request the frontier already has (or that appears twice in ``hrefs``) gets no
         Request at all: it would be dropped as a duplicate anyway, and it is counted as one
         (``duplicates_filtered``). ``dont_filter=True``, another method or a body turn this off.
+
+        The result is an iterator, as Scrapy's is: each Request is built when it is taken, so
+        a page with a million links never holds a million Requests, and the links already
+        taken (and handed to the frontier by the engine) are known to the check above by the
+        time the later ones are looked at. The arguments are checked, and ``css`` / ``xpath``
+        evaluated, when it is called. ``list(response.follow_all(...))`` gives a list.
         """
         if hrefs is None and "urls" in kwargs:
             hrefs = kwargs.pop("urls")
@@ -467,8 +520,17 @@ class Response:
         if known is not None and not _FINGERPRINT_KWARGS.isdisjoint(kwargs):
             known = None  # another fingerprint than a plain GET's, or no dedup at all
         if known is None:
-            return [r for r in (self._follow_link(h, callback, kwargs) for h in links) if r]
+            return self._follow_each(links, callback, kwargs)
         return self._follow_new(links, callback, kwargs, known)
+
+    def _follow_each(
+        self, links: Iterable[str | URL | Selector | Link | None], callback: Callback | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[Request]:
+        for href in links:
+            request = self._follow_link(href, callback, kwargs)
+            if request is not None:
+                yield request
 
     def _follow_link(
         self, href: str | URL | Selector | Link | None, callback: Callback | None,
@@ -482,55 +544,62 @@ class Response:
     def _follow_new(
         self, links: Iterable[str | URL | Selector | Link | None], callback: Callback | None,
         kwargs: dict[str, Any], known: Callable[[bytes], bool],
-    ) -> list[Request]:
+    ) -> Iterator[Request]:
         """follow_all for links the frontier does not know yet (plain GETs, deduplicated).
 
         A link seen before is recognised by a key its URL depends on alone, through a bounded
         memo of fingerprints: one concatenation and two lookups, no URL parsing. The key is
         the origin plus the link for ``/path`` links (the same on every page of the origin),
         the link itself for a plain absolute ``http(s)://host...`` one, and the page's base
-        plus the link for anything else."""
+        plus the link for anything else.
+
+        The fingerprints yielded from this page are remembered too, in a set cleared when it
+        reaches :data:`_PAGE_SEEN_SIZE`: the engine hands a callback's requests to the
+        frontier in batches smaller than that, so a repeat further down a huge page is known
+        to the frontier by then, and one that slips through is dropped by the frontier."""
         base = self._base
         prefixes = _base_prefixes(base)
         origin = prefixes[0] if prefixes is not None else None
         page = f"{base}\0"
         memo = _LINK_FINGERPRINTS
         batch: set[bytes] = set()
-        out: list[Request] = []
         repeats = 0
-        for href in links:
-            key = None
-            if type(href) is str:
-                if origin is not None and href[:1] == "/" and href[1:2] != "/":
-                    key = origin + href  # "/x" means the same on every page of the origin
-                elif (
-                    href.startswith(("http://", "https://"))
-                    and href[href.find("//") + 2:][:1] not in ("/", "")
-                    and href.isprintable()  # no tab or newline, which would be removed
-                ):
-                    key = href  # resolved without the base
-                else:
-                    key = page + href
-                fp = memo.get(key)
-                if fp is not None and (fp in batch or known(fp)):
+        try:
+            for href in links:
+                key = None
+                if type(href) is str:
+                    if origin is not None and href[:1] == "/" and href[1:2] != "/":
+                        key = origin + href  # "/x" means the same on every page of the origin
+                    elif (
+                        href.startswith(("http://", "https://"))
+                        and href[href.find("//") + 2:][:1] not in ("/", "")
+                        and href.isprintable()  # no tab or newline, which would be removed
+                    ):
+                        key = href  # resolved without the base
+                    else:
+                        key = page + href
+                    fp = memo.get(key)
+                    if fp is not None and (fp in batch or known(fp)):
+                        repeats += 1
+                        continue
+                request = self._follow_link(href, callback, kwargs)
+                if request is None:
+                    continue
+                fp = request.fingerprint
+                if key is not None:
+                    if len(memo) >= _LINK_MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = fp
+                if fp in batch or known(fp):
                     repeats += 1
                     continue
-            request = self._follow_link(href, callback, kwargs)
-            if request is None:
-                continue
-            fp = request.fingerprint
-            if key is not None:
-                if len(memo) >= _LINK_MEMO_SIZE:
-                    memo.clear()
-                memo[key] = fp
-            if fp in batch or known(fp):
-                repeats += 1
-                continue
-            batch.add(fp)
-            out.append(request)
-        if repeats and self.stats is not None:
-            self.stats.inc("duplicates_filtered", repeats)
-        return out
+                if len(batch) >= _PAGE_SEEN_SIZE:
+                    batch.clear()
+                batch.add(fp)
+                yield request
+        finally:
+            if repeats and self.stats is not None:
+                self.stats.inc("duplicates_filtered", repeats)
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
@@ -545,19 +614,26 @@ _FINGERPRINT_KWARGS = frozenset({"method", "body", "json", "form", "dont_filter"
 #: full. Shared by every response of the process: links repeat across pages.
 _LINK_FINGERPRINTS: dict[str, bytes] = {}
 _LINK_MEMO_SIZE = 100_000
+#: Fingerprints one follow_all() remembers of its own links (see Response._follow_new).
+_PAGE_SEEN_SIZE = 10_000
 
 
 def _css_links(selector: Selector, css: str) -> list[str | None]:
     """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
-    the lxml tree directly: parsel would wrap every match in a Selector first, and lxml would
-    build a Python object for every element (the XPath returns the href strings instead)."""
+    the lxml tree directly: parsel would wrap every match in a Selector first. The document is
+    walked once; an element gives its href (or src) read from the lxml element."""
     matches = _css_xpath(css, selector.type)(selector.root)
     if not isinstance(matches, list):
         return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
-    out: list[str | None] = matches
-    for i, node in enumerate(matches):
+    from lxml.html import HtmlElement
+
+    out: list[str | None] = []
+    for node in matches:
         if type(node) is not str:
-            out[i] = _link_of(node)
+            # The common element, an HTML one with an href, read inline; the rest by _link_of.
+            href = node.get("href") if type(node) is HtmlElement else None
+            node = href if href is not None else _link_of(node)
+        out.append(node)
     return out
 
 
@@ -575,17 +651,13 @@ def _link_of(node: Any) -> str | None:
 
 @lru_cache(maxsize=256)
 def _css_xpath(css: str, kind: str) -> Any:
-    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does. Without a
-    pseudo-element (``::attr``, ``::text``), elements with an href give the attribute's value
-    and the others themselves, in document order (one result per element)."""
+    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does: strings
+    for a pseudo-element (``::attr``, ``::text``), else the elements, in document order."""
     from lxml import etree
     from parsel.csstranslator import GenericTranslator, HTMLTranslator
 
     translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
-    xpath = translator.css_to_xpath(css)
-    if "::" not in css:
-        xpath = f"({xpath})/@href | ({xpath})[not(@href)]"
-    return etree.XPath(xpath, smart_strings=False)
+    return etree.XPath(translator.css_to_xpath(css), smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:

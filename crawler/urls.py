@@ -71,8 +71,7 @@ def parse_url(url: str | URL, base: URL | None = None) -> URL:
             # parsed once: cheaper than parsing it alone and joining, with the RFC 3986
             # result (yarl removes dot segments while parsing), and it avoids a yarl bug:
             # URL.join decodes the base path ("/a%20b/" joined with "c" gives "/a b/c").
-            last = _last_base  # links of one page share its base: skip even the lru lookup
-            prefixes = last[1] if last[0] is base else _remember_base(base)
+            prefixes = _base_prefixes(base)
             if prefixes is not None:
                 first = text[0]
                 if first == "/":
@@ -121,16 +120,6 @@ def parse_url(url: str | URL, base: URL | None = None) -> URL:
     if parsed.explicit_port == 0:
         raise InvalidURL(url, "port 0 is not usable")
     return parsed
-
-
-_last_base: tuple[URL | None, tuple[str, str] | None] = (None, None)
-
-
-def _remember_base(base: URL) -> tuple[str, str] | None:
-    global _last_base
-    prefixes = _base_prefixes(base)
-    _last_base = (base, prefixes)
-    return prefixes
 
 
 @lru_cache(maxsize=64)

@@ -148,7 +148,7 @@ async def test_list_from_a_json_endpoint_and_response_follow_is_plain(
             yield Request(f"{js.url}/list", meta={"playwright": True})  # scrapy-playwright's key
 
         def parse(self, response: Response) -> Any:
-            requests = response.follow_all(css="li.product a", callback=self.product)
+            requests = list(response.follow_all(css="li.product a", callback=self.product))
             followed.extend(renders(r, False) for r in requests)
             yield from requests[:3]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,8 +12,9 @@ import orjson
 
 from crawler import CloseSpider, DropItem, Failure, Item, Request, Response, Spider
 from crawler.errors import DownloadTimeout, HttpError, RedirectError
+from crawler.runner import run_spider
 
-from .conftest import assert_spaced, crawl
+from .conftest import assert_spaced, crawl, make_settings
 from .servers import Canned, TestSite
 
 
@@ -713,3 +715,88 @@ async def test_proxy_for_the_crawl_and_per_request(site: TestSite, tmp_path: Pat
     assert {i["url"]: i["proxy"] for i in items} == {
         f"{site.url}/page/1": "a", f"{site.url}/page/2": "b"}
     assert via_a == [f"{site.url}/page/1"] and via_b == [f"{site.url}/page/2"]
+
+
+class BigPage(Spider):
+    """One page of ``n`` links followed with follow_all: records how many links follow_all
+    had turned into requests when the first of them had been fetched."""
+
+    name = "bigpage"
+    site: TestSite
+    n = 200_000
+    built_when_fetched: int | None = None
+
+    async def start(self) -> Any:
+        yield Request(f"{self.site.url}/links?n={self.n}", callback=self.parse_big)
+
+    async def parse_big(self, response: Response) -> Any:
+        read = 0  # links follow_all has taken (each one it takes becomes a request at once)
+
+        def links() -> Iterator[str]:
+            nonlocal read
+            for href in response.css("a::attr(href)").getall():
+                read += 1
+                yield href
+
+        for yielded, request in enumerate(response.follow_all(links(), self.parse_page), 1):
+            yield request
+            if yielded == 5000:  # several batches out: wait until the first is fetched
+                for _ in range(2000):
+                    if self.site.stats.hits["/page/0"]:
+                        break
+                    await asyncio.sleep(0.01)
+            if BigPage.built_when_fetched is None and self.site.stats.hits["/page/0"]:
+                BigPage.built_when_fetched = read
+        raise CloseSpider("big page done")
+
+    def parse_page(self, response: Response) -> Any:
+        return []
+
+
+async def test_a_huge_pages_links_are_fetched_while_follow_all_builds_them(
+    site: TestSite, tmp_path: Path
+) -> None:
+    """follow_all is lazy and the engine takes a callback's output in batches: the first
+    links of a 200,000-link page are fetched while most of its requests are not built yet."""
+    BigPage.built_when_fetched = None
+    result = await run_spider(BigPage, make_settings(concurrency=8), spider_args={"site": site},
+                              warn_no_output=False, summary=False)
+    assert result.reason == "big page done"
+    built = BigPage.built_when_fetched
+    assert built is not None and built <= 5000 < BigPage.n
+    assert result.stats["requests_enqueued"] >= BigPage.n  # every link reached the frontier
+
+
+class Holding(Spider):
+    """A callback that yields 500 requests, then reads the engine's gauges while it runs."""
+
+    name = "holding"
+    site: TestSite
+    seen: tuple[int, int] | None = None
+    engine: Any = None
+
+    async def start(self) -> Any:
+        yield Request(f"{self.site.url}/links?n=0", callback=self.parse_many)
+
+    async def parse_many(self, response: Response) -> Any:
+        for i in range(500):
+            yield Request(f"{self.site.url}/page/{i}", callback=self.parse_page)
+        await asyncio.sleep(0)
+        Holding.seen = Holding.engine.gauges()
+
+    def parse_page(self, response: Response) -> Any:
+        return []
+
+
+async def test_gauges_count_the_requests_a_running_callback_holds(
+    site: TestSite, tmp_path: Path
+) -> None:
+    def keep(engine: Any) -> None:
+        Holding.engine = engine
+
+    Holding.seen = None
+    result = await run_spider(Holding, make_settings(), spider_args={"site": site},
+                              on_engine=keep, warn_no_output=False, summary=False)
+    assert Holding.seen == (500, 1)  # the batch not yet in the frontier; its own request
+    assert result.stats["status/200"] == 501
+    assert Holding.engine.gauges() == (0, 0)

@@ -1,10 +1,13 @@
-"""Response.follow_all: links read from the elements, and known links skipped before a Request."""
+"""Request and Response: follow_all (links read from the elements, known links skipped before a
+Request, built lazily), replace, the trusted constructor."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from crawler import Request, Response, Spider
 from crawler.fingerprint import request_fingerprint
@@ -55,14 +58,14 @@ def test_repeats_within_one_page_are_dropped_too() -> None:
     r.known = set().__contains__
     assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/x", "http://h.example/y"]
     r.known = None  # no frontier check: every link becomes a request, as before
-    assert len(r.follow_all(css="a")) == 4
+    assert len(list(r.follow_all(css="a"))) == 4
 
 
 def test_no_skipping_for_requests_with_another_fingerprint() -> None:
     r = page(body=b'<a href="/x">1</a>')
     r.known = {Request("http://h.example/x").fingerprint}.__contains__
-    assert r.follow_all(css="a") == []
-    assert len(r.follow_all(css="a", dont_filter=True)) == 1
+    assert list(r.follow_all(css="a")) == []
+    assert len(list(r.follow_all(css="a", dont_filter=True))) == 1
     posted = r.follow_all(css="a", method="POST", body=b"q")
     assert [q.fingerprint for q in posted] == [
         request_fingerprint("POST", "http://h.example/x", b"q")]
@@ -127,3 +130,52 @@ def test_links_that_depend_on_the_page_are_not_shared_between_pages() -> None:
     other.known = {q.fingerprint for q in first.follow_all(css="a")}.__contains__
     assert [q.url for q in other.follow_all(css="a")] == ["http://two.example/x",
                                                           "http://two.example/b/p.html"]
+
+
+def test_follow_all_is_lazy_and_builds_each_request_when_taken() -> None:
+    taken = 0
+
+    def hrefs() -> Iterator[str]:
+        nonlocal taken
+        for i in range(1000):
+            taken += 1
+            yield f"/p/{i}"
+
+    r = page(body=b"")
+    r.known = set().__contains__
+    requests = r.follow_all(hrefs())
+    assert taken == 0  # nothing read yet
+    first = next(iter(requests))
+    assert first.url == "http://h.example/p/0" and taken == 1
+    assert len(list(requests)) == 999 and taken == 1000
+
+
+def test_replace_of_depth_and_priority_keeps_the_rest_and_copies_meta() -> None:
+    original = Request("http://h.example/a?b=1", "parse", meta={"k": [1]}, cb_kwargs={"x": 1},
+                       headers={"X-A": "1"})
+    copy = original.replace(depth=3, priority=-2)
+    assert (copy.depth, copy.priority, original.depth, original.priority) == (3, -2, 0, 0)
+    assert copy.fingerprint == original.fingerprint and copy.url == original.url
+    assert copy.headers["X-A"] == "1" and copy.callback == "parse"
+    assert copy.meta == {"k": [1]} and copy.meta is not original.meta
+    assert copy.cb_kwargs == {"x": 1} and copy.cb_kwargs is not original.cb_kwargs
+    with pytest.raises(AttributeError):
+        copy.depth = 4
+
+
+def test_a_simple_request_is_rebuilt_whole_from_its_trusted_parts() -> None:
+    simple = Request("http://h.example/a", "parse", depth=2, priority=5, dont_filter=True)
+    assert simple.simple and not simple.has_meta
+    rebuilt = Request.from_trusted(simple.url, "parse", depth=2, priority=5, dont_filter=True)
+    assert rebuilt.simple
+    assert [getattr(rebuilt, f) for f in ("url", "method", "callback", "depth", "priority",
+                                          "dont_filter", "body")] == \
+        [getattr(simple, f) for f in ("url", "method", "callback", "depth", "priority",
+                                      "dont_filter", "body")]
+    assert rebuilt.fingerprint == simple.fingerprint and rebuilt.yurl == simple.yurl
+    assert not Request("http://h.example/a", meta={"m": 1}).simple
+    assert not Request("http://h.example/a", method="POST").simple
+    flagged = Request("http://h.example/a")
+    assert not flagged.has_meta and flagged._meta is None  # asking creates nothing
+    flagged.meta["x"] = 1  # meta stays the one mutable part
+    assert flagged.has_meta and not flagged.simple
