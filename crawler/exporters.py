@@ -21,8 +21,8 @@ Contracts shared by every exporter:
   not only after :meth:`Exporter.close`.
 - Values are encoded like pydantic's JSON mode: ``Decimal`` becomes a string, datetimes ISO
   8601 (``Z`` for UTC), ``UUID`` and ``Enum`` their value, sets lists, non-string dict keys
-  strings. A value of an unknown type is written as ``str(value)`` (with one warning per type)
-  rather than losing the item.
+  strings. A value of an unknown type is written as ``str(value)`` (with one warning per type
+  and crawl) rather than losing the item.
 
 Writes are blocking file I/O; they land in the page cache and are fast, so the engine calls
 them directly. ``fsync=True`` makes :meth:`Exporter.flush` and :meth:`Exporter.close` also
@@ -41,6 +41,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
@@ -61,6 +62,7 @@ __all__ = [
     "format_for",
     "invalid_path_for",
     "open_exporter",
+    "reset_type_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,19 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 _CHUNK = 1 << 20
-_warned_types: set[type] = set()
+# The value types already warned about (written as ``str(value)``), one set per crawl: a
+# context variable, so the crawl's tasks and threads share it and the next crawl in the same
+# process starts with a fresh one (see :func:`reset_type_warnings`).
+_warned_types: ContextVar[set[type] | None] = ContextVar("crawler_warned_types", default=None)
+
+
+def reset_type_warnings() -> None:
+    """Start a fresh set of types warned about, for the crawl that starts in this context.
+
+    The runner calls it once at the start of each crawl, before its tasks exist (they copy the
+    context, so they share the set). Without it, the first warning creates the set.
+    """
+    _warned_types.set(set())
 
 
 class Exporter(Protocol):
@@ -144,8 +158,12 @@ def _default(obj: Any) -> Any:
     if callable(dump):  # a pydantic model that was not dumped before reaching us
         return dump(mode="json")
     # Losing an item over one odd value is worse than a stringified value: keep it, say so.
-    if type(obj) not in _warned_types:
-        _warned_types.add(type(obj))
+    warned = _warned_types.get()
+    if warned is None:
+        warned = set()
+        _warned_types.set(warned)
+    if type(obj) not in warned:
+        warned.add(type(obj))
         logger.warning("cannot encode a value of type %s as JSON; writing str(value)",
                        type(obj).__qualname__)
     return str(obj)
@@ -684,12 +702,11 @@ class InvalidItemWriter:
     mistaken for this run's.
     """
 
-    __slots__ = ("_exporter", "_fsync", "_overwrite", "count", "path")
+    __slots__ = ("_exporter", "_fsync", "count", "path")
 
     def __init__(self, path: str, *, overwrite: bool, fsync: bool = False) -> None:
         self.path = path
         self._fsync = fsync
-        self._overwrite = overwrite
         self._exporter: JsonLinesExporter | None = None
         #: Records written by this writer.
         self.count = 0

@@ -32,6 +32,7 @@ from crawler.exporters import (
     format_for,
     invalid_path_for,
     open_exporter,
+    reset_type_warnings,
 )
 
 
@@ -448,3 +449,19 @@ def test_exporter_file_is_unbuffered(tmp_path: Path) -> None:
         assert b"v" in path.read_bytes()
         assert os.path.getsize(path) == exporter.tell()
         exporter.close()
+
+
+def test_unknown_type_warned_again_in_the_next_crawl(caplog: pytest.LogCaptureFixture) -> None:
+    class Odder:
+        def __str__(self) -> str:
+            return "odder!"
+
+    def one_crawl() -> None:
+        reset_type_warnings()
+        encode_item({"a": Odder()})
+        encode_item({"b": Odder()})
+
+    with caplog.at_level(logging.WARNING, logger="crawler.exporters"):
+        one_crawl()
+        one_crawl()
+    assert sum("Odder" in r.getMessage() for r in caplog.records) == 2
