@@ -157,6 +157,7 @@ from .codec import decode_request, encode_request
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
+    from ..exporters import Exporter
     from ..settings import Settings
 
 __all__ = [
@@ -1457,7 +1458,7 @@ class RedisFrontier:
             known.clear()  # bounded memory: forgetting only costs sending them again
         known.update(r.fingerprint for r in sent if not r.dont_filter)
 
-    async def drain(self, exporter: Any) -> int:
+    async def drain(self, exporter: Exporter) -> int:
         return 0
 
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:
