@@ -553,7 +553,7 @@ def open_exporter(path: str, *, overwrite: bool, fsync: bool = False,
                                      indent=indent)
         if fmt != "csv":
             raise ConfigError(f"unknown file format {fmt!r} for {path!r} (jsonl, json, csv)")
-        from .csvexporter import CsvExporter  # only a CSV output pays for the csv module
+        from .csvexporter import CsvExporter  # loaded by a CSV output only
 
         return CsvExporter(path, overwrite=overwrite, fsync=fsync, fields=fields,
                            encoding=encoding)
