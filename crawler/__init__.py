@@ -68,31 +68,53 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Static imports, one branch per module: nothing here is looked up from data.
+    value: Any
     if name in ("CloseSpider", "DropItem", "IgnoreRequest", "InvalidURL"):
-        from . import errors as module
+        from . import errors
+
+        value = getattr(errors, name)
     elif name in ("Failure", "Request", "Response"):
-        from . import http as module  # type: ignore[no-redef]
+        from . import http
+
+        value = getattr(http, name)
     elif name == "Item":
-        from . import items as module  # type: ignore[no-redef]
+        from . import items
+
+        value = getattr(items, name)
     elif name == "Spider":
-        from . import spider as module  # type: ignore[no-redef]
+        from . import spider
+
+        value = getattr(spider, name)
     elif name == "SitemapSpider":
-        from . import sitemap as module  # type: ignore[no-redef]
+        from . import sitemap
+
+        value = getattr(sitemap, name)
     elif name in ("CrawlSpider", "Rule"):
-        from . import crawlspider as module  # type: ignore[no-redef]
+        from . import crawlspider
+
+        value = getattr(crawlspider, name)
     elif name in ("DictItem", "Field"):
-        from . import dictitem as module  # type: ignore[no-redef]
+        from . import dictitem
+
+        value = getattr(dictitem, name)
     elif name in ("FormRequest", "JsonRequest"):
-        from . import forms as module  # type: ignore[no-redef]
+        from . import forms
+
+        value = getattr(forms, name)
     elif name == "ItemLoader":
-        from . import itemloader as module  # type: ignore[no-redef]
+        from . import itemloader
+
+        value = getattr(itemloader, name)
     elif name in ("Link", "LinkExtractor"):
-        from . import linkextractor as module  # type: ignore[no-redef]
+        from . import linkextractor
+
+        value = getattr(linkextractor, name)
     elif name == "run":
-        from . import scripting as module  # type: ignore[no-redef]
+        from . import scripting
+
+        value = getattr(scripting, name)
     else:
         raise AttributeError(f"module 'crawler' has no attribute {name!r}")
-    value = getattr(module, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -4,6 +4,9 @@ Exit codes: 0 the crawl finished (or was stopped gracefully), 1 the crawl failed
 that raised before yielding any request) or ``crawler parse`` could not run the callback
 (robots.txt, an HTTP error status, a download error), 2 a usage, settings or
 spider error (nothing was fetched), 130 stopped at once by a second Ctrl-C.
+
+This module parses the command lines and runs crawls; the other ``crawler`` subcommands
+live in :mod:`crawler.tools`, imported only when one of them runs.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ConfigError, InvalidURL
+from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .runner import ParseResult
     from .settings import Settings
     from .spider import Spider
 
@@ -168,7 +170,7 @@ def _crawl_processes(
         return EXIT_USAGE
 
 
-def _spider_and_settings(
+def load_spider_and_settings(
     name: str, project: Path, cli_settings: list[str]
 ) -> tuple[type[Spider], Settings]:
     """The spider class called ``name`` and its settings (see :func:`_load`)."""
@@ -389,41 +391,25 @@ def crawler_main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"crawler {__version__}")
         return EXIT_OK
+    from . import tools  # here: each tool imports what it needs when it runs
+
     if args.command == "list":
-        return _list(args.project)
+        return tools.list_spiders(args.project)
     if args.command == "parse":
-        return _parse(args)
+        return tools.parse(args)
     if args.command in ("startproject", "genspider"):
-        return _scaffold(args)
+        return tools.scaffold(args)
     if args.command == "demo":
-        return _demo(args.output, args.overwrite_output, args.books)
+        return tools.demo(args.output, args.overwrite_output, args.books)
     if args.command == "frontier":
-        return _frontier(args)
+        return tools.frontier(args)
     if args.command == "merge":
-        return _merge(args)
+        return tools.merge(args)
     if args.command == "report":
-        return _report(args.stats, args.output)
+        return tools.report(args.stats, args.output)
     if args.command in ("shell", "fetch", "view"):
-        return _fetch_command(args)
+        return tools.fetch(args)
     return EXIT_USAGE
-
-
-def _report(paths: list[str], output: str) -> int:
-    """``crawler report STATS.json... -o FILE``: the HTML report of saved stats."""
-    from .report import load_stats, write_report
-
-    try:
-        stats = load_stats(paths)
-        names = ", ".join(map(os.path.basename, paths))
-        write_report(stats, output, title=f"Crawl report: {names}")
-    except ConfigError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"crawler: error: cannot write {output!r}: {exc.strerror}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"Wrote {output}", file=sys.stderr)
-    return EXIT_OK
 
 
 def _runspider(argv: list[str]) -> int:
@@ -433,229 +419,6 @@ def _runspider(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("crawler runspider: interrupted before the crawl started", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def _fetch_command(args: argparse.Namespace) -> int:
-    """``crawler fetch URL [--headers]``, ``crawler view URL``, ``crawler shell [URL]``."""
-    from .http import Request
-    from .settings import build_settings
-    from .shell import fetch_one, open_in_browser, start_shell
-
-    try:
-        settings = build_settings(project_dir=Path.cwd(), cli=args.settings)
-        setup_logging(settings.log_level if args.command == "shell" else "WARNING")
-        if args.command == "shell":
-            start_shell(settings, args.url)
-            return EXIT_OK
-        response = run_async(fetch_one(settings, Request(args.url)))
-    except (ConfigError, InvalidURL) as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:  # a download error: say what, not a traceback
-        print(f"crawler: {args.command} {args.url} failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.command == "view":
-        open_in_browser(response)
-        return EXIT_OK
-    if args.headers:
-        print(f"{response.status} {response.url}")
-        for key, value in response.headers.items():
-            print(f"{key}: {value}")
-    else:
-        sys.stdout.buffer.write(response.body)
-        sys.stdout.flush()
-    return EXIT_OK
-
-
-def _frontier(args: argparse.Namespace) -> int:
-    """``crawler frontier status|purge|list``: a shared crawl's state, or clearing it."""
-    import json
-
-    from .frontier.redis_admin import frontier_crawls, frontier_purge, frontier_status
-    from .settings import build_settings
-
-    try:
-        settings = build_settings(project_dir=(args.project or Path.cwd()).resolve())
-        url = args.frontier or settings.frontier_url
-        crawl_id = settings.crawl_id if args.crawl_id is None else args.crawl_id
-        if not url:
-            raise ConfigError("no frontier: give --frontier redis://host:port/db")
-        if args.action == "list":
-            for spider, cid in run_async(frontier_crawls(url)):
-                print(f"{spider}\t{cid or '(no crawl_id)'}")
-            return EXIT_OK
-        if not args.spider:
-            raise ConfigError(f"frontier {args.action} needs --spider NAME")
-        if args.action == "purge":
-            deleted = run_async(frontier_purge(url, args.spider, crawl_id))
-            print(f"purged {deleted} keys of crawl {args.spider!r} {crawl_id!r}")
-            return EXIT_OK
-        known = run_async(frontier_crawls(url))
-        if (args.spider, crawl_id) not in known:
-            # A typo in --crawl-id must not read as a crawl that is running.
-            others = ", ".join(cid or "(no crawl_id)" for name, cid in known
-                               if name == args.spider) or "none"
-            print(f"crawl {args.spider!r} crawl_id {crawl_id!r}: unknown (no such crawl in "
-                  f"{url}; crawl ids of {args.spider!r} there: {others})", file=sys.stderr)
-            return EXIT_FAILED
-        status = run_async(frontier_status(url, args.spider, crawl_id))
-    except ConfigError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(status, indent=2, default=str))
-        return EXIT_OK
-    print(f"crawl {args.spider!r} crawl_id {crawl_id!r}: "
-          f"{'finished' if status.get('finished') else 'running'}")
-    for key in ("pending", "delayed", "leased", "done", "dead_lettered", "seen",
-                "workers_alive"):
-        print(f"  {key:<14} {status.get(key, 0):>10,}")
-    for worker in status.get("workers", []):
-        age = worker.get("last_heartbeat_age")
-        print(f"  worker {worker.get('id')}: {worker.get('state')}, "
-              f"{worker.get('leases', 0)} leases, last heartbeat "
-              f"{'?' if age is None else f'{age:.1f}s'} ago")
-    for dead in status.get("dead_letters", []):
-        print(f"  dead letter {dead.get('url')}: {dead.get('reason')}")
-    return EXIT_OK
-
-
-def _merge(args: argparse.Namespace) -> int:
-    """``crawler merge OUT IN...``: the union of workers' outputs, each item once."""
-    from .dedup import merge_outputs
-
-    try:
-        result = merge_outputs(args.inputs, args.out, key=tuple(args.key.split(",")),
-                               overwrite=args.overwrite)
-    except ConfigError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"read {result.read}, wrote {result.written}, dropped {result.duplicates} "
-          f"repeats, skipped {result.invalid} unreadable lines", file=sys.stderr)
-    return EXIT_OK
-
-
-def _parse(args: argparse.Namespace) -> int:
-    """``crawler parse URL --spider NAME [-c CALLBACK]``: the items (as JSON lines) and the
-    requests one page gives, on stdout; nothing is followed, validated, piped or written."""
-    from .runner import parse_once
-
-    project = (args.project or Path.cwd()).resolve()
-    cli_settings = ["log_level=WARNING", *args.settings]
-    try:
-        spider_cls, settings = _spider_and_settings(args.spider, project, cli_settings)
-        result = run_async(parse_once(spider_cls, settings, args.url, args.callback,
-                                      spider_args=dict(args.spider_args)))
-    except (ConfigError, InvalidURL) as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        code = _print_parsed(args, spider_cls, result)
-        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
-        return code
-    except BrokenPipeError:  # `crawler parse ... | head -1`: the reader has what it wanted
-        from .exporters import silence_stdout
-
-        silence_stdout()
-        return EXIT_OK
-
-
-def _print_parsed(
-    args: argparse.Namespace, spider_cls: type[Spider], result: ParseResult
-) -> int:
-    from .exporters import encode_item
-    from .items import InvalidItem, to_dict, validate_item
-
-    stats = result.stats
-    if not result.called:
-        failed = sorted(k.removeprefix("status/") for k in stats
-                        if k.startswith("status/") and not k.startswith(("status/2", "status/3")))
-        errors = sorted(k.removeprefix("errors/") for k in stats if k.startswith("errors/"))
-        why = ("forbidden by robots.txt" if stats.get("robots_denied")
-               else f"HTTP status {', '.join(failed)}" if failed
-               else f"errors: {', '.join(errors)}" if errors else "nothing fetched")
-        print(f"crawler: the callback did not run for {args.url} ({why})", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"# {len(result.items)} item(s)")
-    model = spider_cls.item_model
-    for item in result.items:
-        print(encode_item(to_dict(item)).decode())
-        checked = validate_item(model, item) if model is not None else None
-        if model is not None and isinstance(checked, InvalidItem):
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in checked.errors)
-            print(f"#   invalid {model.__name__}: {problems}")
-    print(f"# {len(result.requests)} request(s)")
-    for request in result.requests:
-        callback = request.callback
-        name = callback if isinstance(callback, str) or callback is None else getattr(
-            callback, "__name__", repr(callback))
-        print(f"{request.method} {request.url}  callback={name or 'parse'}")
-    return EXIT_OK
-
-
-def _scaffold(args: argparse.Namespace) -> int:
-    """``crawler startproject PATH`` / ``crawler genspider NAME URL``."""
-    from .scaffold import new_project, new_spider
-
-    try:
-        if args.command == "startproject":
-            new_project(args.path)
-            print(f"New project in {args.path}. Next:\n"
-                  f"  cd {args.path}\n"
-                  "  crawler genspider example example.com\n"
-                  "  crawl example -o items.jsonl")
-            return EXIT_OK
-        module = new_spider((args.project or Path.cwd()), args.name, args.url)
-    except (ConfigError, OSError) as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"Created spider {args.name!r} in {module}; run it with: crawl {args.name}")
-    return EXIT_OK
-
-
-def _list(project: Path | None) -> int:
-    from .loader import discover
-    from .settings import build_settings
-
-    project = (project or Path.cwd()).resolve()
-    try:
-        settings = build_settings(project_dir=project)
-        if (project / "scrapy.cfg").is_file():  # a Scrapy project: its SPIDER_MODULES
-            from .scrapyproject import load_project
-
-            spiders = {}
-            for package in load_project(project).spider_modules:
-                spiders.update(discover(package, project))
-        else:
-            spiders = discover(settings.spiders, project)
-    except ConfigError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    width = max((len(n) for n in spiders), default=0)
-    for name, info in spiders.items():
-        print(f"{name:<{width}}  {info.module}")
-    return EXIT_OK
-
-
-def _demo(output: str | None, overwrite_output: str | None, books: int) -> int:
-    """Serve the bundled bookstore on 127.0.0.1 and crawl it with the books spider."""
-    from .demosite import run_in_thread
-
-    target = os.path.abspath(overwrite_output or output or "books.jsonl")
-    flag = "-o" if output else "-O"
-    project = Path(__file__).resolve().parent.parent
-    if not (Path.cwd() / "spiders").is_dir():
-        os.chdir(project)
-    with run_in_thread(books=books) as site:
-        print(f"Serving the demo bookstore at {site.url}/", file=sys.stderr)
-        code = crawl_main(
-            ["books", flag, target, "-a", f"start_url={site.url}/"],
-            prog="crawler demo",
-        )
-    if code == EXIT_OK:
-        print(f"Wrote {target}", file=sys.stderr)
-    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

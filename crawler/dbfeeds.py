@@ -33,16 +33,16 @@ integer beyond 64 bits) is an invalid item written to ``invalid_path`` (JSON lin
 failed batch.
 
 ``asyncpg`` is imported only by a PostgreSQL output (``pip install 'crawler[postgres]'``).
+The two databases' connections are in :mod:`crawler.dbbackends`; this module holds the
+table's shape, the conversion of values and the feed with its writer thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import enum
 import logging
-import os
 import threading
 import time
 import types
@@ -55,6 +55,7 @@ from typing import Any
 from pydantic import BaseModel
 from yarl import URL
 
+from .dbbackends import Backend, PostgresBackend, SqliteBackend, error_reason
 from .errors import ConfigError, CrawlerError
 from .exporters import InvalidItemWriter, encode_item
 
@@ -62,16 +63,6 @@ __all__ = ["Column", "FeedFailed", "TableFeed", "TableSpec", "table_spec"]
 
 logger = logging.getLogger(__name__)
 
-#: The column types: the logical kind, its PostgreSQL type and its SQLite STRICT type.
-_PG_TYPES = {
-    "text": "text", "integer": "bigint", "float": "double precision", "numeric": "numeric",
-    "boolean": "boolean", "timestamp": "timestamp with time zone", "date": "date",
-    "json": "jsonb",
-}
-_SQLITE_TYPES = {
-    "text": "TEXT", "integer": "INTEGER", "float": "REAL", "numeric": "TEXT",
-    "boolean": "INTEGER", "timestamp": "TEXT", "date": "TEXT", "json": "TEXT",
-}
 _INT64 = (-(2**63), 2**63 - 1)
 _LINGER = 0.25  # seconds an item may wait for its batch in an in-memory crawl
 
@@ -83,7 +74,7 @@ class FeedFailed(CrawlerError):
 @dataclasses.dataclass(frozen=True, slots=True)
 class Column:
     name: str
-    kind: str  #: a key of _PG_TYPES
+    kind: str  #: a key of crawler.dbbackends.PG_TYPES
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -255,286 +246,6 @@ def _convert(kind: str, value: Any, sqlite: bool) -> Any:
         raise _Unstorable(f"{type(value).__name__} {value!r} is not a {kind}: {exc}") from exc
 
 
-# -- the backends --------------------------------------------------------------------------
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-class _Backend:
-    """One connection, used from the writer thread only."""
-
-    sqlite = False
-    spec: TableSpec
-
-    def open(self, overwrite: bool) -> None:
-        raise NotImplementedError
-
-    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-        """Write ``rows`` in one transaction; the rows refused by the database (index,
-        reason) are left out and returned."""
-        raise NotImplementedError
-
-    def transient(self, exc: BaseException) -> bool:
-        raise NotImplementedError
-
-    def reconnect(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def _all_columns(self) -> list[tuple[str, str]]:
-        types_ = _SQLITE_TYPES if self.sqlite else _PG_TYPES
-        cols = [(c.name, types_[c.kind]) for c in self.spec.columns]
-        if self.spec.whole_item:
-            cols.append(("item", types_["json"]))
-        cols.append(("crawled_at", types_["timestamp"]))
-        cols.append(("crawl_token", types_["text"]))
-        return cols
-
-    def _check_existing(self, found: Mapping[str, str]) -> None:
-        """Refuse a table whose columns differ from the expected ones, naming the
-        difference. Extra columns are allowed (they stay NULL or take their default)."""
-        problems = []
-        for name, wanted in self._all_columns():
-            have = found.get(name)
-            if have is None:
-                problems.append(f"column {name!r} is missing")
-            elif have.lower() != wanted.lower():
-                problems.append(f"column {name!r} is {have}, not {wanted}")
-        if problems:
-            raise ConfigError(
-                f"table {self.spec.shown} exists with other columns than the items need: "
-                f"{'; '.join(problems)} (use -O to drop and recreate it, or another table)"
-            )
-
-    def _upsert_sql(self, placeholder: Callable[[int], str]) -> str:
-        cols = [name for name, _ in self._all_columns()]
-        table = self._table()
-        values = ", ".join(placeholder(i + 1) for i in range(len(cols)))
-        conflict = ", ".join(_quote(c) for c in self.spec.conflict)
-        updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in cols
-                            if c not in self.spec.conflict)
-        return (f"INSERT INTO {table} ({', '.join(map(_quote, cols))}) VALUES ({values}) "
-                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
-
-    def _table(self) -> str:
-        spec = self.spec
-        return (f"{_quote(spec.schema)}.{_quote(spec.name)}" if spec.schema
-                else _quote(spec.name))
-
-    def _create_sql(self) -> list[str]:
-        table = self._table()
-        cols = ", ".join(f"{_quote(n)} {t}" for n, t in self._all_columns())
-        strict = " STRICT" if self.sqlite else ""
-        index = _quote(f"{self.spec.name}_crawl_key")
-        conflict = ", ".join(_quote(c) for c in self.spec.conflict)
-        on = f"{_quote(self.spec.schema)}.{index}" if self.spec.schema and self.sqlite else index
-        return [f"CREATE TABLE IF NOT EXISTS {table} ({cols}){strict}",
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {on} ON {table} ({conflict})"]
-
-
-class _SqliteBackend(_Backend):
-    sqlite = True
-
-    def __init__(self, path: str, spec: TableSpec) -> None:
-        import sqlite3
-
-        self._sqlite3 = sqlite3
-        self.path = path
-        self.spec = spec
-        self._conn: Any = None
-        self._sql = self._upsert_sql(lambda i: "?")
-
-    def _connect(self) -> None:
-        parent = os.path.dirname(self.path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        self._conn = self._sqlite3.connect(self.path, isolation_level=None, timeout=30,
-                                           check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-
-    def open(self, overwrite: bool) -> None:
-        sqlite3 = self._sqlite3
-        try:
-            self._connect()
-            conn = self._conn
-            if overwrite:
-                conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
-            found = {row[1]: row[2] for row in
-                     conn.execute(f"PRAGMA table_xinfo({_quote(self.spec.name)})")}
-            if found:
-                self._check_existing(found)
-            for sql in self._create_sql():
-                conn.execute(sql)
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"cannot use SQLite database {self.path}: {exc}") from exc
-
-    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-        conn = self._conn
-        sqlite3 = self._sqlite3
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(self._sql, rows)
-        except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError):
-            conn.execute("ROLLBACK")
-            return self._row_by_row(rows)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return []
-
-    def _row_by_row(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-        conn = self._conn
-        sqlite3 = self._sqlite3
-        refused = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for i, row in enumerate(rows):
-                conn.execute("SAVEPOINT row")
-                try:
-                    conn.execute(self._sql, row)
-                except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError) as exc:
-                    conn.execute("ROLLBACK TO row")
-                    refused.append((i, f"{type(exc).__name__}: {exc}"))
-                conn.execute("RELEASE row")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return refused
-
-    def transient(self, exc: BaseException) -> bool:
-        # Locked by another writer, a full disk, an I/O error: worth retrying for a while.
-        return isinstance(exc, self._sqlite3.OperationalError)
-
-    def reconnect(self) -> None:
-        self.close()
-        self._connect()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-
-class _PostgresBackend(_Backend):
-    def __init__(self, dsn: str, shown: str, spec: TableSpec) -> None:
-        try:
-            import asyncpg
-        except ImportError:
-            raise ConfigError(
-                "a postgresql:// output needs asyncpg: pip install 'crawler[postgres]'"
-            ) from None
-        self._asyncpg = asyncpg
-        self.dsn = dsn
-        self.shown = shown
-        self.spec = spec
-        self._loop = asyncio.new_event_loop()
-        self._conn: Any = None
-        self._sql = self._upsert_sql(lambda i: f"${i}")
-
-    def _run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
-
-    async def _connect(self) -> None:
-        self._conn = await self._asyncpg.connect(self.dsn, timeout=10)
-
-    def open(self, overwrite: bool) -> None:
-        asyncpg = self._asyncpg
-        try:
-            self._run(self._connect())
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise ConfigError(f"cannot connect to {self.shown}: {_reason(exc)}") from exc
-        try:
-            self._run(self._prepare(overwrite))
-        except asyncpg.PostgresError as exc:
-            raise ConfigError(f"cannot use table {self.spec.shown} in {self.shown}: "
-                              f"{_reason(exc)}") from exc
-
-    async def _prepare(self, overwrite: bool) -> None:
-        conn = self._conn
-        schema = self.spec.schema or await conn.fetchval("SELECT current_schema()")
-        async with conn.transaction():
-            # Several workers start at once: CREATE ... IF NOT EXISTS alone races (two create
-            # the type of the table), so the check and the creation hold a lock on the name.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                               f"crawler feed {schema}.{self.spec.name}")
-            if overwrite:
-                await conn.execute(f"DROP TABLE IF EXISTS {self._table()}")
-            rows = await conn.fetch(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = $1 AND table_name = $2", schema, self.spec.name)
-            if rows:
-                self._check_existing({r["column_name"]: r["data_type"] for r in rows})
-            for sql in self._create_sql():
-                await conn.execute(sql)
-
-    def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-        return typing.cast(list[tuple[int, str]], self._run(self._write(rows)))
-
-    async def _write(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-        asyncpg = self._asyncpg
-        conn = self._conn
-        if conn is None or conn.is_closed():
-            await self._reconnect()
-            conn = self._conn
-        try:
-            async with conn.transaction():
-                await conn.executemany(self._sql, rows)
-            return []
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-            pass
-        refused = []
-        async with conn.transaction():
-            for i, row in enumerate(rows):
-                try:
-                    async with conn.transaction():  # a savepoint per row
-                        await conn.execute(self._sql, *row)
-                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                    refused.append((i, _reason(exc)))
-        return refused
-
-    def transient(self, exc: BaseException) -> bool:
-        asyncpg = self._asyncpg
-        return isinstance(exc, (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-                                asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
-                                asyncpg.exceptions.ConnectionFailureError))
-
-    async def _reconnect(self) -> None:
-        old, self._conn = self._conn, None
-        if old is not None:
-            old.terminate()
-        await self._connect()
-
-    def reconnect(self) -> None:
-        self._run(self._reconnect())
-
-    def close(self) -> None:
-        try:
-            if self._conn is not None:
-                try:
-                    self._run(asyncio.wait_for(self._conn.close(), 5))
-                except Exception:
-                    self._conn.terminate()
-                self._conn = None
-        finally:
-            self._loop.close()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def redact(uri: str) -> str:
     """``uri`` without its password (``postgresql://user:***@host/db``)."""
     try:
@@ -555,7 +266,7 @@ class TableFeed:
     starts when the database or the table cannot be used)."""
 
     def __init__(
-        self, backend: _Backend, name: str, *, invalid_path: str, error_timeout: float,
+        self, backend: Backend, name: str, *, invalid_path: str, error_timeout: float,
         buffer_items: int, batch_size: int,
     ) -> None:
         self.name = name
@@ -588,13 +299,13 @@ class TableFeed:
 
     @classmethod
     def sqlite(cls, path: str, spec: TableSpec, **options: Any) -> TableFeed:
-        return cls(_SqliteBackend(path, spec), f"sqlite:///{path}?table={spec.shown}",
+        return cls(SqliteBackend(path, spec), f"sqlite:///{path}?table={spec.shown}",
                    invalid_path=f"{path}.invalid.jsonl", **options)
 
     @classmethod
     def postgresql(cls, dsn: str, shown: str, database: str, spec: TableSpec,
                    **options: Any) -> TableFeed:
-        return cls(_PostgresBackend(dsn, shown, spec), shown,
+        return cls(PostgresBackend(dsn, shown, spec), shown,
                    invalid_path=f"{database}.{spec.name}.invalid.jsonl", **options)
 
     def open(self, overwrite: bool = False) -> None:
@@ -758,16 +469,16 @@ class TableFeed:
                 refused = backend.write(rows)
             except Exception as exc:
                 if not backend.transient(exc):
-                    self._fail(f"{type(exc).__name__}: {_reason(exc)}")
+                    self._fail(f"{type(exc).__name__}: {error_reason(exc)}")
                     return None
                 now = time.monotonic()
                 if first_error is None:
                     first_error = now
                     logger.warning("%s: cannot write (%s); items are kept (up to %d) and the "
-                                   "write retried for up to %gs", self.name, _reason(exc),
+                                   "write retried for up to %gs", self.name, error_reason(exc),
                                    self._buffer_items, self._error_timeout)
                 if now - first_error >= self._error_timeout:
-                    self._fail(f"unreachable for {self._error_timeout:g}s ({_reason(exc)})")
+                    self._fail(f"unreachable for {self._error_timeout:g}s ({error_reason(exc)})")
                     return None
                 with self._cond:
                     # Wakes early only to give up (a close does not cut the retries short).

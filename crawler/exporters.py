@@ -1,5 +1,10 @@
 """Item exporters: JSON lines, a JSON array, CSV; and the ``.invalid.jsonl`` side file.
 
+This module holds the contract, the item encoding, the file underneath and the JSON
+formats; CSV is in :mod:`crawler.csvexporter`, which :func:`open_exporter` loads for a
+``.csv`` output. (About 650 lines: the JSON formats share the encoding and the sink
+with every other format, so they stay with them.)
+
 The format follows the output path's extension (:func:`format_for`)::
 
     .jsonl .jl .ndjson   one JSON object per line (UTF-8)
@@ -21,8 +26,8 @@ Contracts shared by every exporter:
   not only after :meth:`Exporter.close`.
 - Values are encoded like pydantic's JSON mode: ``Decimal`` becomes a string, datetimes ISO
   8601 (``Z`` for UTC), ``UUID`` and ``Enum`` their value, sets lists, non-string dict keys
-  strings. A value of an unknown type is written as ``str(value)`` (with one warning per type)
-  rather than losing the item.
+  strings. A value of an unknown type is written as ``str(value)`` (with one warning per type
+  and crawl) rather than losing the item.
 
 Writes are blocking file I/O; they land in the page cache and are fast, so the engine calls
 them directly. ``fsync=True`` makes :meth:`Exporter.flush` and :meth:`Exporter.close` also
@@ -31,9 +36,7 @@ them directly. ``fsync=True`` makes :meth:`Exporter.flush` and :meth:`Exporter.c
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import logging
 import os
@@ -41,8 +44,8 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
-from enum import Enum
 from pathlib import PurePath
 from typing import IO, Any, Protocol, Self
 
@@ -52,7 +55,6 @@ from .errors import ConfigError, OutputClosed
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
-    "CsvExporter",
     "Exporter",
     "InvalidItemWriter",
     "JsonArrayExporter",
@@ -61,6 +63,7 @@ __all__ = [
     "format_for",
     "invalid_path_for",
     "open_exporter",
+    "reset_type_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,8 +78,21 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {
 }
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
-_CHUNK = 1 << 20
-_warned_types: set[type] = set()
+#: Bytes read at a time when a file's tail is repaired.
+CHUNK = 1 << 20
+# The value types already warned about (written as ``str(value)``), one set per crawl: a
+# context variable, so the crawl's tasks and threads share it and the next crawl in the same
+# process starts with a fresh one (see :func:`reset_type_warnings`).
+_warned_types: ContextVar[set[type] | None] = ContextVar("crawler_warned_types", default=None)
+
+
+def reset_type_warnings() -> None:
+    """Start a fresh set of types warned about, for the crawl that starts in this context.
+
+    The runner calls it once at the start of each crawl, before its tasks exist (they copy the
+    context, so they share the set). Without it, the first warning creates the set.
+    """
+    _warned_types.set(set())
 
 
 class Exporter(Protocol):
@@ -144,8 +160,12 @@ def _default(obj: Any) -> Any:
     if callable(dump):  # a pydantic model that was not dumped before reaching us
         return dump(mode="json")
     # Losing an item over one odd value is worse than a stringified value: keep it, say so.
-    if type(obj) not in _warned_types:
-        _warned_types.add(type(obj))
+    warned = _warned_types.get()
+    if warned is None:
+        warned = set()
+        _warned_types.set(warned)
+    if type(obj) not in warned:
+        warned.add(type(obj))
         logger.warning("cannot encode a value of type %s as JSON; writing str(value)",
                        type(obj).__qualname__)
     return str(obj)
@@ -161,23 +181,6 @@ def encode_item(item: Any) -> bytes:
         text = json.dumps(item, default=_default, ensure_ascii=False, separators=(",", ":"),
                           allow_nan=True)
         return text.encode("utf-8")
-
-
-def _cell(value: Any) -> str:
-    """A CSV cell: strings as they are, ``None`` empty, everything else its JSON text with the
-    quotes of a JSON string removed (``Decimal('1.50')`` → ``1.50``, ``True`` → ``true``,
-    lists and dicts as JSON)."""
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    encoded = encode_item(value)
-    if encoded[:1] == b'"':
-        decoded: str = orjson.loads(encoded)
-        return decoded
-    return encoded.decode("utf-8")
 
 
 def _other_encoding(encoding: str) -> str | None:
@@ -254,7 +257,8 @@ def invalid_path_for(output_path: str) -> str:
 # -- the file underneath ----------------------------------------------------------------------
 
 
-def _ensure_parent(path: str) -> None:
+def ensure_parent(path: str) -> None:
+    """Create the folder of ``path`` when it is missing."""
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
@@ -278,7 +282,7 @@ def _repair_jsonl_tail(path: str) -> int:
         end = size
         keep = 0
         while end > 0:
-            start = max(0, end - _CHUNK)
+            start = max(0, end - CHUNK)
             f.seek(start)
             chunk = f.read(end - start)
             idx = chunk.rfind(b"\n")
@@ -299,36 +303,6 @@ def _repair_jsonl_tail(path: str) -> int:
                 return 0
         f.truncate(keep)
         return size - keep
-
-
-def _csv_complete_length(path: str) -> int:
-    """Length of the longest prefix of a CSV file made of whole records.
-
-    A newline ends a record only outside quotes, that is when the number of ``"`` before it is
-    even (an escaped quote is two quotes, so parity still works). One pass counts the quotes,
-    a second pass walks back from the end to the last newline with even parity.
-    """
-    with open(path, "rb", buffering=0) as f:
-        total_quotes = 0
-        size = 0
-        while chunk := f.read(_CHUNK):
-            total_quotes += chunk.count(b'"')
-            size += len(chunk)
-        end = size
-        quotes_after = 0  # quotes in [end, size)
-        while end > 0:
-            start = max(0, end - _CHUNK)
-            f.seek(start)
-            chunk = f.read(end - start)
-            pos = len(chunk)
-            while (idx := chunk.rfind(b"\n", 0, pos)) >= 0:
-                quotes_after += chunk.count(b'"', idx + 1, pos)
-                if (total_quotes - quotes_after) % 2 == 0:
-                    return start + idx + 1
-                pos = idx
-            quotes_after += chunk.count(b'"', 0, pos)
-            end = start
-        return 0
 
 
 def _write_all_fd(fd: int, data: bytes, offset: int | None = None) -> None:
@@ -353,7 +327,7 @@ def silence_stdout() -> None:
         pass
 
 
-class _Sink:
+class Sink:
     """An unbuffered binary file (or the binary stdout) with a byte count."""
 
     __slots__ = ("_closed", "_stdout", "fd", "fsync", "position")
@@ -367,12 +341,12 @@ class _Sink:
         self._closed = False
 
     @classmethod
-    def open_file(cls, path: str, flags: int, *, fsync: bool) -> _Sink:
+    def open_file(cls, path: str, flags: int, *, fsync: bool) -> Sink:
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
         return cls(fd, fsync=fsync, position=os.fstat(fd).st_size)
 
     @classmethod
-    def open_stdout(cls) -> _Sink:
+    def open_stdout(cls) -> Sink:
         # Resolved now, not at import, so redirection (and test capture) is honoured.
         return cls(None, fsync=False, position=0, stdout=sys.stdout.buffer)
 
@@ -435,12 +409,12 @@ class _Sink:
                 os.close(self.fd)
 
 
-class _BaseExporter:
+class BaseExporter:
     """Shared lifecycle: flush, idempotent close, tell, context manager."""
 
     __slots__ = ("_sink", "path")
 
-    def __init__(self, path: str, sink: _Sink) -> None:
+    def __init__(self, path: str, sink: Sink) -> None:
         self.path = path
         self._sink = sink
 
@@ -470,7 +444,7 @@ class _BaseExporter:
 # -- the formats ------------------------------------------------------------------------------
 
 
-class JsonLinesExporter(_BaseExporter):
+class JsonLinesExporter(BaseExporter):
     """One JSON object per line. In append mode a torn last line is cut off first. A write
     that fails (a full disk) is cut back to the last whole line before the error is raised.
     ``encoding`` other than UTF-8 writes non-ASCII characters as ``\\uXXXX`` escapes."""
@@ -481,16 +455,16 @@ class JsonLinesExporter(_BaseExporter):
                  encoding: str = "utf-8") -> None:
         self._encoding = _other_encoding(encoding)
         if path == "-":
-            super().__init__(path, _Sink.open_stdout())
+            super().__init__(path, Sink.open_stdout())
             return
-        _ensure_parent(path)
+        ensure_parent(path)
         if not overwrite and os.path.exists(path):
             cut = _repair_jsonl_tail(path)
             if cut:
                 logger.warning("%s did not end with a whole line: cut %d bytes of a torn "
                                "last line before appending", path, cut)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_APPEND)
-        super().__init__(path, _Sink.open_file(path, flags, fsync=fsync))
+        super().__init__(path, Sink.open_file(path, flags, fsync=fsync))
 
     def write(self, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
@@ -506,7 +480,7 @@ class JsonLinesExporter(_BaseExporter):
             raise
 
 
-class JsonArrayExporter(_BaseExporter):
+class JsonArrayExporter(BaseExporter):
     """A JSON array, valid after every batch: each write overwrites the closing ``\\n]\\n``
     with ``,\\n`` + the new items + a new closing ``\\n]\\n``, in one ``pwrite``.
 
@@ -521,13 +495,13 @@ class JsonArrayExporter(_BaseExporter):
                  encoding: str = "utf-8", indent: int | None = None) -> None:
         self._encoding = _other_encoding(encoding)
         self._indent = indent
-        _ensure_parent(path)
+        ensure_parent(path)
         if not overwrite and os.path.exists(path) and os.path.getsize(path) > 0:
             raise ConfigError(
                 f"cannot append to {path}: appending to a JSON array would break it; "
                 "use -O to overwrite"
             )
-        sink = _Sink.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync=fsync)
+        sink = Sink.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync=fsync)
         super().__init__(path, sink)
         self._count = 0
         sink.write_at(0, self._EMPTY)
@@ -560,96 +534,6 @@ class JsonArrayExporter(_BaseExporter):
         self._count += len(items)
 
 
-class CsvExporter(_BaseExporter):
-    """CSV (RFC 4180, ``\\r\\n`` line ends, UTF-8) with a header row.
-
-    The columns are ``fields`` when given, else the first item's declared fields (a
-    Scrapy-style item's) or keys. Keys outside them are ignored (one warning per key),
-    missing ones give empty cells. Cells are described in
-    :func:`_cell`. Appending to an existing CSV cuts a torn last record, then reuses the
-    file's header row (it wins over ``fields``) and writes no new one.
-    """
-
-    __slots__ = ("_encoding", "_fields", "_header_written", "_warned_keys")
-
-    def __init__(self, path: str, *, overwrite: bool, fsync: bool = False,
-                 fields: Sequence[str] | None = None, encoding: str = "utf-8") -> None:
-        self._encoding = encoding
-        _ensure_parent(path)
-        existing: list[str] | None = None
-        if not overwrite and os.path.exists(path):
-            existing = self._repair_and_read_header(path)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_APPEND)
-        super().__init__(path, _Sink.open_file(path, flags, fsync=fsync))
-        self._warned_keys: set[str] = set()
-        self._header_written = existing is not None
-        if existing is not None:
-            if fields is not None and list(fields) != existing:
-                logger.warning("%s already has the columns %s; ignoring fields=%s",
-                               path, existing, list(fields))
-            self._fields: list[str] | None = existing
-        else:
-            self._fields = list(fields) if fields is not None else None
-            if self._fields is not None:
-                # Known columns: write the header now, so a crawl with no items still gives a
-                # well-formed CSV.
-                self._sink.append(self._rows([], header=True))
-                self._header_written = True
-
-    @staticmethod
-    def _repair_and_read_header(path: str) -> list[str] | None:
-        """Cut a torn tail off an existing CSV; its header, or None when it is empty."""
-        size = os.path.getsize(path)
-        keep = _csv_complete_length(path) if size else 0
-        if keep != size:
-            with open(path, "r+b", buffering=0) as f:
-                f.truncate(keep)
-            logger.warning("%s did not end with a whole CSV record: cut %d bytes before "
-                           "appending", path, size - keep)
-        if keep == 0:
-            return None
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), None)
-        return header or None
-
-    @property
-    def fields(self) -> list[str] | None:
-        """The columns, once known."""
-        return self._fields
-
-    def _rows(self, items: Sequence[Mapping[str, Any]], *, header: bool) -> bytes:
-        fields = self._fields or []
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        if header:
-            writer.writerow(fields)
-        known = set(fields)
-        for item in items:
-            for key in item:
-                if key not in known and key not in self._warned_keys:
-                    self._warned_keys.add(key)
-                    logger.warning("%s: ignoring key %r, not one of the CSV columns %s",
-                                   self.path, key, fields)
-            writer.writerow([_cell(item.get(name)) for name in fields])
-        return buf.getvalue().encode(self._encoding, "replace")
-
-    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
-        if not items:
-            return
-        if self._fields is None:
-            # A Scrapy-style item knows its declared fields: they are the columns.
-            first = items[0]
-            self._fields = [str(key) for key in getattr(first, "declared_fields", None) or first]
-        data = self._rows(items, header=not self._header_written)
-        good = self._sink.position
-        try:
-            self._sink.append(data)
-        except OSError:
-            self._sink.cut_back(good)  # a full disk: back to the last whole record
-            raise
-        self._header_written = True
-
-
 def open_exporter(path: str, *, overwrite: bool, fsync: bool = False,
                   fields: Sequence[str] | None = None, fmt: str | None = None,
                   encoding: str = "utf-8", indent: int | None = None) -> Exporter:
@@ -669,6 +553,8 @@ def open_exporter(path: str, *, overwrite: bool, fsync: bool = False,
                                      indent=indent)
         if fmt != "csv":
             raise ConfigError(f"unknown file format {fmt!r} for {path!r} (jsonl, json, csv)")
+        from .csvexporter import CsvExporter  # loaded by a CSV output only
+
         return CsvExporter(path, overwrite=overwrite, fsync=fsync, fields=fields,
                            encoding=encoding)
     except OSError as exc:
@@ -684,12 +570,11 @@ class InvalidItemWriter:
     mistaken for this run's.
     """
 
-    __slots__ = ("_exporter", "_fsync", "_overwrite", "count", "path")
+    __slots__ = ("_exporter", "_fsync", "count", "path")
 
     def __init__(self, path: str, *, overwrite: bool, fsync: bool = False) -> None:
         self.path = path
         self._fsync = fsync
-        self._overwrite = overwrite
         self._exporter: JsonLinesExporter | None = None
         #: Records written by this writer.
         self.count = 0

@@ -454,8 +454,7 @@ def open_feeds(
             overwrite = options.overwrite and not resumed
             if target.kind == "file":
                 fields = options.fields or (list(model.model_fields) if model else None)
-                sink: Any = _FileFeed(target, options, fields, gather=gather,
-                                      exporter=file_exporter)
+                sink = _FileFeed(target, options, fields, gather=gather, exporter=file_exporter)
                 feeds.append(_Feed(sink, options, table=False))
                 continue
             from .dbfeeds import TableFeed, table_spec

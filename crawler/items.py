@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import DropItem
 
+if TYPE_CHECKING:
+    from .spider import Spider
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "LossyValues",
-    "PipelineFailed",
+    "OpenClose", "OpenCloseSpider", "PipelineFailed", "ProcessItem",
     "to_dict", "validate_item",
 ]
 
@@ -54,22 +57,45 @@ class Item(BaseModel):
         return list(type(self).model_fields)
 
 
-class ItemPipeline(Protocol):
-    """An item pipeline. Every method is optional and may be sync or async.
+class ProcessItem(Protocol):
+    """A pipeline's ``process_item`` hook (sync or async)."""
 
-    - ``open(spider)`` (or Scrapy's ``open_spider``): called once before the first request.
-    - ``process_item(item, spider)``: returns the item (or a new one) to pass on, or raises
-      :class:`~crawler.errors.DropItem` to discard it (counted as ``items_dropped``).
-    - ``close(spider)`` (or Scrapy's ``close_spider``): called once at the end, even after
-      errors.
+    def process_item(self, item: Any, spider: Spider) -> Any:
+        """The item (or a new one) to pass on; raise :class:`~crawler.errors.DropItem` to
+        discard it (counted as ``items_dropped``)."""
 
-    What ``process_item`` receives is the item as the spider yielded it, or the spider's
-    ``item_model`` instance when it has one. ``itemadapter.ItemAdapter(item)`` reads and
-    writes the fields of any kind of item; ``crawler.Item`` models also answer
-    ``item["field"]``, so a pipeline written for dicts works on them.
-    """
 
-    def process_item(self, item: Any, spider: Any) -> Any: ...
+class OpenClose(Protocol):
+    """A pipeline's ``open(spider)`` and ``close(spider)`` hooks (sync or async)."""
+
+    def open(self, spider: Spider) -> Any:
+        """Called once before the first request."""
+
+    def close(self, spider: Spider) -> Any:
+        """Called once at the end, even after errors."""
+
+
+class OpenCloseSpider(Protocol):
+    """Scrapy's names for :class:`OpenClose`: ``open_spider`` and ``close_spider``."""
+
+    def open_spider(self, spider: Spider) -> Any:
+        """Called once before the first request."""
+
+    def close_spider(self, spider: Spider) -> Any:
+        """Called once at the end, even after errors."""
+
+
+#: An item pipeline: an object with at least one of the hooks above.
+#:
+#: Every method is optional and may be sync or async, as in Scrapy. :class:`ItemProcessor`
+#: finds them by name once, when it is built: ``process_item``; ``open`` or else
+#: ``open_spider``; ``close`` or else ``close_spider``; a missing one is skipped.
+#:
+#: What ``process_item`` receives is the item as the spider yielded it, or the spider's
+#: ``item_model`` instance when it has one. ``itemadapter.ItemAdapter(item)`` reads and
+#: writes the fields of any kind of item; ``crawler.Item`` models also answer
+#: ``item["field"]``, so a pipeline written for dicts works on them.
+ItemPipeline: TypeAlias = ProcessItem | OpenClose | OpenCloseSpider
 
 
 def to_dict(item: Any) -> dict[str, Any]:
@@ -137,7 +163,9 @@ class ItemProcessor:
     :class:`PipelineFailed`; the engine logs and counts them and loses only that item.
     """
 
-    def __init__(self, spider: Any, model: type[BaseModel] | None, pipelines: list[Any]) -> None:
+    def __init__(
+        self, spider: Spider, model: type[BaseModel] | None, pipelines: Sequence[ItemPipeline]
+    ) -> None:
         self.spider = spider
         self.model = model
         self._steps: list[tuple[Any, bool]] = []

@@ -27,24 +27,97 @@ included, before the engine's built-in redirect, retry and status handling (so a
 can implement its own retry rule by returning a Request). ``process_exception`` sees download
 errors before the built-in retry. ``process_spider_output`` sees the callback's output before
 the built-in handling of it (offsite and depth filters, item validation, pipelines).
+
+Every hook is optional, as in Scrapy. A middleware's type is therefore the union of one
+``Protocol`` per hook (:data:`DownloaderMiddleware`, :data:`SpiderMiddleware`): a type
+checker accepts an object that has at least one of them. At run time the hooks are found by
+name once, when :class:`MiddlewareChain` is built (``getattr(mw, "process_request", None)``
+and so on): a missing one is skipped, never looked up per request. Each hook may be a plain
+function or a coroutine function; an awaitable result is awaited.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pydantic import BaseModel
 
 from .http import Request, Response
 
-__all__ = ["MiddlewareChain", "instantiate", "spider_middleware"]
+if TYPE_CHECKING:
+    from .spider import Spider
+
+__all__ = [
+    "DownloaderMiddleware",
+    "Middleware",
+    "MiddlewareChain",
+    "ProcessException",
+    "ProcessRequest",
+    "ProcessResponse",
+    "ProcessSpiderOutput",
+    "SpiderMiddleware",
+    "instantiate",
+    "spider_middleware",
+]
+
+_RequestResult: TypeAlias = "Response | Request | None"
+_ResponseResult: TypeAlias = "Response | Request"
+
+
+class ProcessRequest(Protocol):
+    """A downloader middleware's ``process_request`` hook."""
+
+    def process_request(
+        self, request: Request, spider: Spider
+    ) -> _RequestResult | Awaitable[_RequestResult]:
+        """``None`` to go on, a :class:`Response` to answer without downloading, or a new
+        :class:`Request` (same origin: downloaded in place of this one; another origin:
+        scheduled instead)."""
+
+
+class ProcessResponse(Protocol):
+    """A downloader middleware's ``process_response`` hook."""
+
+    def process_response(
+        self, request: Request, response: Response, spider: Spider
+    ) -> _ResponseResult | Awaitable[_ResponseResult]:
+        """The response (this one or another), or a new Request to schedule instead."""
+
+
+class ProcessException(Protocol):
+    """A downloader middleware's ``process_exception`` hook."""
+
+    def process_exception(
+        self, request: Request, exception: BaseException, spider: Spider
+    ) -> _RequestResult | Awaitable[_RequestResult]:
+        """``None`` to let the error go on, a Response to use instead, or a new Request to
+        schedule instead."""
+
+
+class ProcessSpiderOutput(Protocol):
+    """A spider middleware's ``process_spider_output`` hook."""
+
+    def process_spider_output(
+        self, response: Response, result: AsyncIterable[Any], spider: Spider
+    ) -> AsyncIterable[Any]:
+        """Takes the async iterable of what the callback produced and returns an async
+        iterable of what goes on (filtered, changed, added to). A synchronous generator, as
+        in Scrapy, is adapted by :func:`spider_middleware`."""
+
+
+#: A downloader middleware: an object with at least one of the three downloader hooks.
+DownloaderMiddleware: TypeAlias = ProcessRequest | ProcessResponse | ProcessException
+#: A spider middleware: an object with the spider output hook.
+SpiderMiddleware: TypeAlias = ProcessSpiderOutput
+#: What :class:`MiddlewareChain` takes: either kind, or one object with hooks of both.
+Middleware: TypeAlias = DownloaderMiddleware | SpiderMiddleware
 
 Hook = tuple[Callable[..., Any], bool]
 
 
-def _hooks(middlewares: list[Any], name: str) -> list[Hook]:
+def _hooks(middlewares: Sequence[Middleware], name: str) -> list[Hook]:
     out: list[Hook] = []
     for mw in middlewares:
         method = getattr(mw, name, None)
@@ -82,7 +155,7 @@ def spider_middleware(mw: Any) -> Any:
 class _SpiderOutputAdapter:
     """A middleware's other hooks as they are, its spider output hook made async."""
 
-    def __init__(self, mw: Any, async_hook: Callable[..., Any] | None) -> None:
+    def __init__(self, mw: Any, async_hook: Callable[..., AsyncIterator[Any]] | None) -> None:
         self._mw = mw
         self._async_hook = async_hook
 
@@ -90,14 +163,14 @@ class _SpiderOutputAdapter:
         return getattr(self._mw, name)
 
     def process_spider_output(
-        self, response: Response, result: AsyncIterable[Any], spider: Any
+        self, response: Response, result: AsyncIterable[Any], spider: Spider
     ) -> AsyncIterator[Any]:
         if self._async_hook is not None:
-            return self._async_hook(response, result, spider)  # type: ignore[no-any-return]
+            return self._async_hook(response, result, spider)
         return self._sync(response, result, spider)
 
     async def _sync(
-        self, response: Response, result: AsyncIterable[Any], spider: Any
+        self, response: Response, result: AsyncIterable[Any], spider: Spider
     ) -> AsyncIterator[Any]:
         outputs = [x async for x in result]
         for x in self._mw.process_spider_output(response, outputs, spider) or ():
@@ -107,7 +180,7 @@ class _SpiderOutputAdapter:
 class MiddlewareChain:
     """The hooks of a list of middlewares, resolved once (not looked up per request)."""
 
-    def __init__(self, middlewares: list[Any], spider: Any) -> None:
+    def __init__(self, middlewares: Sequence[Middleware], spider: Spider) -> None:
         self.middlewares = middlewares
         self.spider = spider
         self._request = _hooks(middlewares, "process_request")

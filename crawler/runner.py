@@ -22,7 +22,7 @@ from .dedup import ItemKeyDedup
 from .downloader import Downloader
 from .engine import Engine
 from .errors import ConfigError
-from .exporters import Exporter, InvalidItemWriter
+from .exporters import Exporter, InvalidItemWriter, reset_type_warnings
 from .fdlimit import fit_concurrency, raise_open_files_limit
 from .feeds import FeedSet, file_feeds, open_feeds, resolve_outputs
 from .frontier.base import Frontier
@@ -132,6 +132,7 @@ async def run_spider(
     ``outputs`` are the ``-o``/``-O`` feeds as (URI, overwrite); they replace the ``feeds``
     setting. ``output``/``overwrite`` give one such feed.
     """
+    reset_type_warnings()  # before any task exists: the crawl's tasks share this crawl's set
     cli_outputs = list(outputs) or ([(output, overwrite)] if output else [])
     feed_options = resolve_outputs(cli_outputs, settings.feeds)
     stats = Stats()

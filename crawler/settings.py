@@ -18,6 +18,11 @@ other settings try JSON first (``10``, ``true``, ``[500, 503]``, ``{"items": 5}`
 settings then accept a comma-separated form (``500,503``; empty = ``[]``); anything else is
 left to pydantic's lax coercion (``"yes"`` -> ``True``). Nested keys are written
 ``close_on.items`` on the CLI and ``CRAWLER_CLOSE_ON__ITEMS`` in the environment.
+
+Why one module of about 800 lines: it is one model. About half is the ``Settings`` fields,
+each with the docstring that is its documentation (:func:`settings_table_markdown` builds the
+README's table from them); the rest is the layering and the error messages, which know the
+model's fields and nothing else, and change whenever a field does.
 """
 
 from __future__ import annotations

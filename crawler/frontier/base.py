@@ -36,10 +36,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..http import Request
 from ..slots import Slots
+
+if TYPE_CHECKING:
+    from ..exporters import Exporter
 
 __all__ = ["Frontier", "FrontierCounts", "Lease"]
 
@@ -127,7 +130,7 @@ class Frontier(Protocol):
         ``outbox`` backend also commits ``items`` (plain dicts) in that step, others ignore
         them. Returns how many children were enqueued (the rest were duplicates)."""
 
-    async def drain(self, exporter: Any) -> int:
+    async def drain(self, exporter: Exporter) -> int:
         """``outbox`` backends: write committed items not yet written to ``exporter`` and
         record how far the output is known good; returns how many were written. Others: 0."""
 

@@ -6,12 +6,15 @@ import heapq
 import itertools
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..http import Request
 from ..slots import Slots
 from ..spider import Spider
 from ..urls import host_key
+
+if TYPE_CHECKING:
+    from ..exporters import Exporter
 from .base import FrontierCounts, Lease
 
 __all__ = ["MemoryFrontier"]
@@ -163,7 +166,7 @@ class MemoryFrontier:
             if self._finish(lease):
                 self._push(lease.request, front=True)
 
-    async def drain(self, exporter: Any) -> int:
+    async def drain(self, exporter: Exporter) -> int:
         return 0
 
     async def mark_seeded(self) -> None:

@@ -86,6 +86,7 @@ from .redis_slots import RedisSlots
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
+    from ..exporters import Exporter
     from ..settings import Settings
 
 __all__ = [
@@ -617,7 +618,7 @@ class RedisFrontier:
             known.clear()  # bounded memory: forgetting only costs sending them again
         known.update(r.fingerprint for r in sent if not r.dont_filter)
 
-    async def drain(self, exporter: Any) -> int:
+    async def drain(self, exporter: Exporter) -> int:
         return 0
 
     async def reschedule(self, lease: Lease, request: Request, delay: float) -> None:

@@ -743,7 +743,7 @@ class SqliteFrontier:
         self._ready += len(keys)
         self._changed()
 
-    async def drain(self, exporter: Any) -> int:
+    async def drain(self, exporter: Exporter) -> int:
         """Write the items not yet written to ``exporter``, oldest first: the outbox rows
         left by earlier commits, then the items of the open transaction. Returns how many.
 

@@ -1,0 +1,77 @@
+"""The SQLite backend of a table feed on a real database file: the table it creates, upserts
+by the conflict key, rows refused one by one, an existing table of another shape refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from crawler.dbbackends import SqliteBackend, error_reason
+from crawler.dbfeeds import table_spec
+from crawler.errors import ConfigError
+
+
+class Book(pydantic.BaseModel):
+    title: str
+    pages: int
+
+
+def _backend(path: Path, table: str = "books") -> SqliteBackend:
+    return SqliteBackend(str(path), table_spec(table, Book, key=["title"]))
+
+
+def test_creates_the_table_and_upserts_by_key(tmp_path: Path) -> None:
+    db = tmp_path / "out" / "items.db"  # the folder is created
+    backend = _backend(db)
+    backend.open(overwrite=False)
+    try:
+        stamp = "2024-05-17T12:30:00Z"
+        assert backend.write([("A", 10, stamp, "t1"), ("B", 20, stamp, "t2")]) == []
+        assert backend.write([("A", 11, stamp, "t3")]) == []  # same key: the row is updated
+    finally:
+        backend.close()
+    with sqlite3.connect(db) as conn:
+        rows = sorted(conn.execute("SELECT title, pages, crawl_token FROM books"))
+        columns = [row[1] for row in conn.execute("PRAGMA table_xinfo(books)")]
+    assert rows == [("A", 11, "t3"), ("B", 20, "t2")]
+    assert columns == ["title", "pages", "crawled_at", "crawl_token"]
+
+
+def test_a_row_the_table_refuses_is_returned_and_the_others_written(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    backend = _backend(db)
+    backend.open(overwrite=False)
+    try:
+        stamp = "2024-05-17T12:30:00Z"
+        refused = backend.write([("A", 1, stamp, "t1"), ("B", "many", stamp, "t2"),
+                                 ("C", 3, stamp, "t3")])
+    finally:
+        backend.close()
+    assert [index for index, _ in refused] == [1]  # a STRICT INTEGER column holds no text
+    with sqlite3.connect(db) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT title FROM books")) == ["A", "C"]
+
+
+def test_existing_table_of_another_shape_is_refused_unless_overwritten(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE books (title TEXT, pages TEXT)")
+    with pytest.raises(ConfigError) as info:
+        _backend(db).open(overwrite=False)
+    message = str(info.value)
+    assert "column 'pages' is TEXT, not INTEGER" in message
+    assert "column 'crawl_token' is missing" in message
+    backend = _backend(db)
+    backend.open(overwrite=True)  # -O drops and recreates it
+    backend.close()
+    with sqlite3.connect(db) as conn:
+        types = {row[1]: row[2] for row in conn.execute("PRAGMA table_xinfo(books)")}
+    assert types["pages"] == "INTEGER"
+
+
+def test_error_reason_is_the_first_line_or_the_type() -> None:
+    assert error_reason(ValueError("first\nsecond")) == "first"
+    assert error_reason(TimeoutError()) == "TimeoutError"
