@@ -247,14 +247,15 @@ def _convert(kind: str, value: Any, sqlite: bool) -> Any:
 
 
 def redact(uri: str) -> str:
-    """``uri`` without its password (``postgresql://user:***@host/db``)."""
+    """``uri`` without its password (``postgresql://user:***@host/db``); a URI without one is
+    returned as written (yarl would print ``sqlite:///a.db`` as ``sqlite:/a.db``)."""
     try:
         url = URL(uri)
     except (ValueError, TypeError):
         return uri
-    if url.password is not None:
-        url = url.with_password("***")
-    return str(url)
+    if url.password is None:
+        return uri
+    return str(url.with_password("***"))
 
 
 # -- the feed ------------------------------------------------------------------------------

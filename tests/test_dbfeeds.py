@@ -87,6 +87,7 @@ def test_a_table_that_cannot_be_made_says_why(
      "postgresql://bob:***@127.0.0.1:5432/db?table=t"),
     ("postgresql://bob@127.0.0.1/db", "postgresql://bob@127.0.0.1/db"),
     ("postgresql://:pw@db.internal/crawl", "postgresql://:***@db.internal/crawl"),
+    ("sqlite:///out/items.db?table=books", "sqlite:///out/items.db?table=books"),
 ])  # fmt: skip
 def test_redact_hides_only_the_password(uri: str, shown: str) -> None:
     assert redact(uri) == shown
