@@ -7,15 +7,23 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..http import Request
 from ..slots import Slots
 from ..spider import Spider
 from ..urls import host_key
-from .base import FrontierCounts, Lease
+from .base import FrontierCounts, FrontierKit, Lease
 
-__all__ = ["MemoryFrontier"]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["MemoryFrontier", "memory_frontier"]
+
+
+def memory_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
+    """The in-memory frontier of a one-process crawl (a :data:`~.base.BuildFrontier`)."""
+    return FrontierKit(MemoryFrontier(Slots.from_settings(settings)))
 
 #: A pending request: a Request, or for the common simple GET its compact form (UTF-8 bytes:
 #: 16 bytes less per request than a str).

@@ -151,7 +151,7 @@ from ..http import Request
 from ..slots import Slot, Slots
 from ..tasks import stop_task
 from ..urls import host_key
-from .base import FrontierCounts, Lease
+from .base import FrontierCounts, FrontierKit, Lease
 from .codec import decode_request, encode_request
 
 if TYPE_CHECKING:
@@ -1771,3 +1771,10 @@ async def frontier_crawls(url: str) -> list[tuple[str, str]]:
                 found.add((parts[1], parts[2]))
     return sorted(found)
 
+
+
+def shared_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
+    """The frontier shared by the workers of ``settings.frontier_url`` (a
+    :data:`~.base.BuildFrontier`)."""
+    frontier = RedisFrontier.from_settings(settings, spider_name)
+    return FrontierKit(frontier, shared=frontier)
