@@ -130,3 +130,22 @@ async def test_counts_follow_every_state() -> None:
     counts = await frontier.counts()
     assert (counts.pending, counts.in_flight, counts.done) == (2, 1, 1)
     assert not await frontier.is_finished()
+
+
+def test_the_seen_table_keeps_every_fingerprint_through_its_growth() -> None:
+    from hashlib import blake2b
+
+    from crawler.frontier.memory import _Seen
+
+    seen = _Seen(capacity=4)
+    fps = [blake2b(str(i).encode(), digest_size=16).digest() for i in range(5000)]
+    # Same low half, other high half: the same slot, told apart by the high half.
+    twins = [bytes([i]) + b"\x00" * 7 + fps[0][8:] for i in range(1, 40)]
+    assert all(seen.add(fp) for fp in fps + twins)
+    assert not any(seen.add(fp) for fp in fps + twins)
+    assert len(seen) == len(fps) + len(twins)
+    assert all(fp in seen for fp in fps + twins)
+    assert blake2b(b"other", digest_size=16).digest() not in seen
+    zero = bytes(16)  # would read as an empty slot: kept apart
+    assert zero not in seen and seen.add(zero) and zero in seen and not seen.add(zero)
+    assert len(seen) == len(fps) + len(twins) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from array import array
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,8 @@ _LONG = 0x8000
 
 class MemoryFrontier:
     """Pending requests kept per host (in the host's :class:`~crawler.slots.Slot`), a map of
-    leases in flight, a count of done ones, and a seen-set of the 16-byte fingerprints (as
-    ints of the same 128 bits, which are smaller than bytes).
+    leases in flight, a count of done ones, and a seen-set of the 16-byte fingerprints (in
+    one flat table, see :class:`_Seen`).
 
     Leasing asks :class:`~crawler.slots.Slots` for the next host that may start a request now
     and takes that host's best request: highest priority first, first in first out within a
@@ -67,7 +68,7 @@ class MemoryFrontier:
         self._pending = 0
         self._delayed: list[tuple[float, int, Request]] = []
         self._in_flight: dict[int, Lease] = {}
-        self._seen: set[int] = set()
+        self._seen = _Seen()
         self._seq = itertools.count()
         self._done = 0
 
@@ -92,15 +93,11 @@ class MemoryFrontier:
         self.slots.added(slot, 1, priority)
 
     def add_nowait(self, requests: Sequence[Request]) -> int:
-        seen = self._seen
+        see = self._seen.add
         added = 0
         for request in requests:
-            if not request.dont_filter:
-                # An int of the same 128 bits takes less memory than the bytes.
-                fp = int.from_bytes(request.fingerprint)
-                if fp in seen:
-                    continue
-                seen.add(fp)
+            if not request.dont_filter and not see(request.fingerprint):
+                continue
             self._push(request)
             added += 1
         return added
@@ -111,7 +108,7 @@ class MemoryFrontier:
     def known(self, fingerprint: bytes) -> bool:
         """Whether a request with this fingerprint was added already (``add`` would drop
         another one): the engine hands this check to responses (see ``Response.known``)."""
-        return int.from_bytes(fingerprint) in self._seen
+        return fingerprint in self._seen
 
 
     def _promote(self, now: float) -> None:
@@ -200,6 +197,75 @@ class MemoryFrontier:
 
     async def is_finished(self) -> bool:
         return not (self._pending or self._delayed or self._in_flight)
+
+
+class _Seen:
+    """A set of 16-byte fingerprints in two ``array("Q")`` (the high and low 64 bits) of one
+    open-addressing table, at most half full: 16 to 32 bytes a fingerprint, where a ``set``
+    of ints costs about 80 (the table and a 48-byte int object each). The low half is the
+    slot (a fingerprint is a hash already); an all-zero fingerprint, which would read as an
+    empty slot, is kept apart."""
+
+    __slots__ = ("_hi", "_lo", "_mask", "_used", "_zero")
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self._mask = capacity - 1
+        self._hi = array("Q", bytes(8 * capacity))
+        self._lo = array("Q", bytes(8 * capacity))
+        self._used = 0
+        self._zero = False
+
+    def __len__(self) -> int:
+        return self._used + self._zero
+
+    def __contains__(self, fingerprint: bytes) -> bool:
+        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        if not (hi or lo):
+            return self._zero
+        his, los, mask = self._hi, self._lo, self._mask
+        i = lo & mask
+        while True:
+            h, low = his[i], los[i]
+            if low == lo and h == hi:
+                return True
+            if not (h or low):
+                return False
+            i = (i + 1) & mask
+
+    def add(self, fingerprint: bytes) -> bool:
+        """Add ``fingerprint``; False when it was there already."""
+        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        if not (hi or lo):
+            new, self._zero = not self._zero, True
+            return new
+        his, los, mask = self._hi, self._lo, self._mask
+        i = lo & mask
+        while True:
+            h, low = his[i], los[i]
+            if low == lo and h == hi:
+                return False
+            if not (h or low):
+                break
+            i = (i + 1) & mask
+        his[i], los[i] = hi, lo
+        self._used += 1
+        if self._used * 2 > mask:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old_hi, old_lo = self._hi, self._lo
+        capacity = 2 * len(old_hi)
+        mask = capacity - 1
+        his = array("Q", bytes(8 * capacity))
+        los = array("Q", bytes(8 * capacity))
+        for hi, lo in zip(old_hi, old_lo, strict=True):
+            if hi or lo:
+                i = lo & mask
+                while his[i] or los[i]:
+                    i = (i + 1) & mask
+                his[i], los[i] = hi, lo
+        self._hi, self._lo, self._mask = his, los, mask
 
 
 class _Lane:
