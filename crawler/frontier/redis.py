@@ -1772,7 +1772,6 @@ async def frontier_crawls(url: str) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-
 def shared_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
     """The frontier shared by the workers of ``settings.frontier_url`` (a
     :data:`~.base.BuildFrontier`)."""
