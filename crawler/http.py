@@ -177,14 +177,6 @@ class Request:
         set_(self, "_fingerprint", None)
         return self
 
-    @classmethod
-    def _trusted(
-        cls, url: str, callback: Callback | None, depth: int, priority: int, dont_filter: bool
-    ) -> Request:
-        """The former name of :meth:`from_trusted`, kept for callers not yet moved to it."""
-        return cls.from_trusted(url, callback, depth=depth, priority=priority,
-                                dont_filter=dont_filter)
-
     @property
     def simple(self) -> bool:
         """True for a GET without headers, body, errback, meta, cb_kwargs or handle_status:

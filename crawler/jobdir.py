@@ -23,16 +23,21 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from .errors import JobDirError
 from .exporters import format_for
+from .frontier.base import FrontierKit
 from .frontier.sqlite import SqliteFrontier, check_job_database
+from .slots import Slots
 
-__all__ = ["JOB_FORMAT_VERSION", "JobDir", "JobFile"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["JOB_FORMAT_VERSION", "JobDir", "JobFile", "durable_frontier"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +100,11 @@ class JobDir:
     @property
     def db_path(self) -> Path:
         return self.path / DB_FILE
+
+    def kit(self, slots: Slots) -> FrontierKit:
+        """The job's frontier with this job, as a durable :class:`FrontierKit`."""
+        frontier = self.frontier(slots=slots)
+        return FrontierKit(frontier, durable=frontier, job=self)
 
     def frontier(self, **options: Any) -> SqliteFrontier:
         """The job's frontier (not opened yet); ``options`` go to :class:`SqliteFrontier`."""
@@ -276,3 +286,11 @@ class JobDir:
                 self.last_stats = orjson.loads(stats)
             except orjson.JSONDecodeError:
                 self.last_stats = {}
+
+
+def durable_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
+    """The frontier of the job in ``settings.jobdir``, its directory locked (a
+    :data:`~crawler.frontier.base.BuildFrontier`); ``output`` is the one file it keeps
+    exactly-once. Raises :class:`JobDirError` for a directory that is not this job's."""
+    job = JobDir(settings.jobdir or "", spider_name, output).open()
+    return job.kit(Slots.from_settings(settings))

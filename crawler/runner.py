@@ -25,15 +25,14 @@ from .errors import ConfigError
 from .exporters import Exporter, InvalidItemWriter, reset_type_warnings
 from .fdlimit import fit_concurrency, raise_open_files_limit
 from .feeds import FeedSet, file_feeds, open_feeds, resolve_outputs
-from .frontier.base import Frontier
-from .frontier.memory import MemoryFrontier
+from .frontier.base import BuildFrontier, Frontier, FrontierKit
+from .frontier.memory import memory_frontier
 from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
 from .middleware import MiddlewareChain, spider_middleware
 from .robots import RobotsCache
 from .settings import Settings
-from .slots import Slots
 from .spider import Spider
 from .stats import Progress, Stats, Timeline, reason_sentence
 from .tasks import stop_task
@@ -68,15 +67,21 @@ class CrawlResult:
 FAILURES = frozenset({"start_failed", "frontier_lost", "output_failed"})
 
 
-def build_frontier(settings: Settings, spider_name: str) -> Frontier:
-    """The frontier backend the settings ask for: Redis for a ``frontier_url`` of
-    ``redis://``/``rediss://``/``unix://``, else in memory."""
+def _frontier_kind(settings: Settings) -> BuildFrontier:
+    """The builder of the frontier kind the settings ask for: a durable job for ``jobdir``,
+    Redis for a ``frontier_url`` of ``redis://``/``rediss://``/``unix://``, else memory.
+    Each kind's module is imported only here, so a crawl loads neither sqlite3 nor redis-py
+    unless it uses them."""
+    if settings.jobdir:
+        from .jobdir import durable_frontier
+
+        return durable_frontier
     url = settings.frontier_url
     if url and not url.startswith("memory:"):
-        from .frontier.redis import RedisFrontier  # only shared crawls pay for redis-py
+        from .frontier.redis import shared_frontier
 
-        return RedisFrontier.from_settings(settings, spider_name)
-    return MemoryFrontier(Slots.from_settings(settings))
+        return shared_frontier
+    return memory_frontier
 
 
 @asynccontextmanager
@@ -174,10 +179,7 @@ async def run_spider(
         stack.callback(report.write)
         if cache is not None:
             stack.callback(cache.close)
-        job: JobDir | None = None
         if settings.jobdir:
-            from .jobdir import JobDir  # only durable crawls pay for sqlite3
-
             files = file_feeds(feed_options)
             if len(files) > 1 or any(feed_options[t.uri].batch_item_count for t in files):
                 raise ConfigError("--jobdir keeps one output file exactly-once (besides any "
@@ -185,17 +187,18 @@ async def run_spider(
                                   + ", ".join(t.uri for t in files)
                                   + (" with batch_item_count" if len(files) == 1 else ""))
             output = files[0].path if files else None
-            job = stack.enter_context(JobDir(settings.jobdir, spider.name, output))
-            if job.finished:
-                logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
-                            job.finish_reason)
-                return CrawlResult("finished", job.last_stats)
-            frontier = job.frontier(slots=Slots.from_settings(settings))
-        elif frontier is None:
-            frontier = build_frontier(settings, spider.name)
+        kit = stack.enter_context(
+            FrontierKit(frontier) if frontier is not None
+            else _frontier_kind(settings)(settings, spider.name,
+                                          output if settings.jobdir else None)
+        )
+        frontier, durable, job, shared = kit.frontier, kit.durable, kit.job, kit.shared
+        if job is not None and job.finished:
+            logger.info("Job %s already finished (%s): nothing to do", settings.jobdir,
+                        job.finish_reason)
+            return CrawlResult("finished", job.last_stats)
         await frontier.open()
         stack.push_async_callback(frontier.close)
-        shared = _shared(frontier)
         if shared is not None:
             # Each worker writes its own output; "{worker}" in the path names this one.
             feed_options = {uri.replace("{worker}", shared.worker_id): opts
@@ -214,7 +217,6 @@ async def run_spider(
         # CSV columns: the item model's fields when there is one, else the first item's keys.
         model = spider.item_model
         fields = list(model.model_fields) if model is not None else None
-        durable = _durable(frontier)
         feed_kwargs: dict[str, Any] = {
             "model": model, "error_timeout": settings.feed_error_timeout,
             "buffer_items": settings.feed_buffer_items,
@@ -525,11 +527,6 @@ def _component(
     return obj
 
 
-# The frontier kinds that need more wiring. Neither test imports a module: an instance of a
-# class cannot exist before its module was loaded, so other crawls load neither redis-py nor
-# sqlite3.
-
-
 def _files_dir(output: str | None) -> Path:
     """Where screenshots and PDFs of rendered pages go: next to the output file
     (``items.jsonl`` → ``items_files/``), else ``browser_files/`` here."""
@@ -537,16 +534,6 @@ def _files_dir(output: str | None) -> Path:
         return Path("browser_files")
     path = Path(output)
     return path.with_name(f"{path.stem}_files")
-
-
-def _shared(frontier: Frontier) -> RedisFrontier | None:
-    module = sys.modules.get("crawler.frontier.redis")
-    return frontier if module is not None and isinstance(frontier, module.RedisFrontier) else None
-
-
-def _durable(frontier: Frontier) -> SqliteFrontier | None:
-    module = sys.modules.get("crawler.frontier.sqlite")
-    return frontier if module is not None and isinstance(frontier, module.SqliteFrontier) else None
 
 
 def _log_banner(spider: Spider, settings: Settings, frontier: Frontier, job: JobDir | None,

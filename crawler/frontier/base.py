@@ -36,15 +36,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from ..http import Request
 from ..slots import Slots
 
 if TYPE_CHECKING:
     from ..exporters import Exporter
+    from ..jobdir import JobDir
+    from ..settings import Settings
+    from .redis import RedisFrontier
+    from .sqlite import SqliteFrontier
 
-__all__ = ["Frontier", "FrontierCounts", "Lease"]
+__all__ = ["BuildFrontier", "Frontier", "FrontierCounts", "FrontierKit", "Lease"]
 
 
 @dataclass(slots=True)
@@ -151,3 +155,33 @@ class Frontier(Protocol):
 
     async def is_finished(self) -> bool:
         """True when nothing is pending and nothing is in flight."""
+
+
+@dataclass(slots=True)
+class FrontierKit:
+    """A frontier and what comes with its kind, as one :data:`BuildFrontier` function of
+    that kind builds it; the crawl enters it as a context manager (leaving closes the job
+    directory a durable kit holds; the frontier is opened and closed by the crawl).
+
+    ``durable``: the frontier again, for a durable job (its outbox writes the output, it
+    saves the stats, the spider's state and the hosts' pauses, and restores them on resume);
+    ``job``: that job's locked directory. ``shared``: the frontier again, for one shared by
+    many workers (a worker id, the cluster's stats). A memory kit has only ``frontier``.
+    """
+
+    frontier: Frontier
+    durable: SqliteFrontier | None = None
+    job: JobDir | None = None
+    shared: RedisFrontier | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.job is not None:
+            self.job.close()
+
+
+#: One frontier kind's builder: ``(settings, spider_name, output)`` → its kit, not opened;
+#: ``output`` is the one output file a durable job keeps exactly-once (None: none).
+BuildFrontier = Callable[["Settings", str, "str | None"], FrontierKit]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from array import array
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,22 +14,35 @@ from ..http import Request
 from ..slots import Slots
 from ..spider import Spider
 from ..urls import host_key
+from .base import FrontierCounts, FrontierKit, Lease
 
 if TYPE_CHECKING:
     from ..exporters import Exporter
-from .base import FrontierCounts, Lease
 
-__all__ = ["MemoryFrontier"]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["MemoryFrontier", "memory_frontier"]
+
+
+def memory_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
+    """The in-memory frontier of a one-process crawl (a :data:`~.base.BuildFrontier`)."""
+    return FrontierKit(MemoryFrontier(Slots.from_settings(settings)))
 
 #: A pending request: a Request, or for the common simple GET its compact form (UTF-8 bytes:
 #: 16 bytes less per request than a str).
 _Entry = Request | bytes
 
+#: The empty ``objs`` every lane starts with, never appended to.
+_NO_OBJS: deque[Request] = deque()
+#: Compact entries this long or longer stay a Request (the length must fit in two bytes).
+_LONG = 0x8000
+
 
 class MemoryFrontier:
     """Pending requests kept per host (in the host's :class:`~crawler.slots.Slot`), a map of
-    leases in flight, a count of done ones, and a seen-set of the 16-byte fingerprints (as
-    ints of the same 128 bits, which are smaller than bytes).
+    leases in flight, a count of done ones, and a seen-set of the 16-byte fingerprints (in
+    one flat table, see :class:`_Seen`).
 
     Leasing asks :class:`~crawler.slots.Slots` for the next host that may start a request now
     and takes that host's best request: highest priority first, first in first out within a
@@ -40,9 +55,10 @@ class MemoryFrontier:
     (a GET with no headers, body, meta, cb_kwargs or errback, whose callback is a method of
     the spider) waits as one UTF-8 ``bytes`` ``"url\\ncallback\\ndepth\\ndont_filter"`` (the URL
     without the scheme, host and port its host's requests share; the rest left out when it is
-    the lane's usual) and becomes a Request again when leased. Bytes are not tracked by the
-    garbage collector either, so a big frontier does not slow every collection down. A host
-    with pending requests costs its slot and one list per priority (a few hundred bytes).
+    the lane's usual) and becomes a Request again when leased. The entries of a lane share one
+    ``bytearray`` (see :class:`_Lane`), which the garbage collector does not track either, so
+    a big frontier does not slow every collection down. A host with pending requests costs
+    its slot and one buffer per priority (a few hundred bytes).
     """
 
     lease_batch = 1
@@ -55,7 +71,7 @@ class MemoryFrontier:
         self._pending = 0
         self._delayed: list[tuple[float, int, Request]] = []
         self._in_flight: dict[int, Lease] = {}
-        self._seen: set[int] = set()
+        self._seen = _Seen()
         self._seq = itertools.count()
         self._done = 0
 
@@ -72,24 +88,19 @@ class MemoryFrontier:
         if queue is None:
             queue = slot.queue = _HostQueue(request.url, priority)
         lane = queue.lane(priority)
-        entry = _compact(request, queue.origin, lane)
         if front:
-            lane.push_front(entry)
+            lane.push_front(request)
         else:
-            lane.items.append(entry)
+            lane.append(_compact(request, queue.origin, lane))
         self._pending += 1
         self.slots.added(slot, 1, priority)
 
     def add_nowait(self, requests: Sequence[Request]) -> int:
-        seen = self._seen
+        see = self._seen.add
         added = 0
         for request in requests:
-            if not request.dont_filter:
-                # An int of the same 128 bits takes less memory than the bytes.
-                fp = int.from_bytes(request.fingerprint)
-                if fp in seen:
-                    continue
-                seen.add(fp)
+            if not request.dont_filter and not see(request.fingerprint):
+                continue
             self._push(request)
             added += 1
         return added
@@ -100,7 +111,7 @@ class MemoryFrontier:
     def known(self, fingerprint: bytes) -> bool:
         """Whether a request with this fingerprint was added already (``add`` would drop
         another one): the engine hands this check to responses (see ``Response.known``)."""
-        return int.from_bytes(fingerprint) in self._seen
+        return fingerprint in self._seen
 
 
     def _promote(self, now: float) -> None:
@@ -191,46 +202,150 @@ class MemoryFrontier:
         return not (self._pending or self._delayed or self._in_flight)
 
 
-class _Lane:
-    """Pending requests of one priority, first in first out: a list read from ``head``
-    (cheaper than a deque for the many hosts that hold a few requests); the part before
-    ``head`` is cut off once it is half the list."""
+class _Seen:
+    """A set of 16-byte fingerprints in two ``array("Q")`` (the high and low 64 bits) of one
+    open-addressing table, at most half full: 16 to 32 bytes a fingerprint, where a ``set``
+    of ints costs about 80 (the table and a 48-byte int object each). The low half is the
+    slot (a fingerprint is a hash already); an all-zero fingerprint, which would read as an
+    empty slot, is kept apart."""
 
-    __slots__ = ("priority", "items", "head", "shape")
+    __slots__ = ("_hi", "_lo", "_mask", "_used", "_zero")
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self._mask = capacity - 1
+        self._hi = array("Q", bytes(8 * capacity))
+        self._lo = array("Q", bytes(8 * capacity))
+        self._used = 0
+        self._zero = False
+
+    def __len__(self) -> int:
+        return self._used + self._zero
+
+    def __contains__(self, fingerprint: bytes) -> bool:
+        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        if not (hi or lo):
+            return self._zero
+        his, los, mask = self._hi, self._lo, self._mask
+        i = lo & mask
+        while True:
+            h, low = his[i], los[i]
+            if low == lo and h == hi:
+                return True
+            if not (h or low):
+                return False
+            i = (i + 1) & mask
+
+    def add(self, fingerprint: bytes) -> bool:
+        """Add ``fingerprint``; False when it was there already."""
+        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        if not (hi or lo):
+            new, self._zero = not self._zero, True
+            return new
+        his, los, mask = self._hi, self._lo, self._mask
+        i = lo & mask
+        while True:
+            h, low = his[i], los[i]
+            if low == lo and h == hi:
+                return False
+            if not (h or low):
+                break
+            i = (i + 1) & mask
+        his[i], los[i] = hi, lo
+        self._used += 1
+        if self._used * 2 > mask:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old_hi, old_lo = self._hi, self._lo
+        capacity = 2 * len(old_hi)
+        mask = capacity - 1
+        his = array("Q", bytes(8 * capacity))
+        los = array("Q", bytes(8 * capacity))
+        for hi, lo in zip(old_hi, old_lo, strict=True):
+            if hi or lo:
+                i = lo & mask
+                while his[i] or los[i]:
+                    i = (i + 1) & mask
+                his[i], los[i] = hi, lo
+        self._hi, self._lo, self._mask = his, los, mask
+
+
+class _Lane:
+    """Pending requests of one priority, first in first out.
+
+    Compact entries wait in one ``bytearray`` per lane, each behind a one- or two-byte
+    length, read from ``pos``; the part before ``pos`` is cut off once it is half the
+    buffer. That is about 40 bytes a request less than a list of ``bytes`` (no object header,
+    no list pointer). A request that has no compact form (or is too long for one) is a
+    zero-length record there and waits in ``objs``, in the same order. Requests put back in
+    front (released, retried at once) wait in ``front``, last pushed first out.
+    """
+
+    __slots__ = ("priority", "blob", "pos", "objs", "front", "shape")
 
     def __init__(self, priority: int) -> None:
         self.priority = priority
-        self.items: list[_Entry] = []
-        self.head = 0
+        self.blob = bytearray()
+        self.pos = 0
+        self.objs = _NO_OBJS  # a lane's own deque once it holds a Request (a deque is big)
+        self.front: list[Request] | None = None
         #: The ``"\ncallback\ndepth\ndont_filter"`` its compact entries share (most of a
         #: lane's requests have the same): an entry without it is the URL alone.
         self.shape = ""
 
     def take(self, other: _Lane) -> None:
         """Become ``other`` (its priority and requests)."""
-        self.priority, self.items, self.head, self.shape = (
-            other.priority, other.items, other.head, other.shape
+        self.priority, self.blob, self.pos, self.objs, self.front, self.shape = (
+            other.priority, other.blob, other.pos, other.objs, other.front, other.shape
         )
 
     def __bool__(self) -> bool:
-        return self.head < len(self.items)
+        return self.pos < len(self.blob) or bool(self.front)
+
+    def append(self, entry: _Entry) -> None:
+        blob = self.blob
+        if isinstance(entry, Request):  # _compact keeps a compact entry under _LONG bytes
+            if self.objs is _NO_OBJS:
+                self.objs = deque()
+            self.objs.append(entry)
+            blob.append(0)
+            return
+        n = len(entry)
+        if n < 0x80:
+            blob.append(n)
+        else:
+            blob.append(0x80 | n >> 8)
+            blob.append(n & 0xFF)
+        blob += entry
 
     def pop(self) -> _Entry:
-        items, head = self.items, self.head
-        entry = items[head]
-        head += 1
-        if head >= 64 and head * 2 >= len(items):
-            del items[:head]
-            head = 0
-        self.head = head
+        front = self.front
+        if front:
+            return front.pop()
+        blob, pos = self.blob, self.pos
+        n = blob[pos]
+        if n & 0x80:
+            n = (n & 0x7F) << 8 | blob[pos + 1]
+            pos += 2
+        else:
+            pos += 1
+        entry: _Entry
+        if n == 0:
+            entry = self.objs.popleft()
+        else:
+            entry = bytes(blob[pos:pos + n])
+            pos += n
+        if pos >= 4096 and pos * 2 >= len(blob):
+            del blob[:pos]
+            pos = 0
+        self.pos = pos
         return entry
 
-    def push_front(self, entry: _Entry) -> None:
-        if self.head:
-            self.head -= 1
-            self.items[self.head] = entry
-        else:
-            self.items.insert(0, entry)
+    def push_front(self, request: Request) -> None:
+        if self.front is None:
+            self.front = []
+        self.front.append(request)
 
 
 class _HostQueue(_Lane):
@@ -286,10 +401,7 @@ def _compact(request: Request, origin: str, lane: _Lane) -> _Entry:
     """The compact form of a simple request, or the request itself. It leaves out
     what the host's requests share: the URL's ``origin`` (when it starts with it), and the
     callback, depth and dont_filter when they are the ``lane``'s usual ones."""
-    if (
-        request.method != "GET" or request.headers or request.body or request.errback
-        or request._meta or request._cb_kwargs or request.handle_status
-    ):
+    if not request.simple:
         return request
     callback = request.callback
     if callback is None:
@@ -309,7 +421,8 @@ def _compact(request: Request, origin: str, lane: _Lane) -> _Entry:
     shape = f"\n{name}\n{request.depth}\n{1 if request.dont_filter else ''}"
     if not lane.shape:
         lane.shape = shape
-    return (url if shape == lane.shape and "\n" not in url else url + shape).encode()
+    entry = (url if shape == lane.shape and "\n" not in url else url + shape).encode()
+    return entry if len(entry) < _LONG else request
 
 
 def _expand(entry: bytes, priority: int, origin: str, shape: str) -> Request:
@@ -319,4 +432,5 @@ def _expand(entry: bytes, priority: int, origin: str, shape: str) -> Request:
     url, name, depth, dont_filter = text.split("\n")
     if url[:1] == "/":
         url = origin + url
-    return Request._trusted(url, name or None, int(depth), priority, bool(dont_filter))
+    return Request.from_trusted(url, name or None, depth=int(depth), priority=priority,
+                                dont_filter=bool(dont_filter))

@@ -76,7 +76,7 @@ from ..http import Request
 from ..slots import Slots
 from ..tasks import stop_task
 from ..urls import host_key
-from .base import FrontierCounts, Lease
+from .base import FrontierCounts, FrontierKit, Lease
 from .codec import decode_request, encode_request
 from .redis_admin import frontier_crawls, frontier_purge, frontier_status
 from .redis_conn import RETRYABLE, RedisConnection
@@ -788,3 +788,9 @@ class RedisFrontier:
         )
         return parse_stats(raw)
 
+
+def shared_frontier(settings: Settings, spider_name: str, output: str | None) -> FrontierKit:
+    """The frontier shared by the workers of ``settings.frontier_url`` (a
+    :data:`~.base.BuildFrontier`)."""
+    frontier = RedisFrontier.from_settings(settings, spider_name)
+    return FrontierKit(frontier, shared=frontier)

@@ -250,7 +250,9 @@ class SqliteFrontier:
             # commit; safe against a process crash (the guarantee), not against power loss.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, bounded
+            # 4 MiB page cache, bounded: the seen-set and queue indexes of a big job are read
+            # through the OS page cache; a bigger cache here is process memory.
+            conn.execute("PRAGMA cache_size=-4096")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # done in the commit thread instead
             self._prepare_schema(conn)
             self._recover(conn)
@@ -320,7 +322,11 @@ class SqliteFrontier:
 
     async def close(self) -> None:
         """Commit what is pending and close. Leased requests stay leased in the database
-        (they go back to ready when the job is opened again). Idempotent."""
+        (they go back to ready when the job is opened again). Idempotent.
+
+        The per-host state is let go of too (a fresh :class:`Slots` of the same defaults
+        takes its place): it mirrors the database, and :meth:`open` builds it again from
+        there, so a job of many hosts reopened in one process never holds it twice."""
         conn = self._conn
         if conn is None:
             return
@@ -339,6 +345,8 @@ class SqliteFrontier:
             except sqlite3.Error as exc:
                 logger.warning("Final checkpoint of %s failed: %s", self.path, exc)
             conn.close()
+            old = self.slots
+            self.slots = Slots(old.concurrency, old.delay, on_new=old.on_new, clock=old.clock)
 
     @property
     def resumed(self) -> bool:
