@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import IO
 
 import aiohttp
@@ -33,14 +34,17 @@ import orjson
 from parsel import Selector
 from yarl import URL
 
-# The same selectors as the framework's spider (bench/project/spiders/shop.py).
-LISTING_LINKS = "a.listing"
-PRODUCT_LINKS = "a.product"
-PAGER_LINKS = "nav.pager a"
-RELATED_LINKS = "a.related"
-TITLE = "h1.title::text"
-PRICE = "span.price::text"
-SKU = "span.sku::text"
+# The framework's spider reads the same module (bench/project/shop_selectors.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "project"))
+from shop_selectors import (
+    LISTING_LINKS,
+    PAGER_LINKS,
+    PRICE,
+    PRODUCT_LINKS,
+    RELATED_LINKS,
+    SKU,
+    TITLE,
+)
 
 INDEX, LISTING, PRODUCT = 0, 1, 2
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.feeds import GOAL as GOAL_FEEDS_RATIO
 from bench.harness import LOOPS
 from bench.profile_shop import Profile, render
 from bench.scenarios import (
@@ -53,6 +54,7 @@ class Results:
     python_floor_ms: float | None = None
     profile: list[Profile] = field(default_factory=list)
     browser: dict[str, Any] | None = None
+    feeds: dict[str, Any] | None = None  #: bench/feeds.py's measure()
     notes: list[str] = field(default_factory=list)
 
 
@@ -252,6 +254,18 @@ def rows(res: Results) -> list[Row]:
                 f"{statistics.median(mixed['one_in_100']):,.0f} / "
                 f"{statistics.median(mixed['none']):,.0f} (ratio {mixed['ratio']:.3f})",
                 mixed["ok"]))
+    feeds = res.feeds
+    if feeds is not None:
+        for kind, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+            def output(loop: str, kind: str = kind) -> tuple[str, bool | None] | None:
+                if loop != feeds["loop"]:
+                    return None
+                ratio = feeds["ratio"][kind]
+                return (f"{statistics.median(feeds['rates'][kind]):,.0f} pages/s"
+                        f" (ratio {ratio:.2f})", ratio >= GOAL_FEEDS_RATIO)
+
+            add(f"Items into {label} / JSON lines, shop pages/s (median)",
+                f"≥ {GOAL_FEEDS_RATIO}", output)
     return out
 
 
@@ -411,6 +425,18 @@ def markdown(res: Results) -> str:
                render(res.profile)]
     if res.browser is not None:
         md += ["", browser_markdown(res.browser)]
+    if res.feeds is not None:
+        f = res.feeds
+        md += ["", "## Outputs", "",
+               f"`bench/feeds.py`: the shop crawl into each output in rotating order, on"
+               f" {f['loop']}; every page fetched and every product stored once (counted in the"
+               " file or the table).", "",
+               "| Output | Median pages/s | vs JSON lines | CPU µs/page | Rounds (pages/s) |",
+               "|---|---|---|---|---|"]
+        for kind in ("jsonl", "sqlite", "postgresql"):
+            md.append(f"| {kind} | {statistics.median(f['rates'][kind]):,.0f} |"
+                      f" {f['ratio'][kind]:.2f} | {statistics.median(f['cpu'][kind]):,.0f} | "
+                      + ", ".join(f"{r:,.0f}" for r in f["rates"][kind]) + " |")
     if res.notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in res.notes]
     return "\n".join(md) + "\n"

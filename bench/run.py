@@ -38,6 +38,21 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    in 100 against none (goal: within 5 %). On asyncio's loop; skipped, saying why, without
    a browser.
 
+8. Outputs (``bench/feeds.py``): the shop crawl into JSON lines, SQLite and PostgreSQL
+   (``127.0.0.1:5432``, database ``test``, a schema of its own), rotating order, at most 3
+   rounds, on the first loop. Goal: each database's median pages/s ≥ 0.9 x the JSON lines
+   median. Skipped, saying why, when PostgreSQL does not answer.
+
+Sections (``--only``, comma-separated; default all): ``throughput``, ``profile``,
+``latency`` (2 and 3), ``broad`` (4b), ``memory`` and ``sqlite`` (4), ``startup`` (5),
+``processes`` (6), ``browser`` (7), ``feeds`` (8). For example ``--only throughput`` with
+``--rounds 3 --loops asyncio``; ``--quick`` shrinks every section.
+
+Layout: ``bench/harness.py`` (processes, ports, the machine, nginx or the test site),
+``bench/scenarios.py`` (each section's runs), ``bench/report.py`` (goals, the table,
+BENCHMARKS.md), this file (options and the order of the sections). ``make bench-deps``
+installs nginx; the bench itself installs nothing.
+
 Process times are exec to exit, measured from here; crawl times are the crawl's own
 (``elapsed`` of ``--stats``, the raw loop's own clock). Every server runs in another process
 than the crawl it serves.
@@ -90,10 +105,10 @@ from bench.scenarios import (  # noqa: E402
 #: Names other scripts (bench/feeds.py, the tests) import from here.
 __all__ = ["BENCH", "PROJECT", "ROOT", "Results", "browser_markdown", "compile_bytecode",
            "crawl_command", "log", "loop_env", "machine_info", "main", "markdown",
-           "parse_args", "run", "run_logged", "serve_shop"]
+           "parse_args", "rows", "run", "run_logged", "serve_shop", "text_table"]
 
 SECTIONS = ("throughput", "profile", "latency", "broad", "memory", "sqlite", "startup",
-            "processes", "browser")
+            "processes", "browser", "feeds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,6 +249,18 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
             res.browser = run_browser(args)
             if res.browser is None:
                 res.notes.append("Browser section skipped: no Playwright or no Chromium.")
+        if "feeds" in args.only:
+            from bench.feeds import measure
+
+            rounds = min(args.rounds, 3)
+            log(f"outputs, {args.loops[0]}: {rounds} rounds of JSON lines, SQLite, PostgreSQL ...")
+            try:
+                res.feeds = measure(products=args.products, rounds=rounds,
+                                    concurrency=args.concurrency, loop=args.loops[0],
+                                    server=args.server)
+            except OSError as exc:
+                log(f"outputs section skipped: PostgreSQL does not answer ({exc})")
+                res.notes.append("Outputs section skipped: PostgreSQL does not answer.")
     res.machine["load_end"] = _loadavg()
     if args.quick:
         res.notes.append("--quick run: smaller figures than the goals are stated for.")
