@@ -8,7 +8,7 @@ PIP := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip
 BASE := $(VENV)/.installed-base
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test bench install clean lint browser
+.PHONY: demo test bench bench-deps install clean lint browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,34 @@ browser:
 	           apt-get install -y -qq chromium >/dev/null) ; } \
 	  || echo "Chromium not installed (needs root and apt-get): the browser tests will be skipped"
 
-bench: $(DEV)
+# nginx serves the benchmarks' static shop; installed from the system's packages when missing
+# (needs root and apt-get). The bench itself installs nothing: without nginx it says so and
+# serves the shop with the bundled test site.
+bench-deps:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	       && echo "installing nginx (apt-get install nginx-light, else nginx) for the bench" \
+	       && { [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' \
+	              > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
+	              && touch .bench-policy-rc; } ; } \
+	       && (apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	           --no-install-recommends nginx-light >/dev/null 2>&1 \
+	           || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	           --no-install-recommends nginx >/dev/null); \
+	       status=$$?; [ ! -e .bench-policy-rc ] || rm -f /usr/sbin/policy-rc.d .bench-policy-rc; \
+	       exit $$status; } \
+	  || echo "nginx not installed (needs root and apt-get): the bench will serve the shop" \
+	          "with the bundled test site"
+
+bench: $(DEV) bench-deps
 	$(BIN)/python bench/run.py
+
+# Strict on the package (pyproject's [tool.mypy]); the bench scripts are checked, not strictly.
 
 lint: $(DEV)
 	$(BIN)/ruff check crawler tests spiders bench
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file bench/mypy.ini bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -20,14 +20,14 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.run import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     PROJECT,
-    compile_bytecode,
     crawl_command,
     log,
     loop_env,
@@ -35,6 +35,7 @@ from bench.run import (  # noqa: E402
     run_logged,
     serve_shop,
 )
+from bench.scenarios import compile_bytecode  # noqa: E402
 
 GOAL = 0.90
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -82,15 +83,15 @@ def crawl(kind: str, url: str, work: Path, schema: str, concurrency: int,
     return int(stats["status/200"]), float(stats["elapsed"]), proc.cpu, target
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--products", type=int, default=20_000)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
-    p.add_argument("--server", choices=("nginx", "testsite"), default="nginx")
-    args = p.parse_args(argv)
-    kinds = ["jsonl", "sqlite", "postgresql"]
+KINDS = ("jsonl", "sqlite", "postgresql")
+
+
+def measure(*, products: int, rounds: int, concurrency: int, loop: str,
+            server: str) -> dict[str, Any]:
+    """The rounds: ``{"rates": {kind: [pages/s per round]}, "cpu": {kind: [µs per page]},
+    "ratio": {kind: median / the JSON lines median}, "ok": every database's goal met}``.
+    Raises OSError when PostgreSQL does not answer."""
+    kinds = list(KINDS)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg(f"CREATE SCHEMA {schema}"))
     rates: dict[str, list[float]] = {k: [] for k in kinds}
@@ -99,24 +100,42 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="crawler-bench-feeds-") as tmp:
             work = Path(tmp)
             compile_bytecode()
-            with serve_shop(work, args.products, prefer=args.server) as server:
-                log(f"shop: {server.url} served by {server.kind}, {server.pages:,} pages")
-                for n in range(args.rounds):
+            with serve_shop(work, products, prefer=server) as shop:
+                log(f"shop: {shop.url} served by {shop.kind}, {shop.pages:,} pages")
+                for n in range(rounds):
                     order = kinds[n % 3:] + kinds[: n % 3]
                     for kind in order:
                         pages, elapsed, seconds, target = crawl(
-                            kind, server.url, work, schema, args.concurrency, args.loop)
+                            kind, shop.url, work, schema, concurrency, loop)
                         count = stored(kind, target, schema)
-                        if pages != server.pages or count != args.products:
+                        if pages != shop.pages or count != products:
                             raise AssertionError(f"{kind}: {pages} pages, {count} products "
-                                                 f"stored; expected {server.pages} and "
-                                                 f"{args.products}")
+                                                 f"stored; expected {shop.pages} and "
+                                                 f"{products}")
                         rates[kind].append(pages / elapsed)
                         cpu[kind].append(seconds / pages * 1e6)
-                        log(f"  round {n + 1}/{args.rounds} {kind:10s} {pages / elapsed:,.0f} "
+                        log(f"  round {n + 1}/{rounds} {kind:10s} {pages / elapsed:,.0f} "
                             "pages/s")
     finally:
         asyncio.run(_pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    base = statistics.median(rates["jsonl"])
+    ratio = {k: statistics.median(rates[k]) / base for k in kinds}
+    return {"rates": rates, "cpu": cpu, "ratio": ratio, "loop": loop,
+            "ok": all(ratio[k] >= GOAL for k in kinds if k != "jsonl")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--products", type=int, default=20_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
+    p.add_argument("--server", choices=("nginx", "testsite"), default="nginx")
+    args = p.parse_args(argv)
+    kinds = list(KINDS)
+    figures = measure(products=args.products, rounds=args.rounds,
+                      concurrency=args.concurrency, loop=args.loop, server=args.server)
+    rates, cpu = figures["rates"], figures["cpu"]
     base = statistics.median(rates["jsonl"])
     info = machine_info()
     print(f"\nshop crawl, {args.products:,} products, {args.rounds} rounds, {args.loop}, "

@@ -30,6 +30,7 @@ class Million(Spider):
     base = ""
     n = 1_000_000
     report: dict[str, Any] = {}
+    site: Any  #: the test site, set before the crawl
 
     async def start(self) -> Any:
         yield Request(f"{self.base}/links?n=0", callback=self.parse_many)

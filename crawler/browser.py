@@ -22,6 +22,16 @@ them): ``browser_wait`` (``commit``, ``domcontentloaded``, ``load``, ``networkid
 ``meta["pdf"]``), ``browser_page`` (``response.page`` is the live page, closed after the
 callback; scrapy-playwright's ``playwright_include_page`` too) and scrapy-playwright's
 ``playwright_page_methods`` (objects with ``method``, ``args`` and ``kwargs``).
+
+Why one module of about 860 lines: most of it is :class:`BrowserPool`, one class whose parts
+(launching and restarting Chromium, the contexts per proxy and their recycling with the
+storage carried over, the page per request with its routes, waits, actions and the exchange it
+returns) share the same lock, browser, contexts and page states, and are correct only
+together: a restart must see every context and page in flight. Cut in two, each half would
+reach into the other's state. What stands apart is small and next to its one user: finding
+the executable (:func:`find_executable`, :func:`check_browser`), the page actions
+(:func:`run_action`, which works on the pool's page state) and the translation of Playwright's
+errors and headers.
 """
 
 from __future__ import annotations

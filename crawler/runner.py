@@ -31,10 +31,11 @@ from .http import Request, Response
 from .items import ItemProcessor
 from .loader import import_object
 from .middleware import MiddlewareChain, spider_middleware
+from .progress import Progress
 from .robots import RobotsCache
 from .settings import Settings
 from .spider import Spider
-from .stats import Progress, Stats, Timeline, reason_sentence
+from .stats import Stats, Timeline, reason_sentence
 from .tasks import stop_task
 from .throttle import AutoThrottle
 

@@ -9,6 +9,7 @@ every figure.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,16 +22,19 @@ pytestmark = pytest.mark.timeout(120)
 PRODUCTS = 40  # 1 index + 2 listings + 40 products = 43 pages
 
 
-def test_raw_loop_uses_the_spiders_selectors() -> None:
+def test_raw_loop_and_spider_share_one_selectors_module() -> None:
     spec = importlib.util.spec_from_file_location(
         "bench_shop_spider", bench.PROJECT / "spiders" / "shop.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    shared = sys.modules["shop_selectors"]
+    assert shared.__file__ == str(bench.PROJECT / "shop_selectors.py")
     names = ("LISTING_LINKS", "PRODUCT_LINKS", "PAGER_LINKS", "RELATED_LINKS", "TITLE", "PRICE",
              "SKU")
-    assert {n: getattr(raw_loop, n) for n in names} == {n: getattr(module, n) for n in names}
+    for name in names:
+        assert getattr(raw_loop, name) is getattr(module, name) is getattr(shared, name)
 
 
 def test_bench_end_to_end(tmp_path: Path) -> None:
@@ -72,3 +76,17 @@ def test_bench_end_to_end(tmp_path: Path) -> None:
                    "`--processes 2` / `--processes 1`", "## Processes"):
         assert needle in text, needle
     assert bench.text_table(bench.rows(res)).count("\n") >= 8
+
+
+def test_bench_outputs_section(tmp_path: Path) -> None:
+    argv = ["--server", "testsite", "--products", str(PRODUCTS), "--rounds", "1",
+            "--loops", "asyncio", "--concurrency", "8", "--only", "feeds", "--markdown", "-"]
+    res = bench.run(bench.parse_args(argv), argv)
+
+    assert res.feeds is not None
+    assert set(res.feeds["rates"]) == {"jsonl", "sqlite", "postgresql"}
+    assert all(len(rates) == 1 and rates[0] > 0 for rates in res.feeds["rates"].values())
+    assert res.feeds["ratio"]["jsonl"] == 1.0
+    table = bench.text_table(bench.rows(res))
+    assert "Items into SQLite / JSON lines" in table and "Items into PostgreSQL" in table
+    assert "## Outputs" in bench.markdown(res)

@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from crawler import Request, Response, Spider
+from shop_selectors import (  # the project folder's module, shared with bench/raw_loop.py
+    LISTING_LINKS,
+    PAGER_LINKS,
+    PRICE,
+    PRODUCT_LINKS,
+    RELATED_LINKS,
+    SKU,
+    TITLE,
+)
 
-#: Selectors, shared with bench/raw_loop.py (the smoke test checks they are the same).
-LISTING_LINKS = "a.listing"
-PRODUCT_LINKS = "a.product"
-PAGER_LINKS = "nav.pager a"
-RELATED_LINKS = "a.related"
-TITLE = "h1.title::text"
-PRICE = "span.price::text"
-SKU = "span.sku::text"
+from crawler import Request, Response, Spider
 
 
 class ShopSpider(Spider):
