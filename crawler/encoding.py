@@ -1,7 +1,6 @@
 """Decoding a response body to text: which codec, and decoding that never fails.
 
-The codec is chosen in this order (the HTTP header first, as browsers and Scrapy do, because a
-server that sets it knows the bytes it sends better than the page's own markup):
+The codec is chosen in this order, the server's own word first:
 
 1. the ``charset`` parameter of the Content-Type header, if it names a known codec
    (an unknown name such as ``x-foo`` falls through to the next step);
