@@ -28,8 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crawler.frontier.sqlite import SqliteFrontier
+from crawler.frontier.sqlite import QUEUE_SCHEMA, SqliteFrontier
 from crawler.http import Request
+from crawler.jobstate import JobDatabase
 
 GOAL_MB = 150
 BATCH = 1000
@@ -50,7 +51,7 @@ def url(i: int) -> str:
     )
 
 
-class MeasuredFrontier(SqliteFrontier):
+class MeasuredDatabase(JobDatabase):
     """Times the loop-thread part of each operation and each commit (commit thread)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -59,10 +60,10 @@ class MeasuredFrontier(SqliteFrontier):
         self.commits: list[float] = []
         self.wal_max = 0
 
-    def _guard(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def guard(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         t0 = time.perf_counter()
         try:
-            return super()._guard(work)
+            return super().guard(work)
         finally:
             self.worst_op = max(self.worst_op, time.perf_counter() - t0)
 
@@ -85,6 +86,17 @@ class MeasuredFrontier(SqliteFrontier):
         self.worst_op = 0.0
         self.commits = []
         return text
+
+
+class MeasuredFrontier(SqliteFrontier):
+    """A frontier on a :class:`MeasuredDatabase`."""
+
+    def __init__(self, path: Path, *, spider_name: str) -> None:
+        self.measured = MeasuredDatabase(path, spider_name=spider_name, schema=QUEUE_SCHEMA)
+        super().__init__(path, spider_name=spider_name, db=self.measured)
+
+    def report(self) -> str:
+        return self.measured.report()
 
 
 async def run(n: int, folder: Path) -> None:

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ValidationError
 from .errors import JobDirError
 from .exporters import format_for
 from .frontier.base import FrontierKit
-from .frontier.sqlite import SqliteFrontier, check_job_database
+from .frontier.sqlite import SqliteFrontier
+from .jobstate import check_job_database
 from .slots import Slots
 
 if TYPE_CHECKING:

@@ -45,12 +45,13 @@ async def opened(path: Path, spider: str = "s", **kwargs: Any) -> SqliteFrontier
 def crash(frontier: SqliteFrontier) -> None:
     """What a kill -9 leaves behind: the open transaction never commits (closing a
     connection inside a transaction rolls it back, as SQLite does for a dead process)."""
-    frontier._cancel_timer()
-    if frontier._executor is not None:
-        frontier._executor.shutdown(wait=True)  # a commit already under way may land
-    conn = frontier._conn
+    db = frontier.db
+    db._cancel_timer()
+    if db._executor is not None:
+        db._executor.shutdown(wait=True)  # a commit already under way may land
+    conn = db._conn
     assert conn is not None
-    frontier._conn = None
+    db._conn = None
     conn.close()
 
 
@@ -419,7 +420,7 @@ async def test_items_without_an_output_are_dropped(frontier: SqliteFrontier) -> 
     [a] = await frontier.lease(1)
     await frontier.ack(a, [], [{"n": 1}])
     await frontier.commit()
-    assert frontier._stored_items == 0
+    assert frontier.db._stored_items == 0
 
 
 # ---------------------------------------------------------------------- job state
