@@ -3,8 +3,10 @@
 A job directory holds::
 
     job.json            what the job is: format version, spider, output file, creation time
-    frontier.sqlite3    the requests, the seen-set, the outbox, stats and spider state
-                        (:class:`~crawler.frontier.sqlite.SqliteFrontier`), plus its WAL files
+    frontier.sqlite3    the requests and the seen-set (the queue of
+                        :class:`~crawler.frontier.sqlite.SqliteFrontier`), the outbox, stats
+                        and spider state (:class:`~crawler.jobstate.JobDatabase`, which both
+                        share), plus its WAL files
     lock                held (``flock``) by the process running the job; holds its pid
 
 :class:`JobDir` is the gate in front of it: it refuses, with a
@@ -31,8 +33,8 @@ from pydantic import BaseModel, ValidationError
 from .errors import JobDirError
 from .exporters import format_for
 from .frontier.base import FrontierKit
-from .frontier.sqlite import SqliteFrontier
-from .jobstate import check_job_database
+from .frontier.sqlite import QUEUE_SCHEMA, SqliteFrontier
+from .jobstate import JobDatabase, check_job_database
 from .slots import Slots
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ __all__ = ["JOB_FORMAT_VERSION", "JobDir", "JobFile", "durable_frontier"]
 logger = logging.getLogger(__name__)
 
 #: Version of the job directory layout and ``job.json``; bumped with
-#: :data:`crawler.frontier.sqlite.SCHEMA_VERSION` or any change a resume could misread.
+#: :data:`crawler.jobstate.SCHEMA_VERSION` or any change a resume could misread.
 JOB_FORMAT_VERSION = 1
 
 JOB_FILE = "job.json"
@@ -107,11 +109,26 @@ class JobDir:
         frontier = self.frontier(slots=slots)
         return FrontierKit(frontier, durable=frontier, job=self)
 
-    def frontier(self, **options: Any) -> SqliteFrontier:
-        """The job's frontier (not opened yet); ``options`` go to :class:`SqliteFrontier`."""
+    def database(self, *, commit_interval: float = 0.1, commit_ops: int = 1000) -> JobDatabase:
+        """The job's database (not opened yet): its connection, group commit, output log and
+        job state, holding the frontier's queue tables too; the options tune the group
+        commit (:class:`~crawler.jobstate.JobDatabase`)."""
+        if self._lock_fd is None:
+            raise RuntimeError("JobDir.database() before open()")
+        return JobDatabase(
+            self.db_path, spider_name=self.spider_name, schema=QUEUE_SCHEMA,
+            commit_interval=commit_interval, commit_ops=commit_ops,
+        )
+
+    def frontier(
+        self, *, slots: Slots | None = None, commit_interval: float = 0.1, commit_ops: int = 1000
+    ) -> SqliteFrontier:
+        """The job's frontier (not opened yet), its queue in the job's :meth:`database`; it
+        opens and closes that database."""
         if self._lock_fd is None:
             raise RuntimeError("JobDir.frontier() before open()")
-        return SqliteFrontier(self.db_path, spider_name=self.spider_name, **options)
+        db = self.database(commit_interval=commit_interval, commit_ops=commit_ops)
+        return SqliteFrontier(self.db_path, spider_name=self.spider_name, slots=slots, db=db)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -38,6 +38,11 @@ loss or OS crash may lose the last commits (the output file is not fsynced eithe
 left shorter than the recorded offset is reported by :meth:`~JobDatabase.recover_output`,
 never guessed at). The WAL is checkpointed (which fsyncs) and truncated in the commit
 thread too, so the event loop never waits on the disk.
+
+One module of about 650 lines, on purpose: the output log's invariant is kept by the
+commit itself (the commit that holds the acks also moves their undrained items into the
+outbox and records the output offset), so the group commit and the output log are read and
+changed together.
 """
 
 from __future__ import annotations
