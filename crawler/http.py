@@ -4,6 +4,11 @@ A :class:`Request` is immutable once built (use :meth:`Request.replace`); its UR
 at construction, so a relative or non-http(s) URL fails where it was written, not deep inside
 the engine. A :class:`Response` decodes its text and builds its parsel ``Selector`` lazily,
 once, on first use.
+
+The module stays whole (about 700 lines) because the two classes are the one public surface a
+spider sees and are read together: ``Response.follow``/``follow_all`` build Requests through the
+same trusted constructor and link rules that ``Request`` defines, and splitting them would put
+half of each contract in another file.
 """
 
 from __future__ import annotations
