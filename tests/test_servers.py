@@ -9,34 +9,19 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from parsel import Selector
 from yarl import URL
 
+from . import demo_util
+from .demo_util import get, page
 from .servers import TestSite, bomb_routes
+
+client = demo_util.client  # the fixture, under the name the tests take
 
 
 @pytest.fixture
 async def site() -> AsyncIterator[TestSite]:
     async with TestSite(books=100, quotes=35, shop_products=95, routes=bomb_routes()) as s:
         yield s
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def get(client: aiohttp.ClientSession, url: str) -> tuple[int, str]:
-    async with client.get(url, allow_redirects=False) as r:
-        return r.status, await r.text()
-
-
-async def page(client: aiohttp.ClientSession, url: str) -> Selector:
-    async with client.get(url) as r:
-        assert r.status == 200, url
-        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
-        return Selector(text=await r.text())
 
 
 async def wait_until_idle(site: TestSite) -> None:
