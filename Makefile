@@ -53,6 +53,7 @@ bench: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check crawler tests spiders bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
