@@ -15,6 +15,7 @@ from .servers import TestSite
 
 class Books(CrawlSpider):
     name = "books_crawl"
+    base: str
     rules = (
         Rule(LinkExtractor(restrict_css="article.product_pod h3"), callback="parse_book"),
         Rule(LinkExtractor(restrict_css="li.next")),  # no callback: follow defaults to True

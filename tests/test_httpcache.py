@@ -19,6 +19,7 @@ from .servers import Canned, TestSite
 
 class Pages(Spider):
     name = "cached"
+    base: str
 
     async def start(self) -> Any:
         yield Request(f"{self.base}/links?n=5", self.links)

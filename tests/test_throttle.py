@@ -94,6 +94,9 @@ def test_retry_after_forms() -> None:
 
 class Delayed(Spider):
     name = "delayed"
+    base: str
+    n: int
+    path: str
 
     async def start(self) -> Any:
         for i in range(self.n):
