@@ -59,7 +59,7 @@ async def test_first_rule_takes_a_link_and_process_hooks(site: TestSite, tmp_pat
         def drop_authors(self, request: Request, response: Response) -> Request | None:
             return None if "/author/" in request.url else request
 
-        def parse_start_url(self, response: Response) -> Any:
+        def parse_start_url(self, response: Response, **kwargs: Any) -> Any:
             return [{"start": response.url}]
 
         def parse_page(self, response: Response, kind: str) -> Any:
