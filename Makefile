@@ -75,6 +75,7 @@ lint: $(DEV)
 	$(BIN)/ruff check crawler tests spiders bench
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file bench/mypy.ini bench
+	$(BIN)/mypy tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

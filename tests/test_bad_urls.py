@@ -80,6 +80,8 @@ class FollowAll(Spider):
     page reached."""
 
     name = "follow_all"
+    base: str
+    path: str
     recurse = False
 
     async def start(self) -> Any:
@@ -133,6 +135,7 @@ async def test_request_built_from_a_bad_link_raises_value_error_and_the_crawl_go
 
     class Direct(Spider):
         name = "direct"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/page/start", self.bad)
@@ -154,6 +157,7 @@ async def test_request_built_from_a_bad_link_raises_value_error_and_the_crawl_go
 async def test_valid_international_domain_names_are_encoded(site: TestSite, tmp_path: Path) -> None:
     class Idn(Spider):
         name = "idn"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/page/x")
@@ -190,6 +194,7 @@ async def test_url_length_limit(site: TestSite, tmp_path: Path) -> None:
 
     class Long(Spider):
         name = "long"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/page/start", self.links)

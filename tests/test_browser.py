@@ -299,7 +299,7 @@ async def test_spider_attribute_and_setting_render_everything(
     class All(Spider):
         name = "all"
         browser = True
-        start_urls: ClassVar[list[str]] = [f"{js.url}/timer", f"{js.url}/list"]
+        start_urls = [f"{js.url}/timer", f"{js.url}/list"]
 
         def parse(self, response: Response) -> Any:
             yield {"late": len(response.css("p.late")), "products": len(response.css("li"))}
@@ -494,7 +494,7 @@ async def test_missing_browser_is_one_clear_error_before_any_request(
     class All(Spider):
         name = "all"
         browser = True
-        start_urls: ClassVar[list[str]] = [f"{js.url}/timer"]
+        start_urls = [f"{js.url}/timer"]
 
     with pytest.raises(BrowserUnavailable, match="apt-get install chromium"):
         await crawl(All, tmp_path, browser_executable="/nonexistent/chromium")

@@ -15,6 +15,7 @@ from .servers import TestSite
 
 class Books(CrawlSpider):
     name = "books_crawl"
+    base: str
     rules = (
         Rule(LinkExtractor(restrict_css="article.product_pod h3"), callback="parse_book"),
         Rule(LinkExtractor(restrict_css="li.next")),  # no callback: follow defaults to True
@@ -58,7 +59,7 @@ async def test_first_rule_takes_a_link_and_process_hooks(site: TestSite, tmp_pat
         def drop_authors(self, request: Request, response: Response) -> Request | None:
             return None if "/author/" in request.url else request
 
-        def parse_start_url(self, response: Response) -> Any:
+        def parse_start_url(self, response: Response, **kwargs: Any) -> Any:
             return [{"start": response.url}]
 
         def parse_page(self, response: Response, kind: str) -> Any:

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import aiohttp
-import brotli  # type: ignore[import-untyped]
+import brotli
 import pytest
 import zstandard
 from aiohttp import web

@@ -22,6 +22,8 @@ class LinksSpider(Spider):
     """Follows /links?n=K, then yields one item per /page/<i>."""
 
     name = "links"
+    base: str
+    n: int
 
     async def start(self) -> Any:
         yield Request(f"{self.base}/links?n={self.n}")
@@ -55,6 +57,7 @@ async def test_scrapy_style_start_requests(site: TestSite, tmp_path: Path) -> No
 
     class Classic(Spider):
         name = "classic"
+        base: str
 
         def start_requests(self) -> Any:
             for i in range(3):
@@ -65,6 +68,7 @@ async def test_scrapy_style_start_requests(site: TestSite, tmp_path: Path) -> No
 
     class AsyncClassic(Classic):
         name = "async_classic"
+        base: str
 
         async def start_requests(self) -> Any:
             for i in range(3, 5):
@@ -79,6 +83,7 @@ async def test_scrapy_style_start_requests(site: TestSite, tmp_path: Path) -> No
 async def test_priority_order_with_one_slot(site: TestSite, tmp_path: Path) -> None:
     class Prio(Spider):
         name = "prio"
+        base: str
 
         async def start(self) -> Any:
             for i, prio in enumerate([0, 5, 1, 5, 3]):
@@ -101,6 +106,7 @@ async def test_breadth_first_by_default_and_depth_first_with_depth_priority(
         """A binary tree of /page/<path> URLs three levels deep."""
 
         name = "tree"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/page/r")
@@ -123,6 +129,7 @@ async def test_breadth_first_by_default_and_depth_first_with_depth_priority(
 async def test_depth_limit(site: TestSite, tmp_path: Path) -> None:
     class Chain(Spider):
         name = "chain"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/page/0")

@@ -113,6 +113,7 @@ class LoginSpider(Spider):
     """Scrapy's documented login pattern, on the quotes site's login form."""
 
     name = "login"
+    base: str
 
     async def start(self) -> Any:
         yield Request(f"{self.base}/quotes/login", callback=self.parse)

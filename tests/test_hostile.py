@@ -212,6 +212,7 @@ async def test_random_resets_lose_nothing_and_truncate_nothing(tmp_path: Path) -
 
     class Pages(Spider):
         name = "pages"
+        base: str
 
         async def start(self) -> Any:
             for i in range(2000):
@@ -267,6 +268,7 @@ async def test_encodings_always_decode_with_the_expected_codec(
 
     class Texts(Spider):
         name = "texts"
+        base: str
 
         async def start(self) -> Any:
             for n in range(len(ENCODINGS)):
@@ -301,6 +303,7 @@ async def test_malformed_html_gives_what_it_can(site: TestSite, tmp_path: Path) 
 
     class Html(Spider):
         name = "html"
+        base: str
 
         async def start(self) -> Any:
             for path in ("/truncated-html", "/garbage", "/deep"):

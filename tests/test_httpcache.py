@@ -19,6 +19,7 @@ from .servers import Canned, TestSite
 
 class Pages(Spider):
     name = "cached"
+    base: str
 
     async def start(self) -> Any:
         yield Request(f"{self.base}/links?n=5", self.links)
@@ -79,8 +80,8 @@ async def test_entries_expire_and_are_fetched_again(site: TestSite, tmp_path: Pa
         def parse(self, response: Response) -> Any:
             yield {"url": response.url}
 
-    options = {"http_cache": True, "http_cache_dir": str(tmp_path / "c"),
-               "http_cache_expiration": 0.3}
+    options: dict[str, Any] = {"http_cache": True, "http_cache_dir": str(tmp_path / "c"),
+                               "http_cache_expiration": 0.3}
     await crawl(One, tmp_path, **options)
     result, _ = await crawl(One, tmp_path, **options)
     assert site.stats.hits["/page/a"] == 1 and result.stats["httpcache/hit"] == 1

@@ -33,6 +33,7 @@ class Pages(Spider):
     """/links?n=N, then one item per page; ``pipelines``/``middlewares`` set by subclasses."""
 
     name = "pages"
+    base: str
     n = 5
 
     async def start(self) -> Any:
@@ -342,6 +343,8 @@ class DeadAndAlive(Spider):
     """Requests to ``dead`` hosts (refused or not resolving) and one good page."""
 
     name = "dead_and_alive"
+    base: str
+    dead: list[str]
 
     async def start(self) -> Any:
         for url in self.dead:
@@ -502,6 +505,7 @@ class Streaming(Spider):
     and gets fetched while the callback is still running."""
 
     name = "streaming"
+    site: TestSite
     n = 3000
 
     async def start(self) -> Any:

@@ -193,6 +193,7 @@ class SyncSpiderMiddleware:
 
 class PagesSpider(Spider):
     name = "pages"
+    base: str
     item_model = Page
     custom_settings = {
         "ITEM_PIPELINES": {f"{__name__}.DictStylePipeline": 300},
@@ -324,6 +325,7 @@ async def test_readme_scrapy_example_runs(site: TestSite, tmp_path: Path) -> Non
 async def test_request_cookies_are_sent(site: TestSite, tmp_path: Path) -> None:
     class Cookies(Spider):
         name = "cookies"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/echo", cookies={"consent": "yes"})

@@ -157,6 +157,7 @@ async def test_only_http_redirect_targets_are_followed(
 
     class Away(Spider):
         name = "away"
+        base: str
 
         async def start(self) -> Any:
             yield Request(f"{self.base}/away", errback=self.failed)
@@ -177,6 +178,7 @@ class CookieSpider(Spider):
     localhost through a redirect from 127.0.0.1: which of them received it."""
 
     name = "cookies"
+    port: int
 
     async def start(self) -> Any:
         yield Request(f"http://127.0.0.1:{self.port}/set-cookie?sid=s3cret", self.got_cookie)

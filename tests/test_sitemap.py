@@ -21,7 +21,7 @@ XHTML = 'xmlns:xhtml="http://www.w3.org/1999/xhtml"'
 
 
 def urlset(*locs: str, alternates: dict[str, str] | None = None) -> str:
-    rows = []
+    rows: list[str] = []
     for loc in locs:
         alt = (alternates or {}).get(loc)
         link = f'<xhtml:link rel="alternate" hreflang="fr" href="{alt}"/>' if alt else ""

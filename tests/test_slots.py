@@ -83,7 +83,7 @@ def test_pauses_survive_as_wall_clock_times() -> None:
     saved = slots.pauses()
     again = Slots()
     again.restore_pauses(saved)
-    assert again.get("a") is not None and again.get("a").paused_until > again.clock()
+    assert (slot := again.get("a")) is not None and slot.paused_until > again.clock()
 
 
 def test_idle_slots_are_dropped_learnt_ones_later() -> None:

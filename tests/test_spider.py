@@ -63,6 +63,7 @@ async def test_a_string_for_a_list_attribute_is_split_on_commas(
 ) -> None:
     class Plain(Spider):
         name = "plain"
+        other: str
         start_urls = ["http://unused.invalid/"]
 
         def parse(self, response: Response) -> Any:

@@ -85,15 +85,18 @@ def test_bounds_min_delay_and_max_delay() -> None:
 
 
 def test_retry_after_forms() -> None:
-    assert retry_after(response(**{"Retry-After": "12"})) == 12.0
-    assert retry_after(response(**{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
-    assert retry_after(response(**{"Retry-After": "999999"})) == 3600.0
-    assert retry_after(response(**{"Retry-After": "soon"})) is None
+    assert retry_after(response(200, **{"Retry-After": "12"})) == 12.0
+    assert retry_after(response(200, **{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert retry_after(response(200, **{"Retry-After": "999999"})) == 3600.0
+    assert retry_after(response(200, **{"Retry-After": "soon"})) is None
     assert retry_after(response()) is None
 
 
 class Delayed(Spider):
     name = "delayed"
+    base: str
+    n: int
+    path: str
 
     async def start(self) -> Any:
         for i in range(self.n):
