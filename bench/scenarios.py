@@ -130,11 +130,11 @@ class Throughput:
         return [fw.pages_per_s / raw.pages_per_s for raw, fw in self.rounds]
 
     def median(self, who: str, process: bool = False) -> float:
-        return statistics.median(
+        return float(statistics.median(
             getattr(raw if who == "raw" else fw,
                     "process_pages_per_s" if process else "pages_per_s")
             for raw, fw in self.rounds
-        )
+        ))
 
     def cpu_per_page(self, who: str) -> float:
         """Median CPU µs per page of the process (start-up included): less sensitive than

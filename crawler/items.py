@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DropItem", "Item", "ItemPipeline", "ItemProcessor", "InvalidItem", "LossyValues",
-    "OpenClose", "OpenCloseSpider", "PipelineFailed", "ProcessItem",
+    "CloseHook", "CloseSpiderHook", "OpenHook", "OpenSpiderHook", "PipelineFailed", "ProcessItem",
     "to_dict", "validate_item",
 ]
 
@@ -65,21 +65,29 @@ class ProcessItem(Protocol):
         discard it (counted as ``items_dropped``)."""
 
 
-class OpenClose(Protocol):
-    """A pipeline's ``open(spider)`` and ``close(spider)`` hooks (sync or async)."""
+class OpenHook(Protocol):
+    """A pipeline's ``open(spider)`` hook (sync or async); Scrapy's name is ``open_spider``."""
 
     def open(self, spider: Spider) -> Any:
         """Called once before the first request."""
+
+
+class CloseHook(Protocol):
+    """A pipeline's ``close(spider)`` hook (sync or async); Scrapy's name is ``close_spider``."""
 
     def close(self, spider: Spider) -> Any:
         """Called once at the end, even after errors."""
 
 
-class OpenCloseSpider(Protocol):
-    """Scrapy's names for :class:`OpenClose`: ``open_spider`` and ``close_spider``."""
+class OpenSpiderHook(Protocol):
+    """Scrapy's name for :class:`OpenHook`."""
 
     def open_spider(self, spider: Spider) -> Any:
         """Called once before the first request."""
+
+
+class CloseSpiderHook(Protocol):
+    """Scrapy's name for :class:`CloseHook`."""
 
     def close_spider(self, spider: Spider) -> Any:
         """Called once at the end, even after errors."""
@@ -95,7 +103,9 @@ class OpenCloseSpider(Protocol):
 #: ``item_model`` instance when it has one. ``itemadapter.ItemAdapter(item)`` reads and
 #: writes the fields of any kind of item; ``crawler.Item`` models also answer
 #: ``item["field"]``, so a pipeline written for dicts works on them.
-ItemPipeline: TypeAlias = ProcessItem | OpenClose | OpenCloseSpider
+ItemPipeline: TypeAlias = (
+    ProcessItem | OpenHook | CloseHook | OpenSpiderHook | CloseSpiderHook
+)
 
 
 def to_dict(item: Any) -> dict[str, Any]:

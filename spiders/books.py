@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 
@@ -89,7 +89,7 @@ class BooksSpider(Spider):
     """Books of books.toscrape.com; ``-a start_url=...`` crawls another copy of the site."""
 
     name = "books"
-    start_urls: ClassVar[list[str]] = ["https://books.toscrape.com/"]
+    start_urls = ["https://books.toscrape.com/"]
     item_model = Book
 
     def __init__(self, start_url: str | None = None, **kwargs: Any) -> None:

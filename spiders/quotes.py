@@ -7,7 +7,7 @@ crawl quotes -a start_url=http://127.0.0.1:8000/quotes/ -o quotes.jsonl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crawler import Item, Request, Response, Spider
 
@@ -48,7 +48,7 @@ class QuotesSpider(Spider):
     """Quotes of quotes.toscrape.com; ``-a start_url=...`` crawls another copy of the site."""
 
     name = "quotes"
-    start_urls: ClassVar[list[str]] = ["https://quotes.toscrape.com/"]
+    start_urls = ["https://quotes.toscrape.com/"]
     item_model = Quote
 
     def __init__(self, start_url: str | None = None, **kwargs: Any) -> None:

@@ -220,7 +220,7 @@ class BrowserSite:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _count(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.hits[request.path] += 1
         self.headers[request.path] = dict(request.headers)
         return await handler(request)

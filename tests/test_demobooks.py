@@ -86,7 +86,7 @@ async def test_listing_markup_matches_books_toscrape(
     home = await page(client, site.url + "/")
     assert home.css("ul.pager li.next a::attr(href)").get() == "catalogue/page-2.html"
     assert home.css("ul.pager li.previous").get() is None
-    assert home.css("ul.pager li.current::text").get().strip() == "Page 1 of 5"
+    assert home.css("ul.pager li.current::text").get("").strip() == "Page 1 of 5"
     pods = home.css("ol.row article.product_pod")
     assert len(pods) == 20
     for pod, book in zip(pods, expected[:20], strict=True):
@@ -94,7 +94,7 @@ async def test_listing_markup_matches_books_toscrape(
         assert link.attrib["href"] == book["url"]
         assert link.attrib["title"] == book["title"]
         assert pod.css("p.price_color::text").get() == f"£{book['price']}"
-        rating = pod.css("p.star-rating::attr(class)").get().split()[1]
+        rating = pod.css("p.star-rating::attr(class)").get("").split()[1]
         assert ["One", "Two", "Three", "Four", "Five"].index(rating) + 1 == book["rating"]
         assert pod.css("p.instock.availability::text").getall()[-1].strip() == "In stock"
         assert pod.css("div.image_container a::attr(href)").get() == book["url"]
@@ -131,7 +131,7 @@ async def test_category_listings_partition_the_books(
         listing: str | None = url
         while listing is not None:
             sel = await page(client, listing)
-            name = sel.css("div.page-header h1::text").get()
+            name = sel.css("div.page-header h1::text").get("")
             assert sel.css("ul.breadcrumb li.active::text").get() == name
             found.setdefault(name, [])
             found[name] += hrefs(sel, listing, books_spider.BOOK_LINKS)
@@ -153,7 +153,7 @@ async def test_category_listings_partition_the_books(
         assert first.css("form strong::text").getall() == [str(size), "1", "20"]
         second = await page(client, base + "page-2.html")
         assert len(second.css("article.product_pod")) == size - 20
-        detail_url = join(base + "page-2.html", second.css("h3 a::attr(href)").get())
+        detail_url = join(base + "page-2.html", second.css("h3 a::attr(href)").get(""))
         detail = await page(client, detail_url)
         assert detail.css("ul.breadcrumb li:nth-child(3) a::text").get() == name
         everything = await page(client, f"{big.url}/catalogue/category/books_1/page-50.html")

@@ -49,7 +49,7 @@ async def test_quotes_markup(site: DemoSite, client: aiohttp.ClientSession) -> N
     # The "Top Ten tags" box also has a.tag links, outside the quotes.
     assert len(first.css("div.tags-box a.tag")) > 0
     assert len(first.css("div.quote")) == 10
-    author_link = first.css("div.quote span a::attr(href)").get()
+    author_link = first.css("div.quote span a::attr(href)").get("")
     author = await page(client, join(site.url + "/quotes/", author_link))
     assert author.css("h3.author-title::text").get() == quotes[0]["author"]
     assert (await page(client, site.url + "/quotes/page/1/")).get() == first.get()

@@ -50,7 +50,7 @@ async def test_shop_pages_carry_expected_items(
             {
                 "id": int(url.rsplit("/", 1)[1].removesuffix(".html")),
                 "title": sel.css("h1.title::text").get(),
-                "price": Decimal(sel.css("span.price::text").get().removeprefix("$")),
+                "price": Decimal(sel.css("span.price::text").get("").removeprefix("$")),
                 "sku": sel.css("span.sku::text").get(),
                 "url": URL(url).path,
             }

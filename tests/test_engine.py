@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import orjson
 
@@ -579,7 +579,7 @@ async def test_close_spider_and_close_on_items(site: TestSite, tmp_path: Path) -
     assert 1 <= len(items) < 200
 
     result, items = await crawl(LinksSpider, tmp_path, spider_args={"base": site.url, "n": 200},
-                                concurrency=2, **{"close_on.items": 10})
+                                concurrency=2, **cast(dict[str, Any], {"close_on.items": 10}))
     assert result.reason == "close_on_items"
     assert 10 <= len(items) < 200
 

@@ -274,8 +274,8 @@ async def test_encodings_always_decode_with_the_expected_codec(
             for n in range(len(ENCODINGS)):
                 yield Request(f"{self.base}/enc/{n}", cb_kwargs={"n": n})
 
-        def parse(self, response: Response, n: int) -> Any:
-            yield {"n": n, "codec": response.encoding, "text": response.text}
+        def parse(self, response: Response, **cb_kwargs: Any) -> Any:
+            yield {"n": cb_kwargs["n"], "codec": response.encoding, "text": response.text}
 
     _, items = await crawl(Texts, tmp_path, spider_args={"base": site.url})
     got = {item["n"]: (item["codec"], item["text"]) for item in items}

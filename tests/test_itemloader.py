@@ -25,7 +25,11 @@ class Quote(DictItem):
 
 class QuoteModel(Item):
     text: str
-    author: str = PydanticField(json_schema_extra={"input_processor": MapCompose(str.upper)})
+    # itemloaders reads a field's processors from json_schema_extra, which pydantic types as
+    # JSON only: a processor there is the documented use, not a JSON value.
+    author: str = PydanticField(
+        json_schema_extra={"input_processor": MapCompose(str.upper)}  # type: ignore[dict-item]
+    )
     tags: list[str] = []
 
 

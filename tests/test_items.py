@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from itemadapter import ItemAdapter
 
-from crawler import Item
+from crawler import Item, Spider
 from crawler.errors import DropItem
 from crawler.items import (
     InvalidItem,
@@ -20,6 +20,9 @@ from crawler.items import (
     to_dict,
     validate_item,
 )
+
+#: The spider the processors are built for (the pipelines here do not read it).
+SPIDER = Spider()
 
 
 class QuoteModel(Item):
@@ -64,14 +67,14 @@ def test_validation_takes_dicts_models_and_dataclasses() -> None:
 
 
 def test_each_kind_of_invalid_item_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
-    processor = ItemProcessor(None, Priced, [])
+    processor = ItemProcessor(SPIDER, Priced, [])
     with caplog.at_level(logging.WARNING, logger="crawler.items"):
         for _ in range(3):
             processor.validate({"url": "http://e.com/"})  # price missing
         processor.validate({"url": "http://e.com/", "price": "x"})  # another kind
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "Invalid Priced item (price", "Invalid Priced item (price"]
-    assert ItemProcessor(None, None, []).validate({"any": 1}) == {"any": 1}
+    assert ItemProcessor(SPIDER, None, []).validate({"any": 1}) == {"any": 1}
 
 
 class Double:
@@ -103,14 +106,14 @@ class FailsToClose:
 
 
 async def test_pipelines_run_in_order_and_a_drop_is_none() -> None:
-    processor = ItemProcessor("spider", None, [Double(), DropOdd()])
+    processor = ItemProcessor(SPIDER, None, [Double(), DropOdd()])
     assert await processor.run_pipelines({"n": 2}) == {"n": 4}
     assert await processor.run_pipelines({"n": 1}) is None  # 2 after Double: dropped
 
 
 async def test_a_pipeline_error_names_the_pipeline_and_every_pipeline_closes() -> None:
     broken = Broken()
-    processor = ItemProcessor("spider", None, [FailsToClose(), broken])
+    processor = ItemProcessor(SPIDER, None, [FailsToClose(), broken])
     with pytest.raises(PipelineFailed, match=r"pipeline Broken failed: KeyError: 'field'"):
         await processor.run_pipelines({"n": 1})
     await processor.close()  # FailsToClose raises: logged, and Broken still closes

@@ -21,6 +21,9 @@ from crawler.middleware import (
 from .conftest import crawl
 from .servers import TestSite
 
+#: The spider the chains are built for (the middlewares here do not read it).
+SPIDER = Spider()
+
 
 class EchoPages(Spider):
     name = "echo_pages"
@@ -155,7 +158,7 @@ def page(url: str = "http://e.com/a") -> Response:
 
 async def test_requests_go_first_to_last_and_responses_last_to_first() -> None:
     calls: list[str] = []
-    chain = MiddlewareChain([Log("outer", calls), Log("inner", calls)], spider=None)
+    chain = MiddlewareChain([Log("outer", calls), Log("inner", calls)], spider=SPIDER)
     request = Request("http://e.com/a")
     assert await chain.process_request(request) is request
     assert await chain.process_response(request, response := page()) is response
@@ -181,14 +184,14 @@ class Recover:
 
 async def test_a_hook_that_answers_or_leaves_the_origin_ends_the_chain() -> None:
     calls: list[str] = []
-    answered = await MiddlewareChain([Answer(), Log("after", calls)], None).process_request(
+    answered = await MiddlewareChain([Answer(), Log("after", calls)], SPIDER).process_request(
         Request("http://e.com/a"))
     assert isinstance(answered, Response) and answered.url == "http://e.com/a"
-    moved = await MiddlewareChain([ToOther(), Log("after", calls)], None).process_request(
+    moved = await MiddlewareChain([ToOther(), Log("after", calls)], SPIDER).process_request(
         Request("http://e.com/a"))
     assert isinstance(moved, Request) and moved.url == "http://other.example/"
     assert calls == []  # neither reached the next hook
-    recovered = await MiddlewareChain([Log("outer", calls), Recover()], None).process_exception(
+    recovered = await MiddlewareChain([Log("outer", calls), Recover()], SPIDER).process_exception(
         Request("http://e.com/a"), ValueError())
     assert isinstance(recovered, Response) and calls == []
 
@@ -205,10 +208,10 @@ class SyncOutput:
 
 
 async def test_a_hook_returning_the_wrong_type_is_named() -> None:
-    chain = MiddlewareChain([ReturnsJunk()], None)
+    chain = MiddlewareChain([ReturnsJunk()], SPIDER)  # type: ignore[list-item]  # wrong on purpose
     with pytest.raises(TypeError, match=r"ReturnsJunk\.process_response returned str, expected"):
         await chain.process_response(Request("http://e.com/"), page())
-    chain = MiddlewareChain([SyncOutput()], None)
+    chain = MiddlewareChain([SyncOutput()], SPIDER)  # type: ignore[list-item]  # wrong on purpose
     with pytest.raises(TypeError, match=r"^SyncOutput\.process_spider_output must return an"
                                          r" async iterable, got list$"):
         chain.process_output(page(), aiter_outputs([1]))
@@ -236,8 +239,8 @@ class ScrapyStyle:
 async def test_spider_output_hooks_wrap_the_callback_and_scrapy_generators_fit() -> None:
     adapted = spider_middleware(ScrapyStyle())
     assert hasattr(adapted, "process_request")  # its other hooks are kept
-    chain = MiddlewareChain([adapted, Doubles()], None)
-    assert chain.has_output_hooks and not MiddlewareChain([Log("x", [])], None).has_output_hooks
+    chain = MiddlewareChain([adapted, Doubles()], SPIDER)
+    assert chain.has_output_hooks and not MiddlewareChain([Log("x", [])], SPIDER).has_output_hooks
     out = [x async for x in chain.process_output(page(), aiter_outputs([1, 2, 3]))]
     assert out == [3, 5, 7]  # Doubles (inner) first, then ScrapyStyle (outer)
     plain = Doubles()

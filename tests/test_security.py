@@ -111,9 +111,9 @@ class Hop(Spider):
             url = f"{start}/redirect-to?url={target}%3Fn%3D{n}&status=307"
             yield Request(url, headers=CREDENTIALS, cb_kwargs={"case": name})
 
-    def parse(self, response: Response, case: str) -> Any:
+    def parse(self, response: Response, **cb_kwargs: Any) -> Any:
         received = response.json()["headers"]
-        yield {"case": case, "kept": sorted(k for k in ("authorization", "cookie",
+        yield {"case": cb_kwargs["case"], "kept": sorted(k for k in ("authorization", "cookie",
                                                         "proxy-authorization") if k in received)}
 
 
@@ -190,8 +190,8 @@ class CookieSpider(Spider):
         yield Request(f"http://127.0.0.1:{self.port}/redirect-to?url={local}?r=1",
                       cb_kwargs={"case": "redirected"})
 
-    def parse(self, response: Response, case: str) -> Any:
-        yield {"case": case, "cookies": response.json()["cookies"]}
+    def parse(self, response: Response, **cb_kwargs: Any) -> Any:
+        yield {"case": cb_kwargs["case"], "cookies": response.json()["cookies"]}
 
 
 async def test_one_hosts_cookies_never_go_to_another(site: TestSite, tmp_path: Path) -> None:
