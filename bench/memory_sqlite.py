@@ -1,4 +1,4 @@
-"""Memory of a durable job with 1,000,000 pending requests (goal: peak RSS <= 150 MB).
+"""Memory of a durable job with 1,000,000 pending requests (goal: peak RSS <= 100 MB).
 
 Adds 1,000,000 requests with realistic URLs to a :class:`SqliteFrontier` in batches of 1,000
 (as the engine's seeder does), then leases and acks 20,000 of them, each ack adding four

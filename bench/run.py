@@ -17,8 +17,8 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    ≤ 1.25 s (start-up included), the crawl's own elapsed ≤ 1.05 x the server's latency.
 3. 10,000 URLs at 100 ms over 10 loopback host names, ``concurrency_per_host = 10``.
    Goal ≤ 1.10 x the ideal 10 s, per-host in-flight (counted by the server) ≤ 10.
-4. Memory: peak RSS with 1,000,000 requests pending in the in-memory frontier (≤ 300 MB) and,
-   when ``bench/memory_sqlite.py`` exists, in the SQLite frontier (≤ 150 MB).
+4. Memory: peak RSS with 1,000,000 requests pending in the in-memory frontier (≤ 250 MB) and,
+   when ``bench/memory_sqlite.py`` exists, in the SQLite frontier (≤ 100 MB).
 4b. Broad crawl (section ``broad``): 100 loopback hosts x 20 pages at 10 ms, yielded host after
    host, ``concurrency=64``, ``concurrency_per_host=1``, ``download_delay=0.5``, on the memory,
    SQLite (``--jobdir``) and Redis frontiers and with three workers on one Redis frontier;
