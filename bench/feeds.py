@@ -7,7 +7,9 @@ Each round crawls the shop (``bench/run.py``'s static shop under nginx, or the t
 once per output, in rotating order: ``-O out.jsonl``, ``-O sqlite:///out.db?table=products``
 and ``-O postgresql://...?table=<schema>.products`` (a schema of its own, dropped at the end).
 Every crawl must fetch every page and store every product once (counted in the file or the
-table). Goal: each database's median pages/s no more than 10% below the JSON lines median.
+table). Goal: each database's pages/s no more than 10% below the JSON lines figure of the same
+round, median of the rounds' ratios (the machine's load drifts between rounds more than within
+one).
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ KINDS = ("jsonl", "sqlite", "postgresql")
 def measure(*, products: int, rounds: int, concurrency: int, loop: str,
             server: str) -> dict[str, Any]:
     """The rounds: ``{"rates": {kind: [pages/s per round]}, "cpu": {kind: [µs per page]},
-    "ratio": {kind: median / the JSON lines median}, "ok": every database's goal met}``.
+    "ratio": {kind: the median over rounds of its pages/s / the round's JSON lines pages/s},
+    "ok": every database's goal met}``.
     Raises OSError when PostgreSQL does not answer."""
     kinds = list(KINDS)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -118,8 +121,8 @@ def measure(*, products: int, rounds: int, concurrency: int, loop: str,
                             "pages/s")
     finally:
         asyncio.run(_pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    base = statistics.median(rates["jsonl"])
-    ratio = {k: statistics.median(rates[k]) / base for k in kinds}
+    ratio = {k: statistics.median([r / j for r, j in zip(rates[k], rates["jsonl"], strict=True)])
+             for k in kinds}
     return {"rates": rates, "cpu": cpu, "ratio": ratio, "loop": loop,
             "ok": all(ratio[k] >= GOAL for k in kinds if k != "jsonl")}
 
@@ -136,16 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(products=args.products, rounds=args.rounds,
                       concurrency=args.concurrency, loop=args.loop, server=args.server)
     rates, cpu = figures["rates"], figures["cpu"]
-    base = statistics.median(rates["jsonl"])
     info = machine_info()
     print(f"\nshop crawl, {args.products:,} products, {args.rounds} rounds, {args.loop}, "
           f"concurrency {args.concurrency}; {info.get('cpu', '')} load {info.get('load', '')}")
     print(f"{'output':12s} {'median pages/s':>15s} {'vs jsonl':>9s} {'CPU µs/page':>12s}"
-          f"  goal >= {GOAL:.2f}")
+          f"  goal: median ratio of rounds >= {GOAL:.2f}")
     ok = True
     for kind in kinds:
         median = statistics.median(rates[kind])
-        ratio = median / base
+        ratio = figures["ratio"][kind]
         met = kind == "jsonl" or ratio >= GOAL
         ok &= met
         print(f"{kind:12s} {median:15,.0f} {ratio:9.2f} {statistics.median(cpu[kind]):12,.0f}"

@@ -264,7 +264,7 @@ def rows(res: Results) -> list[Row]:
                 return (f"{statistics.median(feeds['rates'][kind]):,.0f} pages/s"
                         f" (ratio {ratio:.2f})", ratio >= GOAL_FEEDS_RATIO)
 
-            add(f"Items into {label} / JSON lines, shop pages/s (median)",
+            add(f"Items into {label} / JSON lines, shop pages/s (median of rounds)",
                 f"≥ {GOAL_FEEDS_RATIO}", output)
     return out
 
@@ -430,7 +430,8 @@ def markdown(res: Results) -> str:
         md += ["", "## Outputs", "",
                f"`bench/feeds.py`: the shop crawl into each output in rotating order, on"
                f" {f['loop']}; every page fetched and every product stored once (counted in the"
-               " file or the table).", "",
+               " file or the table). \"vs JSON lines\" is the median over rounds of the"
+               " output's pages/s / the same round's JSON lines pages/s.", "",
                "| Output | Median pages/s | vs JSON lines | CPU µs/page | Rounds (pages/s) |",
                "|---|---|---|---|---|"]
         for kind in ("jsonl", "sqlite", "postgresql"):
