@@ -192,13 +192,16 @@ class _Loaded:
 
 
 def _load(
-    name: str | None, project: Path, cli_settings: list[str], spider_file: Path | None = None
+    name: str | None, project: Path, cli_settings: list[str], spider_file: Path | None = None,
+    importing: threading.Thread | None = None,
 ) -> _Loaded:
     """The spider class (called ``name``, or the one in ``spider_file``) and its settings:
     the project's layers (``settings.toml``, or a Scrapy project's ``settings.py``), then the
     spider's own (:meth:`Spider.spider_settings`). The spider is found with the project's
     ``spiders`` setting, so the settings are built twice. Logging is set up as soon as a
-    level is known. ``import scrapy`` is served by the compatibility layer."""
+    level is known. ``import scrapy`` is served by the compatibility layer. ``importing``
+    (a thread importing a module) is joined before the project's own modules are imported:
+    their imports never run alongside it."""
     from .loader import load_spider
     from .scrapy import install
     from .settings import build_settings
@@ -208,6 +211,8 @@ def _load(
     if (project / "scrapy.cfg").is_file():
         from .scrapyproject import load_project
 
+        if importing is not None:  # the project's settings module is imported next
+            importing.join()
         scrapy_project = load_project(project)
     base = build_settings(project_dir=project, cli=cli_settings)
     setup_logging(base.log_level)
@@ -218,6 +223,8 @@ def _load(
 
         source = scrapy_project.settings_module if scrapy_project is not None else "settings.py"
         layer = translate_settings(raw, source)
+    if importing is not None:
+        importing.join()
     if spider_file is not None:
         from .loader import load_spider_file
 
@@ -313,7 +320,8 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
     spider_file: Path | None = getattr(args, "spider_file", None)
     # A crawl in this process needs aiohttp (~100 ms to import, more than half of it OpenSSL
     # reading the CA certificates for two TLS contexts, with the GIL released): its import
-    # runs in a thread meanwhile the settings and the spider load.
+    # runs in a thread while the settings are built (joined before the project's modules are
+    # imported, see _load).
     aiohttp_import = _import_in_thread("aiohttp") if args.processes == 1 else None
     try:
         return _crawl_loaded(args, prog, project, cli_settings, outputs, spider_file,
@@ -344,7 +352,7 @@ def _crawl_loaded(
     aiohttp_import: threading.Thread | None,
 ) -> int:
     try:
-        loaded = _load(args.spider, project, cli_settings, spider_file)
+        loaded = _load(args.spider, project, cli_settings, spider_file, aiohttp_import)
         spider_cls, settings = loaded.spider_cls, loaded.settings
         if not outputs and not settings.feeds:  # Scrapy's FEEDS, when nothing names an output
             from .compat import feeds_output
@@ -373,8 +381,6 @@ def _crawl_loaded(
         _end_startup()  # this process supervises: no event loop of its own to wait for
         return _crawl_processes(args, prog, project, settings, output, overwrite)
 
-    if aiohttp_import is not None:
-        aiohttp_import.join()
     from asyncio import CancelledError  # loaded with the runner anyway
 
     from .runner import run_spider
