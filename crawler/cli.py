@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import logging
 import os
 import sys
@@ -324,7 +323,7 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
     # reading the CA certificates for two TLS contexts, with the GIL released): its import
     # runs in a thread while the settings are built (joined before the project's modules are
     # imported, see _load).
-    aiohttp_import = _import_in_thread("aiohttp") if args.processes == 1 else None
+    aiohttp_import = _import_aiohttp_in_thread() if args.processes == 1 else None
     try:
         return _crawl_loaded(args, prog, project, cli_settings, outputs, spider_file,
                              aiohttp_import)
@@ -333,17 +332,17 @@ def _crawl(argv: Sequence[str] | None, prog: str, runspider: bool = False) -> in
             aiohttp_import.join()
 
 
-def _import_in_thread(name: str) -> threading.Thread:
-    """Import module ``name`` in a new thread; join it before the module is used. A failed
-    import is left for the caller's own import of the module to raise, with its traceback."""
+def _import_aiohttp_in_thread() -> threading.Thread:
+    """Import aiohttp in a new thread; join it before aiohttp is used. A failed import is left
+    for the main thread's own import of aiohttp to raise, with its traceback."""
 
     def target() -> None:
         try:
-            importlib.import_module(name)
+            import aiohttp  # noqa: F401  (the import is the work)
         except Exception:  # raised again, in the main thread, where it is imported for use
             pass
 
-    thread = threading.Thread(target=target, name=f"import {name}", daemon=True)
+    thread = threading.Thread(target=target, name="import aiohttp", daemon=True)
     thread.start()
     return thread
 
