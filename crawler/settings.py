@@ -136,7 +136,7 @@ class FeedOptions(BaseModel):
     """Text encoding of a file output."""
     indent: int | None = Field(default=None, ge=0)
     """Indent a ``.json`` array's items by this many spaces; None = compact."""
-    item_classes: list[str] = Field(default_factory=list)
+    item_classes: list[str] = Field(default=[])
     """Only items of these classes (names, or import paths' last part); empty = all items."""
     item_filter: str | None = None
     """Import path of a callable ``(item: dict) -> bool`` choosing the items of this feed."""
@@ -144,7 +144,7 @@ class FeedOptions(BaseModel):
     """Start a new file every this many items; the path needs ``{batch_id}`` or ``{time}``."""
     store_empty: bool = True
     """Keep a file output that received no item (False: remove it at the end)."""
-    key: list[str] = Field(default_factory=list)
+    key: list[str] = Field(default=[])
     """Database outputs: upsert on these fields (the URI's ``?key=``)."""
     batch_size: int = Field(default=500, ge=1)
     """Database outputs: rows per transaction, at most."""
@@ -213,11 +213,11 @@ class Settings(BaseModel):
     overrides it."""
     cookies: bool = True
     """Keep one cookie jar for the whole crawl."""
-    handle_status: list[HttpStatus] = Field(default_factory=list)
+    handle_status: list[HttpStatus] = Field(default=[])
     """Non-2xx statuses passed to the callback instead of the errback, for every spider."""
-    pipelines: list[str] = Field(default_factory=list)
+    pipelines: list[str] = Field(default=[])
     """Item pipelines by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
-    middlewares: list[str] = Field(default_factory=list)
+    middlewares: list[str] = Field(default=[])
     """Middlewares by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
     verify_tls: bool = True
     """Verify TLS certificates."""
@@ -254,7 +254,7 @@ class Settings(BaseModel):
     """Folder of the HTTP cache, one SQLite file per spider."""
     http_cache_expiration: float = Field(default=0.0, ge=0)
     """Seconds a cached response stays fresh; 0 = forever."""
-    http_cache_ignore_status: list[HttpStatus] = Field(default_factory=list)
+    http_cache_ignore_status: list[HttpStatus] = Field(default=[])
     """Statuses never cached, besides retry_http_codes."""
     browser: bool = False
     """Render every request in Chromium (a request's browser=False still opts out)."""
@@ -277,7 +277,7 @@ class Settings(BaseModel):
     browser_recycle_pages: int = Field(default=100, ge=1)
     """A browser context is renewed after this many pages, its cookies carried over (bounds
     the browser's memory)."""
-    feeds: dict[str, FeedOptions] = Field(default_factory=dict)
+    feeds: dict[str, FeedOptions] = Field(default={})
     """Outputs, as tables keyed by URI (like Scrapy's FEEDS); -o/-O on the command line
     replace them."""
     feed_error_timeout: float = Field(default=60.0, gt=0)

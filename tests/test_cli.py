@@ -371,3 +371,41 @@ async def test_crawler_list_loads_no_event_loop() -> None:
     rc, out, err = await run(sys.executable, "-c", code)
     assert rc == 0, err
     assert out.splitlines()[-1] == "ASYNCIO False"
+
+
+async def test_spider_modules_import_after_aiohttp(site: TestSite, tmp_path: Path) -> None:
+    """A crawl imports aiohttp in a thread while its settings are built: the project's own
+    modules are imported once that thread is done, never alongside it."""
+    spider = f"""
+        import sys, threading
+
+        from crawler import Request, Spider
+
+        importing = [t.name for t in threading.enumerate() if t.name.startswith("import ")]
+        print("AT-IMPORT", importing, "aiohttp" in sys.modules, file=sys.stderr)
+
+        class Probe(Spider):
+            name = "probe"
+
+            async def start(self):
+                yield Request("{site.url}/")
+
+            def parse(self, response):
+                yield {{"url": response.url}}
+    """
+    project = make_project(tmp_path, {"probe": spider}, settings="obey_robots = false\n")
+    out = tmp_path / "items.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "probe", "-O", str(out), cwd=project)
+    assert code == 0, err
+    assert "AT-IMPORT [] True" in err
+    assert len(out.read_bytes().splitlines()) == 1
+
+
+async def test_in_process_commands_keep_the_garbage_collector() -> None:
+    """The console scripts run their start-up without the cyclic collector and freeze it;
+    a program calling the command functions keeps its collector as it was."""
+    code = ("import gc; from crawler.cli import crawler_main; crawler_main(['list']);"
+            " print('GC', gc.isenabled(), gc.get_freeze_count())")
+    rc, out, err = await run(sys.executable, "-c", code)
+    assert rc == 0, err
+    assert out.splitlines()[-1] == "GC True 0"
