@@ -542,6 +542,24 @@ async def test_workers_asking_together_share_a_hosts_places(redis_crawl: RedisCr
     assert len(await a.lease(100)) == 8
 
 
+async def test_a_workers_share_holds_within_one_lease_call(redis_crawl: RedisCrawl) -> None:
+    """The share counts what the call itself took: a worker asking for many requests gets its
+    share of a host, not the whole host after popping it again."""
+    a = await redis_crawl.frontier(concurrency_per_host=8)
+    b = await redis_crawl.frontier(concurrency_per_host=8)
+    assert await a.lease(100) == [] and await b.lease(100) == []  # both asking
+    await a.add([Request(f"http://h.test/{i}") for i in range(40)])
+    held = await a.lease(100)
+    assert len(held) == 4  # two workers asking: half of the host's places each
+    got = await b.lease(100)
+    assert len(got) == 4
+    assert await a.lease(100) == [] and await b.lease(100) == []
+    assert a.next_ready_in() != 0  # nothing ready for a: its share is held
+    for lease in held:
+        await a.ack(lease)
+    assert len(await a.lease(100)) == 4
+
+
 async def test_a_hosts_delay_holds_across_workers(redis_crawl: RedisCrawl) -> None:
     delay = 0.2
     workers = [await redis_crawl.frontier(download_delay=delay) for _ in range(3)]

@@ -97,9 +97,10 @@ while got < limit and rounds < limit + 100 do
     redis.call('HSET', hk, 'a', a + taken)
     redis.call('PERSIST', hk)
     if d > 0 then redis.call('HSET', hk, 'n', f6(now + spaced(d))) end
+    mine[host] = (mine[host] or 0) + taken
   end
-  if room <= 0 and a < c then
-    capped[#capped + 1] = host  -- ready for the others: placed after this loop
+  if askers > 1 and a + taken < c and (mine[host] or 0) >= math.ceil(c / askers) then
+    capped[#capped + 1] = host  -- ready for the others, not this worker: placed after the loop
   else
     place(host)
   end
@@ -115,5 +116,7 @@ if #dl > 0 then
   local x = math.max(0, tonumber(dl[2]) - now)
   if nxt < 0 or x < nxt then nxt = x end
 end
+-- The ready hosts this worker may take from: the capped ones wait for its own leases to end.
+local ready = math.max(0, redis.call('ZCARD', K_READY) - #capped)
 return {out, tonumber(redis.call('GET', K_NPENDING) or '0'), redis.call('ZCARD', K_LEASED),
-        redis.call('ZCARD', K_READY), nxt < 0 and '-1' or f6(nxt), #expired, dead}
+        ready, nxt < 0 and '-1' or f6(nxt), #expired, dead}
