@@ -232,12 +232,15 @@ def rows(res: Results) -> list[Row]:
             return None
         r = p.ratios
         med = statistics.median(r)
-        return f"{min(r):.2f} / {med:.2f} / {max(r):.2f}", med >= GOAL_PROCESSES_RATIO
+        return (f"{min(r):.2f} / {med:.2f} / {max(r):.2f}; from CPU per page"
+                f" {statistics.median(p.predicted):.2f}", med >= GOAL_PROCESSES_RATIO)
 
     any_p = next(iter(res.processes.values()), None)
     if any_p is not None:
         add(f"`--processes {any_p.workers}` / `--processes 1`, shop pages/s of the process"
-            " (min / median / max)", f"median ≥ {GOAL_PROCESSES_RATIO}", processes)
+            " (min / median / max; predicted from CPU per page: the cores over the CPU of"
+            " the whole tree and the shop's server)", f"median ≥ {GOAL_PROCESSES_RATIO}",
+            processes)
     def scale(workers: int, goal: float | None) -> Callable[[str], tuple[str, bool | None] | None]:
         def cell(loop: str) -> tuple[str, bool | None] | None:
             rs = res.redis.get(loop)

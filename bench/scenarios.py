@@ -179,16 +179,31 @@ class ProcessesRun:
     pages: int
     #: (one process, ``workers`` processes) per round, whole-process wall seconds
     rounds: list[tuple[ProcessTime, ProcessTime]] = field(default_factory=list)
+    #: (one process, ``workers`` processes) per round: CPU seconds of the shop's server
+    server_cpu: list[tuple[float, float]] = field(default_factory=list)
+    cores: int = 1
 
     @property
     def ratios(self) -> list[float]:
         """pages/s of ``--processes N`` over pages/s of one process, per round."""
         return [one.wall / many.wall for one, many in self.rounds]
 
+    @property
+    def predicted(self) -> list[float]:
+        """The scale the CPU allows, per round: ``min(N, cores)`` x the CPU of one process
+        over the CPU of the N-process crawl (its whole tree: workers, redis-server, the
+        merge) plus the shop server's during it."""
+        out = []
+        for (one, many), (_, server) in zip(self.rounds, self.server_cpu, strict=True):
+            total = many.cpu + server
+            out.append(min(self.workers, self.cores) * one.cpu / total if total else 0.0)
+        return out
+
 
 def run_processes(server: ShopServer, workdir: Path, concurrency: int, loop: str,
-                  workers: int) -> ProcessTime:
-    """``crawl shop --processes N`` (N = 1: the plain crawl), checked like the others."""
+                  workers: int) -> tuple[ProcessTime, float]:
+    """``crawl shop --processes N`` (N = 1: the plain crawl), checked like the others; with
+    the CPU seconds the shop's server spent meanwhile."""
     out = workdir / "processes.jsonl"
     stats_path = workdir / "processes-stats.json"
     cmd = crawl_command(
@@ -196,23 +211,27 @@ def run_processes(server: ShopServer, workdir: Path, concurrency: int, loop: str
         "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
         "--processes", str(workers),
     )
+    server_before = tree_cpu(server.pid) if server.pid else 0.0
     proc = run_logged(cmd, workdir / "processes.log", cwd=PROJECT, env=loop_env(loop))
+    server_cpu = tree_cpu(server.pid) - server_before if server.pid else 0.0
     stats = json.loads(stats_path.read_text())
     if int(stats.get("status/200", 0)) != server.pages:
         raise AssertionError(f"--processes {workers}: {stats.get('status/200')} pages, the"
                              f" shop has {server.pages}")
     _check_items(out, int(stats.get("items_scraped", 0)))
-    return proc
+    return proc, server_cpu
 
 
 def processes_scenario(server: ShopServer, workdir: Path, *, rounds: int, concurrency: int,
                        loop: str, workers: int = 2) -> ProcessesRun:
     """Alternated rounds of ``--processes 1`` and ``--processes workers``."""
-    result = ProcessesRun(loop, workers, server.pages)
+    result = ProcessesRun(loop, workers, server.pages, cores=os.cpu_count() or 1)
     for n in range(rounds):
         order = [1, workers] if n % 2 == 0 else [workers, 1]
-        times = {w: run_processes(server, workdir, concurrency, loop, w) for w in order}
+        runs = {w: run_processes(server, workdir, concurrency, loop, w) for w in order}
+        times = {w: run[0] for w, run in runs.items()}
         result.rounds.append((times[1], times[workers]))
+        result.server_cpu.append((runs[1][1], runs[workers][1]))
         log(f"  [{loop}] round {n + 1}/{rounds}: 1 process {times[1].wall:.2f} s,"
             f" {workers} processes {times[workers].wall:.2f} s,"
             f" ratio {times[1].wall / times[workers].wall:.2f}")
