@@ -152,13 +152,16 @@ class _Snapshot:
     seeding: int  # 0: not waiting for start requests, 1: another worker adds them, 2: it died
 
 
-def _entries(requests: Sequence[Request]) -> list[bytes | str]:
-    """(fingerprint or b'' for dont_filter, queue score, stored JSON, host) per request."""
-    args: list[bytes | str] = []
-    for request in requests:
-        args += (b"" if request.dont_filter else request.fingerprint, str(-request.priority),
-                 encode_request(request), host_key(request.yurl))
-    return args
+def _entries(requests: Sequence[Request]) -> list[bytes]:
+    """Each request as one script argument (``enqueue_packed`` in ``lua/enqueue.lua``): b'f'
+    and its fingerprint (b'n' for dont_filter), its queue score, its host and its stored JSON,
+    the last three after newlines (neither a score nor a host has one)."""
+    return [
+        b"".join((b"n" if request.dont_filter else b"f" + request.fingerprint,
+                  str(-request.priority).encode(), b"\n", host_key(request.yurl).encode(),
+                  b"\n", encode_request(request)))
+        for request in requests
+    ]
 
 
 @dataclass(slots=True)
@@ -627,7 +630,7 @@ class RedisFrontier:
             while acks:
                 batch: list[_Ack] = []
                 args: list[bytes | str | int] = []
-                while acks and len(batch) < _ACK_BATCH and len(args) < 4 * _BATCH:
+                while acks and len(batch) < _ACK_BATCH and len(args) < _BATCH:
                     ack = acks.popleft()
                     batch.append(ack)
                     args += (ack.key, len(ack.children), *_entries(ack.children))

@@ -1,5 +1,5 @@
 -- ARGV from 9: want worker max_deliveries mine, then for each ack: id, how many children,
--- then the children's (fp, score, raw, host) quads. ``want`` > 0: lease up to that many more
+-- then the children, one argument each (packed as enqueue_packed reads them). ``want`` > 0: lease up to that many more
 -- to ``worker`` in the same call (not from hosts with a delay; ``mine`` as in lease.lua).
 -- Returns {{children added, 1 if this ack completed the request else 0, ...} per ack, flat;
 -- the leases {id, deliveries, raw, ...}; ready hosts this worker may take from; leased;
@@ -28,8 +28,8 @@ while i <= #ARGV do
   if found == 1 then done[#done + 1] = id end
   local added = 0
   for _ = 1, nc do
-    added = added + enqueue(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
-    i = i + 4
+    added = added + enqueue_packed(ARGV[i])
+    i = i + 1
   end
   total = total + added
   out[#out + 1] = added
