@@ -190,13 +190,16 @@ class ProcessesRun:
 
     @property
     def predicted(self) -> list[float]:
-        """The scale the CPU allows, per round: ``min(N, cores)`` x the CPU of one process
-        over the CPU of the N-process crawl (its whole tree: workers, redis-server, the
-        merge) plus the shop server's during it."""
+        """The scale the CPU allows, per round, over one process's pages/s (one core over
+        its CPU): the lower of the workers' limit (N cores over the N-process crawl's CPU:
+        its whole tree, workers, redis-server and the merge) and the machine's (its cores
+        over that CPU plus the shop server's during it)."""
         out = []
         for (one, many), (_, server) in zip(self.rounds, self.server_cpu, strict=True):
-            total = many.cpu + server
-            out.append(min(self.workers, self.cores) * one.cpu / total if total else 0.0)
+            if not many.cpu:
+                out.append(0.0)
+                continue
+            out.append(min(self.workers / many.cpu, self.cores / (many.cpu + server)) * one.cpu)
         return out
 
 
@@ -273,16 +276,20 @@ class RedisScale:
                                  for r in self.rounds)
 
     def predicted(self, workers: int) -> list[float]:
-        """The scale the CPU allows, per round: the cores the workers can use
-        (``min(workers, cores)``) over the CPU one page costs everything the crawl runs on
-        (workers, redis-server, the shop's server), in units of a memory worker's CPU per
-        page. Holds on a machine that nothing else uses; the wall ratio is that figure
-        less what other work on the machine takes."""
+        """The scale the CPU allows, per round, over one memory worker's pages/s (one core
+        over its CPU per page): the lower of the workers' own limit (each one core:
+        ``workers`` over their CPU per page) and the machine's (its cores over the CPU a
+        page costs workers, redis-server and the shop's server together). Holds on a
+        machine that nothing else uses; the wall ratio is that figure less what other work
+        on the machine takes."""
         out = []
         for r in self.rounds:
             memory, run = r[0], r[workers]
             total = run.cpu + run.redis_cpu + run.server_cpu
-            out.append(min(workers, self.cores) * memory.cpu / total if total else 0.0)
+            if not run.cpu or not total:
+                out.append(0.0)
+                continue
+            out.append(min(workers / run.cpu, self.cores / total) * memory.cpu)
         return out
 
 

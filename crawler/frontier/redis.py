@@ -545,11 +545,12 @@ class RedisFrontier:
         self._hint.empty_polls = 0 if leases else self._hint.empty_polls + 1
         return leases
 
-    def _saw(self, ready: Any, leased: Any, wake_in: Any) -> None:
-        """What a lease (or an ack that leased) saw of the shared queue, for next_ready_in."""
+    def _saw(self, ready: Any, leased: Any, wake_in: Any, acked: int = 0) -> None:
+        """What a lease (or an ack that leased) saw of the shared queue, for next_ready_in;
+        ``acked``: leases of this worker that call ended (still in ``_held`` meanwhile)."""
         hint = self._hint
         hint.ready = int(ready) > 0
-        hint.leased = max(0, int(leased) - len(self._held))
+        hint.leased = max(0, int(leased) - (len(self._held) - acked))
         wait = float(wake_in)
         hint.wake_at = time.monotonic() + wait if wait >= 0 else None
 
@@ -648,7 +649,7 @@ class RedisFrontier:
                         if len(sent) > 1:
                             flat, ready, leased, wake_in = sent[1:]
                             self._prefetched.extend(await self._leases(flat))
-                            self._saw(ready, leased, wake_in)
+                            self._saw(ready, leased, wake_in, acked=len(batch))
                             self._hint.answered = True
                         else:
                             self._hint.ready = True  # their hosts have free places again
