@@ -203,6 +203,25 @@ class ShopServer:
     url: str  #: the shop's index, ``http://127.0.0.1:PORT/shop/``
     kind: str  #: what serves it, for the report
     pages: int  #: pages a full crawl fetches
+    pid: int | None = None  #: the serving process (nginx's master), for its CPU time
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children so far (Linux /proc; 0
+    where it cannot be read): the CPU a server spent, read while it runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 @contextlib.contextmanager
@@ -246,7 +265,7 @@ def serve_shop(workdir: Path, products: int, prefer: str = "nginx") -> Iterator[
             proc.wait()
             continue
         try:
-            yield ShopServer(f"http://127.0.0.1:{port}/shop/", kind, pages)
+            yield ShopServer(f"http://127.0.0.1:{port}/shop/", kind, pages, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -271,7 +290,7 @@ def _serve_testsite(products: int) -> Iterator[ShopServer]:
             raise RuntimeError(f"crawler.demosite did not start (printed {base!r})")
         listings = -(-products // 20)
         yield ShopServer(f"{base}/shop/", "crawler.demosite in its own process (aiohttp)",
-                         1 + listings + products)
+                         1 + listings + products, proc.pid)
     finally:
         proc.terminate()
         proc.wait()

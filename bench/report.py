@@ -14,6 +14,7 @@ from bench.scenarios import (
     BroadRun,
     LatencyRun,
     ProcessesRun,
+    RedisScale,
     Throughput,
 )
 
@@ -21,6 +22,8 @@ GOAL_RATIO = 0.95
 GOAL_SEED_PROCESS_S = 1.25
 GOAL_SEED_FACTOR = 1.05
 GOAL_PROCESSES_RATIO = 1.4
+GOAL_REDIS_WORKER = 0.9  #: one Redis worker / one memory worker, pages/s
+GOAL_REDIS_TWO = 1.4  #: two Redis workers / one memory worker, pages/s
 GOAL_HOSTS_FACTOR = 1.10
 GOAL_MEMORY_MB = 250.0  #: 1M pending over 100,000 hosts
 GOAL_MEMORY_FEW_HOSTS_MB = 250.0  #: 1M pending over 1,000 hosts
@@ -51,6 +54,7 @@ class Results:
     start_crawl: dict[str, list[float]] = field(default_factory=dict)
     start_list: dict[str, list[float]] = field(default_factory=dict)
     processes: dict[str, ProcessesRun] = field(default_factory=dict)
+    redis: dict[str, RedisScale] = field(default_factory=dict)
     python_floor_ms: float | None = None
     profile: list[Profile] = field(default_factory=list)
     browser: dict[str, Any] | None = None
@@ -228,12 +232,47 @@ def rows(res: Results) -> list[Row]:
             return None
         r = p.ratios
         med = statistics.median(r)
-        return f"{min(r):.2f} / {med:.2f} / {max(r):.2f}", med >= GOAL_PROCESSES_RATIO
+        return (f"{min(r):.2f} / {med:.2f} / {max(r):.2f}; from CPU per page"
+                f" {statistics.median(p.predicted):.2f}", med >= GOAL_PROCESSES_RATIO)
 
     any_p = next(iter(res.processes.values()), None)
     if any_p is not None:
         add(f"`--processes {any_p.workers}` / `--processes 1`, shop pages/s of the process"
-            " (min / median / max)", f"median ≥ {GOAL_PROCESSES_RATIO}", processes)
+            " (min / median / max; predicted from CPU per page: the cores over the CPU of"
+            " the whole tree and the shop's server)", f"median ≥ {GOAL_PROCESSES_RATIO}",
+            processes)
+    def scale(workers: int, goal: float | None) -> Callable[[str], tuple[str, bool | None] | None]:
+        def cell(loop: str) -> tuple[str, bool | None] | None:
+            rs = res.redis.get(loop)
+            if rs is None or workers not in rs.workers:
+                return None
+            r, p = rs.ratios(workers), rs.predicted(workers)
+            med = statistics.median(r)
+            text = (f"{min(r):.2f} / {med:.2f} / {max(r):.2f}; from CPU per page"
+                    f" {statistics.median(p):.2f}")
+            return text, None if goal is None else med >= goal
+
+        return cell
+
+    def scale_cpu(loop: str) -> tuple[str, bool | None] | None:
+        rs = res.redis.get(loop)
+        if rs is None:
+            return None
+        parts = [f"memory {rs.median_per_page(0):.0f}"] + [
+            f"{w}: {rs.median_per_page(w):.0f} + {rs.median_per_page(w, 'redis_cpu'):.0f}"
+            for w in rs.workers]
+        return " / ".join(parts) + " µs", None
+
+    if res.redis:
+        add("Redis, 1 worker / 1 memory worker, shop pages/s of the process (min / median /"
+            " max; predicted from CPU per page)", f"median ≥ {GOAL_REDIS_WORKER}",
+            scale(1, GOAL_REDIS_WORKER))
+        add("Redis, 2 workers / 1 memory worker (same; predicted: the cores over the CPU per"
+            " page of workers + redis-server + the shop's server, at most one core a worker)",
+            f"median ≥ {GOAL_REDIS_TWO}", scale(2, GOAL_REDIS_TWO))
+        add("Redis, 4 workers / 1 memory worker (same)", "", scale(4, None))
+        add("CPU per page: memory worker; N Redis workers (together) + redis-server (median)",
+            "", scale_cpu)
     browser = res.browser
     if browser is not None:
         def on_asyncio(text: str, ok: bool | None = None) -> Callable[
@@ -372,6 +411,30 @@ def markdown(res: Results) -> str:
             for i, (one, many) in enumerate(pr.rounds, 1):
                 md.append(f"| {loop} | {i} | {one.wall:.2f} ({one.cpu:.2f}) |"
                           f" {many.wall:.2f} ({many.cpu:.2f}) | {one.wall / many.wall:.2f} |")
+    if res.redis:
+        md += ["", "## Redis workers", "",
+               "The shop crawl by one `crawl shop` on the memory frontier and by 1, 2 and 4"
+               " `crawl shop --frontier redis://...` processes started together on a private"
+               " redis-server (emptied before each crawl), same shop and server, alternated"
+               " (each round's order reversed from the last). Wall: from the first exec to the"
+               " last exit. CPU: the workers' (user + system, start-up included),"
+               " redis-server's (`INFO cpu` before and after) and the shop server's (/proc),"
+               " per page. Predicted: the scale the CPU allows when nothing else runs on the"
+               " machine, over one memory worker (one core over its CPU per page): the lower"
+               " of N cores over the workers' CPU per page and the machine's cores over the"
+               " CPU per page of workers + redis-server + shop server.", "",
+               "| loop | round | memory s (µs/page) | " + " | ".join(
+                   f"{w} Redis s (workers + redis-server + server µs/page)"
+                   for w in next(iter(res.redis.values())).workers) + " |",
+               "|---|---:|---:|" + "---:|" * len(next(iter(res.redis.values())).workers)]
+        for loop, scale_runs in res.redis.items():
+            for i, by_workers in enumerate(scale_runs.rounds, 1):
+                alone = by_workers[0]
+                cells = [f"{r.wall:.2f} ({r.per_page(r.cpu):.0f} + {r.per_page(r.redis_cpu):.0f}"
+                         f" + {r.per_page(r.server_cpu):.0f})"
+                         for r in (by_workers[w] for w in scale_runs.workers)]
+                md.append(f"| {loop} | {i} | {alone.wall:.2f} ({alone.per_page(alone.cpu):.0f}) | "
+                          + " | ".join(cells) + " |")
     if res.broad:
         md += ["", "## Broad crawl: many hosts, each polite", "",
                "`crawl broad` (bench/project/spiders/broad.py): start requests yielded host after"

@@ -32,6 +32,13 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
 6. Processes: ``crawl shop --processes 2`` (two workers on a private redis-server) against
    ``crawl shop`` (``--processes 1``, the default: one process, memory frontier), alternated,
    whole-process wall time. Goal: median ratio of pages/s ≥ 1.4.
+6b. Redis workers (section ``redis``): the shop crawl by one memory worker and by 1, 2 and 4
+   ``crawl shop --frontier`` processes on a private redis-server, alternated rounds (3; 2
+   with ``--quick``), pages/s of the processes (first exec to last exit) and CPU per page of
+   the workers, of redis-server (``INFO cpu``) and of the shop's server. Goals: one Redis
+   worker ≥ 0.9 x one memory worker, two ≥ 1.4 x; the scale predicted from CPU per page
+   (cores over the CPU a page costs workers + redis-server + server) is shown beside it,
+   since on a shared machine the wall ratio also measures the others' work.
 7. Pages that need JavaScript (``bench/browser.py``, Debian's Chromium through Playwright):
    rendered pages/s at ``browser_concurrency`` 2 and 4; the process tree's peak memory over
    1,000 rendered pages (goal: flat after warm-up); plain pages/s of a crawl rendering 1 page
@@ -45,8 +52,8 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
 
 Sections (``--only``, comma-separated; default all): ``throughput``, ``profile``,
 ``latency`` (2 and 3), ``broad`` (4b), ``memory`` and ``sqlite`` (4), ``startup`` (5),
-``processes`` (6), ``browser`` (7), ``feeds`` (8). For example ``--only throughput`` with
-``--rounds 3 --loops asyncio``; ``--quick`` shrinks every section.
+``processes`` (6), ``redis`` (6b), ``browser`` (7), ``feeds`` (8). For example
+``--only throughput`` with ``--rounds 3 --loops asyncio``; ``--quick`` shrinks every section.
 
 Layout: ``bench/harness.py`` (processes, ports, the machine, nginx or the test site),
 ``bench/scenarios.py`` (each section's runs), ``bench/report.py`` (goals, the table,
@@ -92,6 +99,7 @@ from bench.scenarios import (  # noqa: E402
     memory_script,
     memory_sqlite,
     processes_scenario,
+    redis_scale,
     run_browser,
     run_raw,
     seed_scenario,
@@ -108,7 +116,7 @@ __all__ = ["BENCH", "PROJECT", "ROOT", "Results", "browser_markdown", "compile_b
            "parse_args", "rows", "run", "run_logged", "serve_shop", "text_table"]
 
 SECTIONS = ("throughput", "profile", "latency", "broad", "memory", "sqlite", "startup",
-            "processes", "browser", "feeds")
+            "processes", "redis", "browser", "feeds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed-runs", type=int, help="runs of the seed scenario, median (5)")
     p.add_argument("--processes", type=int, default=2,
                    help="worker processes of the processes section (2)")
+    p.add_argument("--redis-rounds", type=int,
+                   help="rounds of the redis section (3; 2 with --quick)")
     p.add_argument("--memory-requests", type=int, help="pending requests (1,000,000)")
     p.add_argument("--startup-runs", type=int, help="runs per start-up figure (7)")
     p.add_argument("--loops", default="uvloop,asyncio", help="comma-separated: uvloop,asyncio")
@@ -151,6 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.hosts_urls = args.hosts_urls or (1_000 if q else 10_000)
     args.memory_requests = args.memory_requests or (100_000 if q else 1_000_000)
     args.startup_runs = args.startup_runs or (3 if q else 7)
+    args.redis_rounds = args.redis_rounds or (2 if q else 3)
     args.seed_runs = args.seed_runs or (1 if q else 5)
     args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -188,7 +199,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                 log(f"start-up, {loop} ...")
                 res.start_crawl[loop] = startup_crawl(work, loop, args.startup_runs)
                 res.start_list[loop] = startup_list(work, loop, args.startup_runs)
-        if {"throughput", "profile", "processes"} & args.only:
+        if {"throughput", "profile", "processes", "redis"} & args.only:
             with serve_shop(work, args.products, prefer=args.server) as server:
                 log(f"shop: {server.url} served by {server.kind}, {server.pages:,} pages")
                 if "throughput" in args.only:
@@ -208,6 +219,13 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
                         res.processes[loop] = processes_scenario(
                             server, work, rounds=args.rounds, concurrency=args.concurrency,
                             loop=loop, workers=args.processes)
+                if "redis" in args.only:
+                    for loop in args.loops:
+                        log(f"redis, {loop}: {args.redis_rounds} rounds of one memory worker"
+                            " and 1, 2, 4 Redis workers ...")
+                        res.redis[loop] = redis_scale(
+                            server, work, rounds=args.redis_rounds,
+                            concurrency=args.concurrency, loop=loop, products=args.products)
                 if "profile" in args.only:
                     log("profiling both crawls under cProfile ...")
                     prof_dir = work / "profile"

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -38,6 +39,7 @@ from bench.harness import (
     log,
     loop_env,
     run_logged,
+    tree_cpu,
     wait_http,
 )
 
@@ -177,16 +179,34 @@ class ProcessesRun:
     pages: int
     #: (one process, ``workers`` processes) per round, whole-process wall seconds
     rounds: list[tuple[ProcessTime, ProcessTime]] = field(default_factory=list)
+    #: (one process, ``workers`` processes) per round: CPU seconds of the shop's server
+    server_cpu: list[tuple[float, float]] = field(default_factory=list)
+    cores: int = 1
 
     @property
     def ratios(self) -> list[float]:
         """pages/s of ``--processes N`` over pages/s of one process, per round."""
         return [one.wall / many.wall for one, many in self.rounds]
 
+    @property
+    def predicted(self) -> list[float]:
+        """The scale the CPU allows, per round, over one process's pages/s (one core over
+        its CPU): the lower of the workers' limit (N cores over the N-process crawl's CPU:
+        its whole tree, workers, redis-server and the merge) and the machine's (its cores
+        over that CPU plus the shop server's during it)."""
+        out = []
+        for (one, many), (_, server) in zip(self.rounds, self.server_cpu, strict=True):
+            if not many.cpu:
+                out.append(0.0)
+                continue
+            out.append(min(self.workers / many.cpu, self.cores / (many.cpu + server)) * one.cpu)
+        return out
+
 
 def run_processes(server: ShopServer, workdir: Path, concurrency: int, loop: str,
-                  workers: int) -> ProcessTime:
-    """``crawl shop --processes N`` (N = 1: the plain crawl), checked like the others."""
+                  workers: int) -> tuple[ProcessTime, float]:
+    """``crawl shop --processes N`` (N = 1: the plain crawl), checked like the others; with
+    the CPU seconds the shop's server spent meanwhile."""
     out = workdir / "processes.jsonl"
     stats_path = workdir / "processes-stats.json"
     cmd = crawl_command(
@@ -194,26 +214,172 @@ def run_processes(server: ShopServer, workdir: Path, concurrency: int, loop: str
         "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
         "--processes", str(workers),
     )
+    server_before = tree_cpu(server.pid) if server.pid else 0.0
     proc = run_logged(cmd, workdir / "processes.log", cwd=PROJECT, env=loop_env(loop))
+    server_cpu = tree_cpu(server.pid) - server_before if server.pid else 0.0
     stats = json.loads(stats_path.read_text())
     if int(stats.get("status/200", 0)) != server.pages:
         raise AssertionError(f"--processes {workers}: {stats.get('status/200')} pages, the"
                              f" shop has {server.pages}")
     _check_items(out, int(stats.get("items_scraped", 0)))
-    return proc
+    return proc, server_cpu
 
 
 def processes_scenario(server: ShopServer, workdir: Path, *, rounds: int, concurrency: int,
                        loop: str, workers: int = 2) -> ProcessesRun:
     """Alternated rounds of ``--processes 1`` and ``--processes workers``."""
-    result = ProcessesRun(loop, workers, server.pages)
+    result = ProcessesRun(loop, workers, server.pages, cores=os.cpu_count() or 1)
     for n in range(rounds):
         order = [1, workers] if n % 2 == 0 else [workers, 1]
-        times = {w: run_processes(server, workdir, concurrency, loop, w) for w in order}
+        runs = {w: run_processes(server, workdir, concurrency, loop, w) for w in order}
+        times = {w: run[0] for w, run in runs.items()}
         result.rounds.append((times[1], times[workers]))
+        result.server_cpu.append((runs[1][1], runs[workers][1]))
         log(f"  [{loop}] round {n + 1}/{rounds}: 1 process {times[1].wall:.2f} s,"
             f" {workers} processes {times[workers].wall:.2f} s,"
             f" ratio {times[1].wall / times[workers].wall:.2f}")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# 6b. Redis workers against one memory worker
+
+
+@dataclass(slots=True)
+class ScaleRun:
+    workers: int  #: 0: one worker on the memory frontier; else that many Redis workers
+    pages: int  #: 200 responses, all workers together
+    wall: float  #: from the first exec to the last exit
+    cpu: float  #: CPU seconds of the workers
+    redis_cpu: float  #: CPU seconds of redis-server over the run (INFO cpu)
+    server_cpu: float  #: CPU seconds of the shop's server over the run
+
+    def per_page(self, seconds: float) -> float:
+        """µs per page."""
+        return seconds / self.pages * 1e6 if self.pages else 0.0
+
+
+@dataclass(slots=True)
+class RedisScale:
+    loop: str
+    pages: int
+    workers: list[int]  #: the Redis worker counts measured
+    cores: int
+    rounds: list[dict[int, ScaleRun]] = field(default_factory=list)
+
+    def ratios(self, workers: int) -> list[float]:
+        """pages/s of ``workers`` Redis workers over one memory worker's, per round."""
+        return [r[0].wall / r[workers].wall for r in self.rounds]
+
+    def median_per_page(self, workers: int, what: str = "cpu") -> float:
+        return statistics.median(r[workers].per_page(getattr(r[workers], what))
+                                 for r in self.rounds)
+
+    def predicted(self, workers: int) -> list[float]:
+        """The scale the CPU allows, per round, over one memory worker's pages/s (one core
+        over its CPU per page): the lower of the workers' own limit (each one core:
+        ``workers`` over their CPU per page) and the machine's (its cores over the CPU a
+        page costs workers, redis-server and the shop's server together). Holds on a
+        machine that nothing else uses; the wall ratio is that figure less what other work
+        on the machine takes."""
+        out = []
+        for r in self.rounds:
+            memory, run = r[0], r[workers]
+            total = run.cpu + run.redis_cpu + run.server_cpu
+            if not run.cpu or not total:
+                out.append(0.0)
+                continue
+            out.append(min(workers / run.cpu, self.cores / total) * memory.cpu)
+        return out
+
+
+def _redis_cpu(client: Any) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def scale_run(server: ShopServer, workdir: Path, *, workers: int, redis_url: str | None,
+              concurrency: int, loop: str, products: int) -> ScaleRun:
+    """One shop crawl: one memory worker (``workers`` 0) or ``workers`` ``crawl shop
+    --frontier`` processes started together on the Redis at ``redis_url`` (emptied first);
+    every page fetched once and every product written once, all workers together."""
+    import redis  # the package's own dependency; imported when this section runs
+
+    client = redis.Redis.from_url(redis_url) if redis_url else None
+    if client is not None:
+        client.flushdb()
+    before = resource_children()
+    redis_before = _redis_cpu(client) if client is not None else 0.0
+    server_before = tree_cpu(server.pid) if server.pid else 0.0
+    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+    outputs = [workdir / f"scale-{n}.jsonl" for n in range(max(workers, 1))]
+    stats_paths = [workdir / f"scale-{n}.json" for n in range(len(outputs))]
+    t0 = time.perf_counter()
+    try:
+        for n, out in enumerate(outputs):
+            args = ["shop", "-O", str(out), "-a", f"start_url={server.url}",
+                    "--stats", str(stats_paths[n]), "--no-summary",
+                    "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}"]
+            if redis_url:
+                args += ["--frontier", redis_url]
+            log_file = open(workdir / f"scale-{n}.log", "wb")  # noqa: SIM115 - closed below
+            procs.append((subprocess.Popen(crawl_command(*args), stdout=log_file,
+                                           stderr=subprocess.STDOUT, cwd=PROJECT,
+                                           env=loop_env(loop)), log_file))
+        codes = [proc.wait() for proc, _ in procs]
+    finally:
+        for proc, log_file in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log_file.close()
+    wall = time.perf_counter() - t0
+    after = resource_children()
+    redis_cpu = _redis_cpu(client) - redis_before if client is not None else 0.0
+    server_cpu = tree_cpu(server.pid) - server_before if server.pid else 0.0
+    if client is not None:
+        client.close()
+    if any(codes):
+        bad = codes.index(next(c for c in codes if c))
+        raise RuntimeError(f"shop worker {bad} exited {codes[bad]}:\n"
+                           f"{_tail(workdir / f'scale-{bad}.log')}")
+    pages = sum(int(json.loads(p.read_text()).get("status/200", 0)) for p in stats_paths)
+    ids = [json.loads(line)["id"] for out in outputs for line in out.read_bytes().splitlines()]
+    if pages != server.pages or len(ids) != products or set(ids) != set(range(1, products + 1)):
+        raise AssertionError(f"{max(workers, 1)} workers fetched {pages} pages and wrote"
+                             f" {len(ids)} items ({len(set(ids))} distinct); the shop has"
+                             f" {server.pages} pages and {products} products")
+    return ScaleRun(workers, pages, wall, after - before, redis_cpu, server_cpu)
+
+
+def resource_children() -> float:
+    """User + system CPU seconds of this process's children that were waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def redis_scale(server: ShopServer, workdir: Path, *, rounds: int, concurrency: int,
+                loop: str, products: int, workers: tuple[int, ...] = (1, 2, 4)) -> RedisScale:
+    """Alternated rounds (each round's order reversed from the last) of one memory worker and
+    1, 2 and 4 Redis workers, on a private redis-server started here (so its CPU is the
+    crawl's alone)."""
+    from crawler.processes import private_redis
+
+    result = RedisScale(loop, server.pages, list(workers), os.cpu_count() or 1)
+    plan = [0, *workers]
+    with private_redis() as url:
+        for n in range(rounds):
+            order = plan if n % 2 == 0 else plan[::-1]
+            runs = {w: scale_run(server, workdir, workers=w, redis_url=url if w else None,
+                                 concurrency=concurrency, loop=loop, products=products)
+                    for w in order}
+            result.rounds.append(runs)
+            memory = runs[0]
+            log(f"  [{loop}] round {n + 1}/{rounds}: memory {memory.wall:.2f} s"
+                f" ({memory.per_page(memory.cpu):.0f} µs CPU/page); " + "; ".join(
+                    f"{w} Redis {runs[w].wall:.2f} s ({runs[w].per_page(runs[w].cpu):.0f}"
+                    f" + redis-server {runs[w].per_page(runs[w].redis_cpu):.0f} µs/page)"
+                    for w in workers))
     return result
 
 

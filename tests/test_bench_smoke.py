@@ -90,3 +90,19 @@ def test_bench_outputs_section(tmp_path: Path) -> None:
     table = bench.text_table(bench.rows(res))
     assert "Items into SQLite / JSON lines" in table and "Items into PostgreSQL" in table
     assert "## Outputs" in bench.markdown(res)
+
+
+@pytest.mark.redis
+def test_bench_redis_section() -> None:
+    argv = ["--server", "testsite", "--products", str(PRODUCTS), "--redis-rounds", "1",
+            "--loops", "asyncio", "--concurrency", "8", "--only", "redis", "--markdown", "-"]
+    res = bench.run(bench.parse_args(argv), argv)
+
+    scale = res.redis["asyncio"]
+    (runs,) = scale.rounds  # every crawl checked: every page once, every product once
+    assert sorted(runs) == [0, 1, 2, 4]
+    assert all(run.pages == 43 and run.cpu > 0 for run in runs.values())
+    assert runs[0].redis_cpu == 0 and all(runs[w].redis_cpu > 0 for w in (1, 2, 4))
+    assert all(p > 0 for p in scale.predicted(2))
+    text = bench.markdown(res)
+    assert "## Redis workers" in text and "Redis, 2 workers / 1 memory worker" in text

@@ -542,6 +542,60 @@ async def test_workers_asking_together_share_a_hosts_places(redis_crawl: RedisCr
     assert len(await a.lease(100)) == 8
 
 
+async def test_a_workers_share_holds_within_one_lease_call(redis_crawl: RedisCrawl) -> None:
+    """The share counts what the call itself took: a worker asking for many requests gets its
+    share of a host, not the whole host after popping it again."""
+    a = await redis_crawl.frontier(concurrency_per_host=8)
+    b = await redis_crawl.frontier(concurrency_per_host=8)
+    assert await a.lease(100) == [] and await b.lease(100) == []  # both asking
+    await a.add([Request(f"http://h.test/{i}") for i in range(40)])
+    held = await a.lease(100)
+    assert len(held) == 4  # two workers asking: half of the host's places each
+    got = await b.lease(100)
+    assert len(got) == 4
+    assert await a.lease(100) == [] and await b.lease(100) == []
+    assert a.next_ready_in() != 0  # nothing ready for a: its share is held
+    for lease in held:
+        await a.ack(lease)
+    assert len(await a.lease(100)) == 4
+
+
+async def test_an_ack_brings_back_the_next_leases(redis_crawl: RedisCrawl) -> None:
+    """prefetch: the places an ack call frees are leased in the same call, held (in flight)
+    by the worker, handed out by the next lease without another call; close releases those
+    never handed out."""
+    a = await redis_crawl.frontier(concurrency_per_host=4, prefetch=True)
+    await a.add([Request(f"http://h.test/{i}") for i in range(10)])
+    held = await a.lease(100)
+    assert urls(held) == [f"http://h.test/{i}" for i in range(4)]
+    for lease in held[:2]:
+        await a.ack(lease)
+    counts = await a.counts()
+    assert (counts.pending, counts.in_flight, counts.done) == (4, 4, 2)
+    calls = redis_crawl.client().info("commandstats")["cmdstat_evalsha"]["calls"]
+    got = await a.lease(100)
+    assert urls(got) == ["http://h.test/4", "http://h.test/5"]
+    assert redis_crawl.client().info("commandstats")["cmdstat_evalsha"]["calls"] == calls
+    await a.ack(got[0])  # leases h.test/6, never handed out
+    await a.close()
+    b = await redis_crawl.frontier(concurrency_per_host=4)
+    # Released by close, first in line again (not after the lease timeout); a's three other
+    # leases still hold their places on the host.
+    assert urls(await b.lease(100)) == ["http://h.test/6"]
+
+
+async def test_an_ack_leases_nothing_of_a_host_with_a_delay(redis_crawl: RedisCrawl) -> None:
+    """A request an ack brings back may wait a moment before it starts: hosts with a delay
+    are left to a lease made when the engine starts what it gets."""
+    a = await redis_crawl.frontier(download_delay=0.2, prefetch=True)
+    await a.add([Request(f"http://slow.test/{i}") for i in range(3)])
+    (first,) = await a.lease(10)
+    await asyncio.sleep(0.25)
+    await a.ack(first)
+    assert (await a.counts()).in_flight == 0
+    assert urls(await a.lease(10)) == ["http://slow.test/1"]
+
+
 async def test_a_hosts_delay_holds_across_workers(redis_crawl: RedisCrawl) -> None:
     delay = 0.2
     workers = [await redis_crawl.frontier(download_delay=delay) for _ in range(3)]

@@ -137,6 +137,9 @@ class _Hint:
     leased: int = 0  # leases other workers hold (this worker's own end with a wake-up)
     wake_at: float | None = None  # monotonic time the earliest waiting host or retry is due
     empty_polls: int = 0
+    #: An ack call that leased just said nothing more is ready for this worker; the next
+    #: lease takes that answer instead of asking again (see ``prefetch``).
+    answered: bool = False
 
 
 @dataclass(slots=True)
@@ -149,13 +152,16 @@ class _Snapshot:
     seeding: int  # 0: not waiting for start requests, 1: another worker adds them, 2: it died
 
 
-def _entries(requests: Sequence[Request]) -> list[bytes | str]:
-    """(fingerprint or b'' for dont_filter, queue score, stored JSON, host) per request."""
-    args: list[bytes | str] = []
-    for request in requests:
-        args += (b"" if request.dont_filter else request.fingerprint, str(-request.priority),
-                 encode_request(request), host_key(request.yurl))
-    return args
+def _entries(requests: Sequence[Request]) -> list[bytes]:
+    """Each request as one script argument (``enqueue_packed`` in ``lua/enqueue.lua``): b'f'
+    and its fingerprint (b'n' for dont_filter), its queue score, its host and its stored JSON,
+    the last three after newlines (neither a score nor a host has one)."""
+    return [
+        b"".join((b"n" if request.dont_filter else b"f" + request.fingerprint,
+                  str(-request.priority).encode(), b"\n", host_key(request.yurl).encode(),
+                  b"\n", encode_request(request)))
+        for request in requests
+    ]
 
 
 @dataclass(slots=True)
@@ -187,6 +193,12 @@ class RedisFrontier:
     should use the same); ``slots`` instead gives them as the defaults of a
     :class:`~crawler.slots.Slots` (a :class:`RedisSlots` is used as it is, another one's
     defaults and ``on_new`` are taken over: use :attr:`slots` afterwards).
+    ``prefetch``: each ack call also leases as many requests as it acks (the places it
+    frees, hosts with a delay excepted), handed out by the next :meth:`lease` without a round
+    trip, and when that call found nothing more for this worker, the next lease after them
+    returns ``[]`` on that answer instead of asking again; for a worker that keeps leasing
+    (the crawl's engine), not for a caller that counts what is in flight after acking.
+    Leases fetched so and not handed out are released by :meth:`close`.
 
     ``outbox`` is False: the engine writes a request's items before calling :meth:`ack`, so a
     worker killed between the two repeats that request's items once more (at-least-once).
@@ -211,6 +223,7 @@ class RedisFrontier:
         concurrency_per_host: int = 8,
         download_delay: float = 0.0,
         slots: Slots | None = None,
+        prefetch: bool = False,
     ) -> None:
         if lease_timeout <= 0:
             raise ConfigError(f"lease_timeout must be > 0, got {lease_timeout}")
@@ -254,6 +267,9 @@ class RedisFrontier:
         self._policy_task: asyncio.Task[None] | None = None
         self._ack_task: asyncio.Task[None] | None = None
         self._acks: deque[_Ack] = deque()
+        self.prefetch = prefetch
+        #: Leases an ack call brought back, not handed out yet (they are in _held).
+        self._prefetched: deque[Lease] = deque()
         self._ack_wanted = asyncio.Event()
         self._changes_lock = asyncio.Lock()
         self._known: set[bytes] = set()  # fingerprints already in the seen set
@@ -281,6 +297,7 @@ class RedisFrontier:
             worker_id=worker_id,
             concurrency_per_host=settings.concurrency_per_host,
             download_delay=settings.download_delay,
+            prefetch=True,
         )
 
     def __repr__(self) -> str:
@@ -331,10 +348,14 @@ class RedisFrontier:
         self._heartbeat_task = self._policy_task = self._ack_task = None
         while self._acks:
             self._acks.popleft().done.cancel()
+        unused = list(self._prefetched)
+        self._prefetched.clear()
         try:
             if self._opened and self._lost is None:
-                # Best effort and bounded: a worker must be able to stop while Redis is down.
+                # Best effort and bounded: a worker must be able to stop while Redis is down
+                # (prefetched leases not released then expire back to pending).
                 async with asyncio.timeout(2.0):
+                    await self.release(unused)
                     await self._mark_stopped()
         except RETRYABLE as exc:  # TimeoutError included
             logger.debug("Could not mark worker %s stopped: %s", self.worker_id, exc)
@@ -492,14 +513,49 @@ class RedisFrontier:
         return added
 
     async def lease(self, limit: int) -> list[Lease]:
+        """Leases an ack call brought back (``prefetch``) first, without a round trip; else
+        a lease call."""
         if limit <= 0:
             return []
+        hint = self._hint
+        if self._prefetched:
+            if self._lost is not None:
+                raise self._lost
+            take = min(limit, len(self._prefetched))
+            return [self._prefetched.popleft() for _ in range(take)]
+        if hint.answered:
+            hint.answered = False
+            if not hint.ready:
+                return []
         self._slots.tidy()
         reply: list[Any] = await self._run(
             "lease", self._lease_script,
             min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH, self._mine(),
         )
         flat, _pending, leased, ready, wake_in, reclaimed, dead = reply
+        leases = await self._leases(flat)
+        if reclaimed:
+            logger.info("Reclaimed %d requests whose lease expired (their worker stopped "
+                        "heartbeating)", reclaimed)
+        if dead:
+            logger.warning("Dead-lettered %d requests leased %d times without being "
+                           "acknowledged (see `crawler frontier status`)",
+                           dead, self.max_deliveries)
+        self._saw(ready, leased, wake_in)
+        self._hint.empty_polls = 0 if leases else self._hint.empty_polls + 1
+        return leases
+
+    def _saw(self, ready: Any, leased: Any, wake_in: Any, acked: int = 0) -> None:
+        """What a lease (or an ack that leased) saw of the shared queue, for next_ready_in;
+        ``acked``: leases of this worker that call ended (still in ``_held`` meanwhile)."""
+        hint = self._hint
+        hint.ready = int(ready) > 0
+        hint.leased = max(0, int(leased) - (len(self._held) - acked))
+        wait = float(wake_in)
+        hint.wake_at = time.monotonic() + wait if wait >= 0 else None
+
+    async def _leases(self, flat: list[Any]) -> list[Lease]:
+        """The leases of a script's reply ``{id, deliveries, raw, ...}``, now held here."""
         leases: list[Lease] = []
         for i in range(0, len(flat), 3):
             key: bytes = flat[i]
@@ -518,24 +574,17 @@ class RedisFrontier:
             # AutoThrottle, Crawl-delay); made here, AutoThrottle starts it at once.
             self._slots.slot(host).active += 1
             leases.append(Lease(request, key, int(flat[i + 1]), host=host))
-        if reclaimed:
-            logger.info("Reclaimed %d requests whose lease expired (their worker stopped "
-                        "heartbeating)", reclaimed)
-        if dead:
-            logger.warning("Dead-lettered %d requests leased %d times without being "
-                           "acknowledged (see `crawler frontier status`)",
-                           dead, self.max_deliveries)
-        hint = self._hint
-        hint.ready = int(ready) > 0
-        hint.leased = max(0, int(leased) - len(self._held))
-        wait = float(wake_in)
-        hint.wake_at = time.monotonic() + wait if wait >= 0 else None
-        hint.empty_polls = 0 if leases else hint.empty_polls + 1
         return leases
 
-    def _mine(self) -> bytes:
-        """This worker's leases per host, for its share of each host's places (JSON)."""
+    def _mine(self, ending: Sequence[bytes] = ()) -> bytes:
+        """This worker's leases per host, for its share of each host's places (JSON);
+        without those of ``ending`` (ids being acked in the same call)."""
         mine = {slot.key: slot.active for slot in self._slots if slot.active > 0}
+        for key in ending:
+            host = _host_of(key)
+            if host in mine:
+                mine[host] -= 1
+        mine = {host: n for host, n in mine.items() if n > 0}
         return orjson.dumps(mine) if mine else b""
 
     async def ack(
@@ -552,8 +601,10 @@ class RedisFrontier:
         fresh = self._unknown(head)
         with self._settle([key]):
             if self._ack_task is None:  # not opened: no batching
-                reply = await self._quiet("ack", self._ack_script, key, len(fresh),
-                                          *_entries(fresh))
+                sent = await self._quiet("ack", self._ack_script, 0, self.worker_id,
+                                         self.max_deliveries, b"", key, len(fresh),
+                                         *_entries(fresh))
+                reply = None if sent is None else sent[0]
             else:
                 done: asyncio.Future[list[int] | None] = (
                     asyncio.get_running_loop().create_future()
@@ -565,7 +616,8 @@ class RedisFrontier:
             return added
         self._learn(fresh)
         added += int(reply[0])
-        self._hint.ready = True  # its host has a free place again, or children came
+        if self._ack_task is None:
+            self._hint.ready = True  # its host has a free place again, or children came
         if not reply[1]:
             logger.debug("Late ack of %s: already done by another worker", lease.request.url)
         return added
@@ -579,12 +631,28 @@ class RedisFrontier:
             while acks:
                 batch: list[_Ack] = []
                 args: list[bytes | str | int] = []
-                while acks and len(batch) < _ACK_BATCH and len(args) < 4 * _BATCH:
+                while acks and len(batch) < _ACK_BATCH and len(args) < _BATCH:
                     ack = acks.popleft()
                     batch.append(ack)
                     args += (ack.key, len(ack.children), *_entries(ack.children))
+                # The places these acks free are leased again in the same call: one for one,
+                # so what this worker holds (handed out or not) never grows through acks.
+                want = len(batch) if self.prefetch else 0
+                mine = self._mine([ack.key for ack in batch]) if want else b""
                 try:
-                    reply: list[int] | None = await self._quiet("ack", self._ack_script, *args)
+                    sent: list[Any] | None = await self._quiet(
+                        "ack", self._ack_script, want, self.worker_id, self.max_deliveries,
+                        mine, *args)
+                    reply: list[int] | None = None
+                    if sent is not None:
+                        reply = sent[0]
+                        if len(sent) > 1:
+                            flat, ready, leased, wake_in = sent[1:]
+                            self._prefetched.extend(await self._leases(flat))
+                            self._saw(ready, leased, wake_in, acked=len(batch))
+                            self._hint.answered = True
+                        else:
+                            self._hint.ready = True  # their hosts have free places again
                 except asyncio.CancelledError:
                     for ack in batch:
                         ack.done.cancel()

@@ -70,7 +70,9 @@ sorted sets, every state change is one Lua script, so it is atomic on the server
   expired), free its host's place, count it done and enqueue its children with the same
   dedup step, in one script. Acks made while another call is on its way go together in the
   next call, and children this worker sent before are not sent again (they are in the seen
-  set for good), so a busy worker makes a fraction of a call per request.
+  set for good), so a busy worker makes a fraction of a call per request. The same call
+  leases as many requests as it acks (the places it frees, as a lease would hand them out,
+  hosts with a delay excepted), so a busy worker's next lease needs no round trip.
 - ``reschedule`` / ``release``: back to delayed / the host's queue, only if this worker still
   holds the lease; the delivery count is given back (a retry or a graceful stop is an outcome,
   not a crash).
@@ -106,12 +108,13 @@ LOST = "CRAWL_LOST"
 
 #: Every script, with the preludes it starts with, in order: ``hosts`` (the crawl check, the
 #: clock, the per-host schedule and the policy changes), ``enqueue`` (dedup and enqueue as one
-#: step), ``now`` (the server clock alone), ``worker_alive`` (whether a worker heartbeats).
+#: step), ``take`` (reclaiming expired leases and leasing by host: lease's, and ack's leases),
+#: ``now`` (the server clock alone), ``worker_alive`` (whether a worker heartbeats).
 SCRIPTS: dict[str, tuple[str, ...]] = {
     "add": ("hosts", "enqueue"),
     "policy": ("hosts",),
-    "lease": ("hosts",),
-    "ack": ("hosts", "enqueue"),
+    "lease": ("hosts", "take"),
+    "ack": ("hosts", "enqueue", "take"),
     "reschedule": ("hosts",),
     "release": ("hosts",),
     "dead_letter": ("hosts",),

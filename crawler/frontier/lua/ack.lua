@@ -1,10 +1,14 @@
--- ARGV from 9, for each ack: id, how many children, then the children's (fp, score, raw,
--- host) quads. Returns {children added, 1 if this ack completed the request else 0} per ack,
--- flat. The first ack of a request wins, whoever holds its lease now: the work is done, and
--- a second ack is a no-op.
-local out = {}
+-- ARGV from 9: want worker max_deliveries mine, then for each ack: id, how many children,
+-- then the children, one argument each (packed as enqueue_packed reads them). ``want`` > 0: lease up to that many more
+-- to ``worker`` in the same call (not from hosts with a delay; ``mine`` as in lease.lua).
+-- Returns {{children added, 1 if this ack completed the request else 0, ...} per ack, flat;
+-- the leases {id, deliveries, raw, ...}; ready hosts this worker may take from; leased;
+-- next as in lease.lua}. The first ack of a request wins, whoever holds its lease now: the
+-- work is done, and a second ack is a no-op.
+local want, worker, maxd = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local out, done = {}, {}
 local total = 0
-local i = 9
+local i = 13
 while i <= #ARGV do
   local id, nc = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
@@ -21,22 +25,30 @@ while i <= #ARGV do
   elseif redis.call('ZREM', K_DELAYED, id) + redis.call('HDEL', P .. 'dead', id) > 0 then
     found = 1
   end
-  if found == 1 then
-    redis.call('HDEL', K_DATA, id)
-    redis.call('HDEL', K_SCORE, id)
-    redis.call('HDEL', K_DELIV, id)
-    redis.call('HDEL', K_OWNER, id)
-    redis.call('INCR', P .. 'done')
-  end
+  if found == 1 then done[#done + 1] = id end
   local added = 0
   for _ = 1, nc do
-    added = added + enqueue(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
-    i = i + 4
+    added = added + enqueue_packed(ARGV[i])
+    i = i + 1
   end
   total = total + added
   out[#out + 1] = added
   out[#out + 1] = found
 end
+if #done > 0 then
+  -- One call per hash for the whole batch (at most a few hundred ids: unpack's limit is far).
+  redis.call('HDEL', K_DATA, unpack(done))
+  redis.call('HDEL', K_SCORE, unpack(done))
+  redis.call('HDEL', K_DELIV, unpack(done))
+  redis.call('HDEL', K_OWNER, unpack(done))
+  redis.call('INCRBY', P .. 'done', #done)
+end
 if total > 0 then redis.call('INCRBY', K_NPENDING, total) end
 settle()
-return out
+if want <= 0 then return {out} end
+local askers = asking(worker)
+local mine = {}
+if askers > 1 and ARGV[12] ~= '' then mine = cjson.decode(ARGV[12]) end
+reclaim(want)
+local leases, _, ready = take(want, worker, maxd, askers, mine, true)
+return {out, leases, ready, redis.call('ZCARD', K_LEASED), next_due()}
