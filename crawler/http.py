@@ -339,12 +339,19 @@ class Response:
     parsel ``Selector`` built on first use. ``meta`` is the request's meta.
     """
 
-    __slots__ = ("url", "status", "headers", "body", "request", "stats", "known", "__dict__")
+    __slots__ = (
+        "url", "status", "headers", "body", "request", "stats", "known", "known_links",
+        "__dict__",
+    )
 
     #: The frontier's "was this fingerprint added already" check, set by the engine when its
     #: frontier offers one (None: unknown). :meth:`follow_all` skips the links it knows
     #: before building a Request for them: most links of a page are usually repeats.
     known: Callable[[bytes], bool] | None
+    #: The links (as :meth:`follow_all` keys them) that :attr:`known` said yes to, shared by
+    #: the responses of one crawl (None: not remembered). A yes stays true, since a frontier
+    #: never forgets a fingerprint it took, so a link met again costs one set lookup.
+    known_links: set[str] | None
 
     #: The live Playwright page of a rendered request that asked for it
     #: (``meta["browser_page"]``); the framework closes it after the callback. None otherwise.
@@ -372,6 +379,7 @@ class Response:
         self.request = request if request is not None else Request(url)
         self.stats = stats
         self.known = None
+        self.known_links = None
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"
@@ -553,17 +561,21 @@ class Response:
         The fingerprints yielded from this page are remembered too, in a set cleared when it
         reaches :data:`_PAGE_SEEN_SIZE`: the engine hands a callback's requests to the
         frontier in batches smaller than that, so a repeat further down a huge page is known
-        to the frontier by then, and one that slips through is dropped by the frontier."""
-        base = self._base
-        prefixes = _base_prefixes(base)
-        origin = prefixes[0] if prefixes is not None else None
-        page = f"{base}\0"
+        to the frontier by then, and one that slips through is dropped by the frontier.
+
+        A link whose fingerprint the frontier said it has goes into :attr:`known_links` (when
+        the engine gave one), bounded like the memo: met again, on any page of the crawl, it
+        costs one set lookup and no question to the frontier."""
+        origin, page = self._link_keys
         memo = _LINK_FINGERPRINTS
+        # Links known to the frontier (see known_links); a page of its own without the engine.
+        confirmed = self.known_links if self.known_links is not None else set()
         batch: set[bytes] = set()
         repeats = 0
         try:
             for href in links:
                 key = None
+                asked = False  # known() said no to this link's fingerprint already
                 if type(href) is str:
                     if origin is not None and href[:1] == "/" and href[1:2] != "/":
                         key = origin + href  # "/x" means the same on every page of the origin
@@ -575,10 +587,21 @@ class Response:
                         key = href  # resolved without the base
                     else:
                         key = page + href
-                    fp = memo.get(key)
-                    if fp is not None and (fp in batch or known(fp)):
+                    if key in confirmed:
                         repeats += 1
                         continue
+                    fp = memo.get(key)
+                    if fp is not None:
+                        if fp in batch:
+                            repeats += 1
+                            continue
+                        if known(fp):
+                            if len(confirmed) >= _LINK_MEMO_SIZE:
+                                confirmed.clear()
+                            confirmed.add(key)
+                            repeats += 1
+                            continue
+                        asked = True
                 request = self._follow_link(href, callback, kwargs)
                 if request is None:
                     continue
@@ -587,7 +610,14 @@ class Response:
                     if len(memo) >= _LINK_MEMO_SIZE:
                         memo.clear()
                     memo[key] = fp
-                if fp in batch or known(fp):
+                if fp in batch:
+                    repeats += 1
+                    continue
+                if not asked and known(fp):
+                    if key is not None:
+                        if len(confirmed) >= _LINK_MEMO_SIZE:
+                            confirmed.clear()
+                        confirmed.add(key)
                     repeats += 1
                     continue
                 if len(batch) >= _PAGE_SEEN_SIZE:
@@ -597,6 +627,14 @@ class Response:
         finally:
             if repeats and self.stats is not None:
                 self.stats.inc("duplicates_filtered", repeats)
+
+    @_once
+    def _link_keys(self) -> tuple[str | None, str]:
+        """What :meth:`_follow_new` keys this page's links by: the origin of its base (for
+        ``/path`` links; None when the base is not http(s)) and the base plus a NUL."""
+        base = self._base
+        prefixes = _base_prefixes(base)
+        return (prefixes[0] if prefixes is not None else None), f"{base}\0"
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)

@@ -53,6 +53,37 @@ def test_known_links_get_no_request_and_count_as_duplicates() -> None:
         assert r.stats.get("links_skipped") == 3  # no href, <p>, mailto:
 
 
+def test_known_links_remember_the_frontiers_yes_and_only_that() -> None:
+    """With known_links (the engine's), a link the frontier said it has is skipped on later
+    pages without asking again; a link only repeated on its page, or not known yet, is asked
+    about again."""
+    asked: list[bytes] = []
+    known: set[bytes] = set()
+
+    def check(fp: bytes) -> bool:
+        asked.append(fp)
+        return fp in known
+
+    links: set[str] = set()
+    body = b'<a href="/x">1</a><a href="/x">2</a><a href="/y">3</a>'
+    for _ in range(2):
+        r = page(body=body)
+        r.known, r.known_links = check, links
+        assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/x",
+                                                          "http://h.example/y"]
+    assert links == set()  # never a yes: nothing remembered
+    known.add(Request("http://h.example/x").fingerprint)
+    for n in range(2):
+        asked.clear()
+        r = page(body=body)
+        r.known, r.known_links = check, links
+        assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/y"]
+        # /y is asked about each time; /x only until the frontier said yes once.
+        assert asked == ([Request("http://h.example/x").fingerprint] if n == 0 else []) + [
+            Request("http://h.example/y").fingerprint]
+    assert links == {"http://h.example/x"}
+
+
 def test_repeats_within_one_page_are_dropped_too() -> None:
     r = page(body=b'<a href="/x">1</a><a href="/x">2</a><a href="/x#f">3</a><a href="/y">4</a>')
     r.known = set().__contains__
