@@ -14,6 +14,7 @@ half of each contract in another file.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -430,7 +431,8 @@ class Response:
         kind = "xml" if ("xml" in ctype and "html" not in ctype) else "html"
         from parsel import Selector
 
-        return Selector(text=self.text, type=kind, base_url=self.url)
+        return Selector(root=_parse_tree(self.text, kind, self.url), type=kind,
+                        base_url=self.url)
 
     def css(self, query: str) -> SelectorList[Selector]:
         return self.selector.css(query)
@@ -651,6 +653,33 @@ _LINK_FINGERPRINTS: dict[str, bytes] = {}
 _LINK_MEMO_SIZE = 100_000
 #: Fingerprints one follow_all() remembers of its own links (see Response._follow_new).
 _PAGE_SEEN_SIZE = 10_000
+
+
+#: The lxml parsers of this thread, one per kind ("html", "xml"), reused for every page.
+_parsers = threading.local()
+
+
+def _parse_tree(text: str, kind: str, base_url: str) -> Any:
+    """The lxml tree ``parsel.Selector(text=text, type=kind, base_url=base_url)`` builds (see
+    ``parsel.selector.create_root_node``: the text stripped, NULs removed, UTF-8 bytes parsed
+    with ``recover`` and ``huge_tree``), with a parser reused from page to page: parsel makes
+    a new one per document, which costs about as much as parsing a small page. A parser may
+    serve one thread at a time, hence one per thread."""
+    parser = getattr(_parsers, kind, None)
+    if parser is None:
+        from lxml.html import HTMLParser
+        from parsel.selector import SafeXMLParser
+
+        parser_class: type[Any] = SafeXMLParser if kind == "xml" else HTMLParser
+        parser = parser_class(recover=True, encoding="utf-8", huge_tree=True)
+        setattr(_parsers, kind, parser)
+    from lxml import etree
+
+    body = text.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    root = etree.fromstring(body, parser=parser, base_url=base_url)
+    if root is None:  # only comments, say: parsel's empty document
+        root = etree.fromstring(b"<html/>", parser=parser, base_url=base_url)
+    return root
 
 
 def _css_links(selector: Selector, css: str) -> list[str | None]:

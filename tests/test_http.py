@@ -34,6 +34,29 @@ def test_css_reads_the_same_links_as_the_selectors() -> None:
         assert [q.url for q in r.follow_all(css=query)] == [q.url for q in via_selectors if q]
 
 
+def test_the_selector_is_the_tree_parsel_builds_from_the_text() -> None:
+    """The response parses with a parser it reuses; the tree is parsel's own, page after
+    page, for HTML and XML, odd documents included."""
+    from parsel import Selector
+
+    docs = [b"", b"   ", b"<!-- only a comment -->", b"<p>a\x00b</p>", b"  <p>x</p>  ",
+            b"<a href='/x'>1</a><a href=y>2", b"\xef\xbb\xbf<p>bom</p>", b"plain text",
+            "<p>caf\u00e9 \u00e0 la carte".encode(), b"<?xml version='1.0'?><r><a>1</a></r>",
+            b"<r xmlns='http://n.example/'><a>1</a></r>", b"<p>&amp;&nbsp;&lt;</p>"]
+    kept = []
+    for ctype in ("text/html; charset=utf-8", "application/xml"):
+        for body in docs:
+            r = Response("http://h.example/p", 200, {"Content-Type": ctype}, body)
+            expected = Selector(text=r.text, type=r.selector.type, base_url=r.url)
+            assert r.selector.type == ("xml" if "xml" in ctype else "html")
+            assert r.selector.get() == expected.get()
+            assert r.xpath("//text()").getall() == expected.xpath("//text()").getall()
+            assert r.selector.root.base == expected.root.base
+            kept.append((r, expected.get()))
+    # Every tree is still whole after the parser went on to other pages.
+    assert all(r.selector.get() == text for r, text in kept)
+
+
 def test_known_links_get_no_request_and_count_as_duplicates() -> None:
     from crawler.stats import Stats
 
