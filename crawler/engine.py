@@ -952,7 +952,8 @@ def _collector_tuned() -> Iterator[None]:
         threshold = gc.get_threshold()
         _tuned.append(threshold)
         gc.freeze()
-        gc.set_threshold(max(threshold[0], _GC_YOUNG_THRESHOLD), *threshold[1:])
+        if threshold[0]:  # 0: automatic collection turned off, which stays so
+            gc.set_threshold(max(threshold[0], _GC_YOUNG_THRESHOLD), *threshold[1:])
     else:
         _tuned.append(_tuned[0])
     try:

@@ -57,6 +57,25 @@ def test_the_selector_is_the_tree_parsel_builds_from_the_text() -> None:
     assert all(r.selector.get() == text for r, text in kept)
 
 
+def test_selector_results_read_as_parsel_reads_them() -> None:
+    """Strings (text, attributes) come back as they are, without parsel's detour through an
+    exception; elements, numbers and booleans as parsel serialises them."""
+    from parsel import Selector
+
+    body = b"<h1 class=t>Title</h1><a href='/x'>x</a><p>1</p><p>2</p>"
+    r = Response("http://h.example/p", 200, {"Content-Type": "text/html"}, body)
+    expected = Selector(text=body.decode(), type="html")
+    for query in ("h1.t::text", "a::attr(href)", "p", "p::text", "nothing::text"):
+        assert r.css(query).get() == expected.css(query).get()
+        assert r.css(query).getall() == expected.css(query).getall()
+        assert r.css(query).extract() == expected.css(query).extract()
+    for query in ("count(//p)", "1=1", "1=2", "string(//h1)", "//p/text()"):
+        assert r.xpath(query).getall() == expected.xpath(query).getall()
+    assert r.css("h1.t::text").get() == "Title" and r.css("h1.t::text")[0].get() == "Title"
+    assert repr(r.css("p")[0]) == repr(expected.css("p")[0])
+    assert isinstance(r.selector, Selector)
+
+
 def test_known_links_get_no_request_and_count_as_duplicates() -> None:
     from crawler.stats import Stats
 
