@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 from urllib.parse import urlencode
 
 import orjson
@@ -660,7 +660,10 @@ def _selector_class() -> type[Selector]:
     and returns ``str()`` of it from the ``TypeError`` handler, the most common ``get()`` of a
     spider paying for an exception (about 0.8 us each). The selectors a query returns are of
     this class too (parsel builds them with ``self.__class__``)."""
+    from lxml import etree
     from parsel import Selector
+
+    defaults = Selector._default_namespaces
 
     class PageSelector(Selector):
         __slots__ = ()
@@ -673,8 +676,49 @@ def _selector_class() -> type[Selector]:
 
         extract = get
 
+        def css(self, query: str) -> SelectorList[Self]:
+            # What parsel's css() does (translate, then xpath()), with the translation and
+            # the compiled XPath looked up once per query and kind rather than rebuilt from
+            # the namespaces on each call. Registered namespaces or a text selector: parsel.
+            root = self.root
+            kind = self.type
+            if (kind != "html" and kind != "xml") or self.namespaces != defaults \
+                    or not hasattr(root, "xpath"):
+                return super().css(query)
+            xpath = _css_to_xpath(query, kind)
+            try:
+                result = _compiled_xpath(xpath)(root)
+            except etree.XPathError as exc:
+                raise ValueError(f"XPath error: {exc} in {xpath}") from exc
+            if not isinstance(result, list):
+                result = [result]
+            cls, namespaces = self.__class__, self.namespaces
+            selected = [cls(root=x, _expr=xpath, namespaces=namespaces, type=kind) for x in result]
+            return cast("SelectorList[Self]", self.selectorlist_cls(selected))
+
     PageSelector.__name__ = PageSelector.__qualname__ = "Selector"
     return PageSelector
+
+
+@lru_cache(maxsize=1024)
+def _css_to_xpath(css: str, kind: str) -> str:
+    """A CSS query as parsel translates it for a selector of ``kind``."""
+    from parsel.csstranslator import GenericTranslator, HTMLTranslator
+
+    translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
+    return translator.css_to_xpath(css)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_xpath(xpath: str) -> Any:
+    """``xpath`` compiled as parsel compiles it for a selector with its default namespaces
+    (of which a query translated from CSS uses none), with plain strings as results."""
+    from lxml import etree
+    from parsel import Selector
+
+    namespaces = {prefix: uri for prefix, uri in Selector._default_namespaces.items()
+                  if f"{prefix}:" in xpath}
+    return etree.XPath(xpath, namespaces=namespaces, smart_strings=False)
 
 
 #: The lxml parsers of this thread, one per kind ("html", "xml"), reused for every page.

@@ -74,6 +74,27 @@ def test_selector_results_read_as_parsel_reads_them() -> None:
     assert r.css("h1.t::text").get() == "Title" and r.css("h1.t::text")[0].get() == "Title"
     assert repr(r.css("p")[0]) == repr(expected.css("p")[0])
     assert isinstance(r.selector, Selector)
+    # Nested queries, on elements and on text results, as parsel answers them.
+    assert [p.css("::text").get() for p in r.css("p")] == ["1", "2"]
+    assert r.css("p::text")[0].css("::text").getall() == expected.css("p::text")[0].css(
+        "::text").getall()
+    assert [x.xpath(".").get() for x in r.css("a")] == [x.xpath(".").get()
+                                                        for x in expected.css("a")]
+    for bad in ("a[", "p:nth-child(x)"):  # invalid CSS fails as it does with parsel
+        with pytest.raises(Exception) as ours:
+            r.css(bad)
+        with pytest.raises(Exception) as theirs:
+            expected.css(bad)
+        assert type(ours.value) is type(theirs.value)
+
+
+def test_selector_css_in_xml_with_registered_namespaces() -> None:
+    body = b"<r xmlns:x='http://x.example/'><x:a>1</x:a><a>2</a></r>"
+    r = Response("http://h.example/p", 200, {"Content-Type": "application/xml"}, body)
+    assert r.css("a::text").getall() == ["2"]
+    r.selector.register_namespace("x", "http://x.example/")
+    assert r.css("x|a::text").getall() == ["1"]
+    assert r.selector.xpath("//x:a/text()").getall() == ["1"]
 
 
 def test_known_links_get_no_request_and_count_as_duplicates() -> None:
