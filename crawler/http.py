@@ -659,8 +659,8 @@ def _selector_class() -> type[Selector]:
     ``::attr()``) at once: parsel hands it to ``lxml.etree.tostring``, which refuses a string,
     and returns ``str()`` of it from the ``TypeError`` handler, the most common ``get()`` of a
     spider paying for an exception (about 0.8 us each). The selectors a query returns are of
-    this class too (parsel builds them with ``self.__class__``)."""
-    from lxml import etree
+    this class too (parsel builds them with ``self.__class__``), and its ``css()`` is
+    :func:`_select_css`."""
     from parsel import Selector
 
     defaults = Selector._default_namespaces
@@ -677,27 +677,37 @@ def _selector_class() -> type[Selector]:
         extract = get
 
         def css(self, query: str) -> SelectorList[Self]:
-            # What parsel's css() does (translate, then xpath()), with the translation and
-            # the compiled XPath looked up once per query and kind rather than rebuilt from
-            # the namespaces on each call. Registered namespaces or a text selector: parsel.
-            root = self.root
-            kind = self.type
-            if (kind != "html" and kind != "xml") or self.namespaces != defaults \
-                    or not hasattr(root, "xpath"):
+            selected = _select_css(self, query, defaults)
+            if selected is None:  # registered namespaces, or a text selector: parsel's way
                 return super().css(query)
-            xpath = _css_to_xpath(query, kind)
-            try:
-                result = _compiled_xpath(xpath)(root)
-            except etree.XPathError as exc:
-                raise ValueError(f"XPath error: {exc} in {xpath}") from exc
-            if not isinstance(result, list):
-                result = [result]
-            cls, namespaces = self.__class__, self.namespaces
-            selected = [cls(root=x, _expr=xpath, namespaces=namespaces, type=kind) for x in result]
             return cast("SelectorList[Self]", self.selectorlist_cls(selected))
 
     PageSelector.__name__ = PageSelector.__qualname__ = "Selector"
     return PageSelector
+
+
+def _select_css(selector: Selector, query: str, defaults: dict[str, str]) -> list[Any] | None:
+    """What parsel's ``selector.css(query)`` selects (translate, then ``xpath()``: selectors
+    of the same class, expression, namespaces and kind, the same errors), with the translation
+    and the compiled XPath looked up once per query and kind rather than rebuilt from the
+    namespaces on each call. None when parsel must answer: namespaces registered, or a
+    selector of text."""
+    root = selector.root
+    kind = selector.type
+    if (kind != "html" and kind != "xml") or selector.namespaces != defaults \
+            or not hasattr(root, "xpath"):
+        return None
+    from lxml import etree
+
+    xpath = _css_to_xpath(query, kind)
+    try:
+        result = _compiled_xpath(xpath)(root)
+    except etree.XPathError as exc:
+        raise ValueError(f"XPath error: {exc} in {xpath}") from exc
+    if not isinstance(result, list):
+        result = [result]
+    cls, namespaces = selector.__class__, selector.namespaces
+    return [cls(root=x, _expr=xpath, namespaces=namespaces, type=kind) for x in result]
 
 
 @lru_cache(maxsize=1024)
