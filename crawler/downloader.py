@@ -170,8 +170,8 @@ class Downloader:
         browser = self.browser
         return (
             browser is not None
+            and (self._render_default or request.has_meta)  # cheap: most requests stop here
             and browser.full
-            and (self._render_default or request.has_meta)
             and renders(request, self._render_default)
         )
 

@@ -29,12 +29,15 @@ and what each outcome does to the frontier, which reads best in one place, top t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import inspect
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from types import GeneratorType
 from typing import Any
 
 from . import redirect
@@ -79,6 +82,11 @@ _SEED_BATCH = 100
 # A callback's output goes on in batches of this many requests (or items) while it runs, so
 # memory does not grow with what one callback yields.
 _OUTPUT_BATCH = 1000
+# The young generation's collection threshold while a crawl runs (Python's default: 700).
+# Each request in flight holds about a hundred container objects (coroutines, futures, the
+# HTTP parser's state) for a few milliseconds, so at 700 the collector runs every few pages
+# and walks objects that are all alive; the crawl makes almost no cyclic garbage.
+_GC_YOUNG_THRESHOLD = 20_000
 
 
 class Engine:
@@ -151,6 +159,10 @@ class Engine:
         #: A request without a callback goes to parse(), or a CrawlSpider's _parse (its rules).
         self._default_callback = "_parse" if hasattr(spider, "_parse") else "parse"
         self._errors = 0
+        self._pipelines = bool(items.pipelines)
+        #: "status/<code>" and "depth/<n>" stat keys, made once each.
+        self._status_keys: dict[int, str] = {}
+        self._depth_keys: dict[int, str] = {}
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
         # Items for feeds carry a tag (class, token) that the feeds strip off again.
@@ -163,6 +175,8 @@ class Engine:
         # output middlewares: they may change or drop what a callback yields.
         # Output middlewares may change what a page yields: they see every link.
         self._known = None if middlewares.has_output_hooks else frontier.known
+        #: The links it said yes to (see Response.known_links), bounded by follow_all.
+        self._known_links: set[str] | None = set() if self._known is not None else None
 
     # ------------------------------------------------------------------ run loop
 
@@ -187,6 +201,10 @@ class Engine:
 
     async def run(self) -> str:
         """Crawl until the frontier is finished or a stop is asked; returns the reason."""
+        with _collector_tuned():
+            return await self._run_crawl()
+
+    async def _run_crawl(self) -> str:
         self.stats.start()
         reason = "finished"
         try:
@@ -535,8 +553,15 @@ class Engine:
         status = response.status
         stats = self.stats
         stats.inc("responses")
-        stats.inc(f"status/{status}")
-        stats.inc(f"depth/{request.depth}")
+        key = self._status_keys.get(status)
+        if key is None:
+            key = self._status_keys[status] = f"status/{status}"
+        stats.inc(key)
+        depth = request.depth
+        key = self._depth_keys.get(depth)
+        if key is None:
+            key = self._depth_keys[depth] = f"depth/{depth}"
+        stats.inc(key)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Crawled (%d) <%s %s> (referer: %s)", status, request.method,
                          response.url, request.headers.get("Referer"))
@@ -578,6 +603,7 @@ class Engine:
                 return
         callback = self._resolve(request.callback or self._default_callback)
         response.known = self._known
+        response.known_links = self._known_links
         children, items = await self._run_callback(
             callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
@@ -717,14 +743,21 @@ class Engine:
         held[id(children)] = children
         try:
             result = callback(*args, **kwargs)
-            if inspect.isawaitable(result):
+            # A plain generator (most callbacks) is not awaitable: no need to ask.
+            if (
+                type(result) is not GeneratorType
+                or result.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE
+            ) and inspect.isawaitable(result):
                 result = await result
             outputs: AsyncIterable[Any] | None = None
             if self.middlewares.has_output_hooks and response is not None:
                 outputs = self.middlewares.process_output(response, aiter_outputs(result))
             if outputs is None and _is_sync_iterable(result):
                 for output in result:
-                    await self._route(output, request, children, items)
+                    if type(output) is Request:  # the common output, routed without a coroutine
+                        self._route_request(output, request, children)
+                    else:
+                        await self._route(output, request, children, items)
                     if len(children) >= batch or (stream_items and len(items) >= batch):
                         await self._flush_outputs(children, items, request.url)
             else:
@@ -748,28 +781,23 @@ class Engine:
         if output is None:
             return
         if type(output) is Request:
-            depth = parent.depth + 1
-            if output.depth < depth:
-                output = output.replace(
-                    depth=depth, priority=output.priority + self._depth_priority * depth
-                )
-            if self._allowed(output) and self._storable(output):
-                children.append(output)
+            self._route_request(output, parent, children)
             return
         if is_item(output):
             item = self.items.validate(output)
             if type(item) is InvalidItem:
                 self._invalid(item, parent)
                 return
-            try:
-                item = await self.items.run_pipelines(item)
-            except PipelineFailed as exc:
-                # Only this item is lost: the page's other items and its links go on.
-                self._count_error(exc.error, parent, where=f"pipeline {exc.pipeline}")
-                return
-            if item is None:
-                self.stats.inc("items_dropped")
-                return
+            if self._pipelines:
+                try:
+                    item = await self.items.run_pipelines(item)
+                except PipelineFailed as exc:
+                    # Only this item is lost: the page's other items and its links go on.
+                    self._count_error(exc.error, parent, where=f"pipeline {exc.pipeline}")
+                    return
+                if item is None:
+                    self.stats.inc("items_dropped")
+                    return
             record = to_dict(item)
             self._lossy.check(record)
             items.append(tag_item(record, item) if self._tag_items else record)
@@ -777,6 +805,15 @@ class Engine:
         self.stats.inc("errors/TypeError")
         logger.error("Callback for %s yielded %s, not an item or a Request: ignored",
                      parent.url, type(output).__name__)
+
+    def _route_request(self, output: Request, parent: Request, children: list[Request]) -> None:
+        depth = parent.depth + 1
+        if output.depth < depth:
+            output = output.replace(
+                depth=depth, priority=output.priority + self._depth_priority * depth
+            )
+        if self._allowed(output) and self._storable(output):
+            children.append(output)
 
     def _storable(self, request: Request) -> bool:
         """Frontiers that keep requests outside the process need them in plain JSON: a
@@ -897,6 +934,35 @@ class Engine:
         result = method(*args)
         if inspect.isawaitable(result):
             await result
+
+
+#: Crawls running in this process with the collector tuned (see _collector_tuned), and the
+#: thresholds to restore when the last one ends.
+_tuned: list[tuple[int, int, int]] = []
+
+
+@contextlib.contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """The garbage collector set for a crawl while one runs: the young generation collected
+    every :data:`_GC_YOUNG_THRESHOLD` allocations rather than 700, and what exists when the
+    crawl starts (modules, settings, the spider) frozen out of the collections, which would
+    otherwise walk all of it again on each full one. Both are undone when the last crawl of
+    the process ends; cyclic garbage is still collected, a little later."""
+    if not _tuned:
+        threshold = gc.get_threshold()
+        _tuned.append(threshold)
+        gc.freeze()
+        if threshold[0]:  # 0: automatic collection turned off, which stays so
+            gc.set_threshold(max(threshold[0], _GC_YOUNG_THRESHOLD), *threshold[1:])
+    else:
+        _tuned.append(_tuned[0])
+    try:
+        yield
+    finally:
+        threshold = _tuned.pop()
+        if not _tuned:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
 
 
 def _is_sync_iterable(result: Any) -> bool:

@@ -14,9 +14,10 @@ half of each contract in another file.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 from urllib.parse import urlencode
 
 import orjson
@@ -339,12 +340,19 @@ class Response:
     parsel ``Selector`` built on first use. ``meta`` is the request's meta.
     """
 
-    __slots__ = ("url", "status", "headers", "body", "request", "stats", "known", "__dict__")
+    __slots__ = (
+        "url", "status", "headers", "body", "request", "stats", "known", "known_links",
+        "__dict__",
+    )
 
     #: The frontier's "was this fingerprint added already" check, set by the engine when its
     #: frontier offers one (None: unknown). :meth:`follow_all` skips the links it knows
     #: before building a Request for them: most links of a page are usually repeats.
     known: Callable[[bytes], bool] | None
+    #: The links (as :meth:`follow_all` keys them) that :attr:`known` said yes to, shared by
+    #: the responses of one crawl (None: not remembered). A yes stays true, since a frontier
+    #: never forgets a fingerprint it took, so a link met again costs one set lookup.
+    known_links: set[str] | None
 
     #: The live Playwright page of a rendered request that asked for it
     #: (``meta["browser_page"]``); the framework closes it after the callback. None otherwise.
@@ -372,6 +380,7 @@ class Response:
         self.request = request if request is not None else Request(url)
         self.stats = stats
         self.known = None
+        self.known_links = None
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"
@@ -420,9 +429,8 @@ class Response:
         """The parsel Selector over :attr:`text`, built once."""
         ctype = self.headers.get("Content-Type", "")
         kind = "xml" if ("xml" in ctype and "html" not in ctype) else "html"
-        from parsel import Selector
-
-        return Selector(text=self.text, type=kind, base_url=self.url)
+        return _selector_class()(root=_parse_tree(self.text, kind, self.url), type=kind,
+                                 base_url=self.url)
 
     def css(self, query: str) -> SelectorList[Selector]:
         return self.selector.css(query)
@@ -553,17 +561,21 @@ class Response:
         The fingerprints yielded from this page are remembered too, in a set cleared when it
         reaches :data:`_PAGE_SEEN_SIZE`: the engine hands a callback's requests to the
         frontier in batches smaller than that, so a repeat further down a huge page is known
-        to the frontier by then, and one that slips through is dropped by the frontier."""
-        base = self._base
-        prefixes = _base_prefixes(base)
-        origin = prefixes[0] if prefixes is not None else None
-        page = f"{base}\0"
+        to the frontier by then, and one that slips through is dropped by the frontier.
+
+        A link whose fingerprint the frontier said it has goes into :attr:`known_links` (when
+        the engine gave one), bounded like the memo: met again, on any page of the crawl, it
+        costs one set lookup and no question to the frontier."""
+        origin, page = self._link_keys
         memo = _LINK_FINGERPRINTS
+        # Links known to the frontier (see known_links); a page of its own without the engine.
+        confirmed = self.known_links if self.known_links is not None else set()
         batch: set[bytes] = set()
         repeats = 0
         try:
             for href in links:
                 key = None
+                asked = False  # known() said no to this link's fingerprint already
                 if type(href) is str:
                     if origin is not None and href[:1] == "/" and href[1:2] != "/":
                         key = origin + href  # "/x" means the same on every page of the origin
@@ -575,10 +587,21 @@ class Response:
                         key = href  # resolved without the base
                     else:
                         key = page + href
-                    fp = memo.get(key)
-                    if fp is not None and (fp in batch or known(fp)):
+                    if key in confirmed:
                         repeats += 1
                         continue
+                    fp = memo.get(key)
+                    if fp is not None:
+                        if fp in batch:
+                            repeats += 1
+                            continue
+                        if known(fp):
+                            if len(confirmed) >= _LINK_MEMO_SIZE:
+                                confirmed.clear()
+                            confirmed.add(key)
+                            repeats += 1
+                            continue
+                        asked = True
                 request = self._follow_link(href, callback, kwargs)
                 if request is None:
                     continue
@@ -587,7 +610,14 @@ class Response:
                     if len(memo) >= _LINK_MEMO_SIZE:
                         memo.clear()
                     memo[key] = fp
-                if fp in batch or known(fp):
+                if fp in batch:
+                    repeats += 1
+                    continue
+                if not asked and known(fp):
+                    if key is not None:
+                        if len(confirmed) >= _LINK_MEMO_SIZE:
+                            confirmed.clear()
+                        confirmed.add(key)
                     repeats += 1
                     continue
                 if len(batch) >= _PAGE_SEEN_SIZE:
@@ -597,6 +627,14 @@ class Response:
         finally:
             if repeats and self.stats is not None:
                 self.stats.inc("duplicates_filtered", repeats)
+
+    @_once
+    def _link_keys(self) -> tuple[str | None, str]:
+        """What :meth:`_follow_new` keys this page's links by: the origin of its base (for
+        ``/path`` links; None when the base is not http(s)) and the base plus a NUL."""
+        base = self._base
+        prefixes = _base_prefixes(base)
+        return (prefixes[0] if prefixes is not None else None), f"{base}\0"
 
     def _skip_link(self, href: object, reason: str) -> None:
         logger.debug("Skipped link %r on %s: %s", href, self.url, reason)
@@ -613,6 +651,111 @@ _LINK_FINGERPRINTS: dict[str, bytes] = {}
 _LINK_MEMO_SIZE = 100_000
 #: Fingerprints one follow_all() remembers of its own links (see Response._follow_new).
 _PAGE_SEEN_SIZE = 10_000
+
+
+@lru_cache(maxsize=1)
+def _selector_class() -> type[Selector]:
+    """parsel's Selector, with a ``get()`` that returns a string result (``::text``,
+    ``::attr()``) at once: parsel hands it to ``lxml.etree.tostring``, which refuses a string,
+    and returns ``str()`` of it from the ``TypeError`` handler, the most common ``get()`` of a
+    spider paying for an exception (about 0.8 us each). The selectors a query returns are of
+    this class too (parsel builds them with ``self.__class__``), and its ``css()`` is
+    :func:`_select_css`."""
+    from parsel import Selector
+
+    defaults = Selector._default_namespaces
+
+    class PageSelector(Selector):
+        __slots__ = ()
+
+        def get(self) -> Any:
+            root = self.root
+            if type(root) is str:
+                return root
+            return super().get()
+
+        extract = get
+
+        def css(self, query: str) -> SelectorList[Self]:
+            selected = _select_css(self, query, defaults)
+            if selected is None:  # registered namespaces, or a text selector: parsel's way
+                return super().css(query)
+            return cast("SelectorList[Self]", self.selectorlist_cls(selected))
+
+    PageSelector.__name__ = PageSelector.__qualname__ = "Selector"
+    return PageSelector
+
+
+def _select_css(selector: Selector, query: str, defaults: dict[str, str]) -> list[Any] | None:
+    """What parsel's ``selector.css(query)`` selects (translate, then ``xpath()``: selectors
+    of the same class, expression, namespaces and kind, the same errors), with the translation
+    and the compiled XPath looked up once per query and kind rather than rebuilt from the
+    namespaces on each call. None when parsel must answer: namespaces registered, or a
+    selector of text."""
+    root = selector.root
+    kind = selector.type
+    if (kind != "html" and kind != "xml") or selector.namespaces != defaults \
+            or not hasattr(root, "xpath"):
+        return None
+    from lxml import etree
+
+    xpath = _css_to_xpath(query, kind)
+    try:
+        result = _compiled_xpath(xpath)(root)
+    except etree.XPathError as exc:
+        raise ValueError(f"XPath error: {exc} in {xpath}") from exc
+    if not isinstance(result, list):
+        result = [result]
+    cls, namespaces = selector.__class__, selector.namespaces
+    return [cls(root=x, _expr=xpath, namespaces=namespaces, type=kind) for x in result]
+
+
+@lru_cache(maxsize=1024)
+def _css_to_xpath(css: str, kind: str) -> str:
+    """A CSS query as parsel translates it for a selector of ``kind``."""
+    from parsel.csstranslator import GenericTranslator, HTMLTranslator
+
+    translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
+    return translator.css_to_xpath(css)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_xpath(xpath: str) -> Any:
+    """``xpath`` compiled as parsel compiles it for a selector with its default namespaces
+    (of which a query translated from CSS uses none), with plain strings as results."""
+    from lxml import etree
+    from parsel import Selector
+
+    namespaces = {prefix: uri for prefix, uri in Selector._default_namespaces.items()
+                  if f"{prefix}:" in xpath}
+    return etree.XPath(xpath, namespaces=namespaces, smart_strings=False)
+
+
+#: The lxml parsers of this thread, one per kind ("html", "xml"), reused for every page.
+_parsers = threading.local()
+
+
+def _parse_tree(text: str, kind: str, base_url: str) -> Any:
+    """The lxml tree ``parsel.Selector(text=text, type=kind, base_url=base_url)`` builds (see
+    ``parsel.selector.create_root_node``: the text stripped, NULs removed, UTF-8 bytes parsed
+    with ``recover`` and ``huge_tree``), with a parser reused from page to page: parsel makes
+    a new one per document, which costs about as much as parsing a small page. A parser may
+    serve one thread at a time, hence one per thread."""
+    parser = getattr(_parsers, kind, None)
+    if parser is None:
+        from lxml.html import HTMLParser
+        from parsel.selector import SafeXMLParser
+
+        parser_class: type[Any] = SafeXMLParser if kind == "xml" else HTMLParser
+        parser = parser_class(recover=True, encoding="utf-8", huge_tree=True)
+        setattr(_parsers, kind, parser)
+    from lxml import etree
+
+    body = text.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    root = etree.fromstring(body, parser=parser, base_url=base_url)
+    if root is None:  # only comments, say: parsel's empty document
+        root = etree.fromstring(b"<html/>", parser=parser, base_url=base_url)
+    return root
 
 
 def _css_links(selector: Selector, css: str) -> list[str | None]:

@@ -807,3 +807,31 @@ async def test_gauges_count_the_requests_a_running_callback_holds(
     assert Holding.seen == (500, 1)  # the batch not yet in the frontier; its own request
     assert result.stats["status/200"] == 501
     assert Holding.engine.gauges() == (0, 0)
+
+
+async def test_collector_tuned_while_crawls_run_and_restored(
+    site: TestSite, tmp_path: Path
+) -> None:
+    """While a crawl runs the young generation is collected less often and what existed
+    before is frozen; two crawls at once restore the thresholds only when both are over."""
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, int, int], int]] = []
+
+    class Watch(LinksSpider):
+        def parse_page(self, response: Response) -> Any:
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+            yield {"url": response.url}
+
+    async def one(n: int, sub: str) -> None:
+        path = tmp_path / sub
+        path.mkdir()
+        _, items = await crawl(Watch, path, spider_args={"base": site.url, "n": n})
+        assert len(items) == n
+
+    await asyncio.gather(one(5, "a"), one(30, "b"))
+    assert len(seen) == 35
+    assert all(t[0] >= 20_000 and t[1:] == before[1:] and frozen > 0 for t, frozen in seen)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

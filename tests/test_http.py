@@ -34,6 +34,69 @@ def test_css_reads_the_same_links_as_the_selectors() -> None:
         assert [q.url for q in r.follow_all(css=query)] == [q.url for q in via_selectors if q]
 
 
+def test_the_selector_is_the_tree_parsel_builds_from_the_text() -> None:
+    """The response parses with a parser it reuses; the tree is parsel's own, page after
+    page, for HTML and XML, odd documents included."""
+    from parsel import Selector
+
+    docs = [b"", b"   ", b"<!-- only a comment -->", b"<p>a\x00b</p>", b"  <p>x</p>  ",
+            b"<a href='/x'>1</a><a href=y>2", b"\xef\xbb\xbf<p>bom</p>", b"plain text",
+            "<p>caf\u00e9 \u00e0 la carte".encode(), b"<?xml version='1.0'?><r><a>1</a></r>",
+            b"<r xmlns='http://n.example/'><a>1</a></r>", b"<p>&amp;&nbsp;&lt;</p>"]
+    kept = []
+    for ctype in ("text/html; charset=utf-8", "application/xml"):
+        for body in docs:
+            r = Response("http://h.example/p", 200, {"Content-Type": ctype}, body)
+            expected = Selector(text=r.text, type=r.selector.type, base_url=r.url)
+            assert r.selector.type == ("xml" if "xml" in ctype else "html")
+            assert r.selector.get() == expected.get()
+            assert r.xpath("//text()").getall() == expected.xpath("//text()").getall()
+            assert r.selector.root.base == expected.root.base
+            kept.append((r, expected.get()))
+    # Every tree is still whole after the parser went on to other pages.
+    assert all(r.selector.get() == text for r, text in kept)
+
+
+def test_selector_results_read_as_parsel_reads_them() -> None:
+    """Strings (text, attributes) come back as they are, without parsel's detour through an
+    exception; elements, numbers and booleans as parsel serialises them."""
+    from parsel import Selector
+
+    body = b"<h1 class=t>Title</h1><a href='/x'>x</a><p>1</p><p>2</p>"
+    r = Response("http://h.example/p", 200, {"Content-Type": "text/html"}, body)
+    expected = Selector(text=body.decode(), type="html")
+    for query in ("h1.t::text", "a::attr(href)", "p", "p::text", "nothing::text"):
+        assert r.css(query).get() == expected.css(query).get()
+        assert r.css(query).getall() == expected.css(query).getall()
+        assert r.css(query).extract() == expected.css(query).extract()
+    for query in ("count(//p)", "1=1", "1=2", "string(//h1)", "//p/text()"):
+        assert r.xpath(query).getall() == expected.xpath(query).getall()
+    assert r.css("h1.t::text").get() == "Title" and r.css("h1.t::text")[0].get() == "Title"
+    assert repr(r.css("p")[0]) == repr(expected.css("p")[0])
+    assert isinstance(r.selector, Selector)
+    # Nested queries, on elements and on text results, as parsel answers them.
+    assert [p.css("::text").get() for p in r.css("p")] == ["1", "2"]
+    assert r.css("p::text")[0].css("::text").getall() == expected.css("p::text")[0].css(
+        "::text").getall()
+    assert [x.xpath(".").get() for x in r.css("a")] == [x.xpath(".").get()
+                                                        for x in expected.css("a")]
+    for bad in ("a[", "p:nth-child(x)"):  # invalid CSS fails as it does with parsel
+        with pytest.raises(Exception) as ours:
+            r.css(bad)
+        with pytest.raises(Exception) as theirs:
+            expected.css(bad)
+        assert type(ours.value) is type(theirs.value)
+
+
+def test_selector_css_in_xml_with_registered_namespaces() -> None:
+    body = b"<r xmlns:x='http://x.example/'><x:a>1</x:a><a>2</a></r>"
+    r = Response("http://h.example/p", 200, {"Content-Type": "application/xml"}, body)
+    assert r.css("a::text").getall() == ["2"]
+    r.selector.register_namespace("x", "http://x.example/")
+    assert r.css("x|a::text").getall() == ["1"]
+    assert r.selector.xpath("//x:a/text()").getall() == ["1"]
+
+
 def test_known_links_get_no_request_and_count_as_duplicates() -> None:
     from crawler.stats import Stats
 
@@ -51,6 +114,37 @@ def test_known_links_get_no_request_and_count_as_duplicates() -> None:
         # /a and /a#top are one known request; the reordered query is the same request too.
         assert r.stats.get("duplicates_filtered") == 3
         assert r.stats.get("links_skipped") == 3  # no href, <p>, mailto:
+
+
+def test_known_links_remember_the_frontiers_yes_and_only_that() -> None:
+    """With known_links (the engine's), a link the frontier said it has is skipped on later
+    pages without asking again; a link only repeated on its page, or not known yet, is asked
+    about again."""
+    asked: list[bytes] = []
+    known: set[bytes] = set()
+
+    def check(fp: bytes) -> bool:
+        asked.append(fp)
+        return fp in known
+
+    links: set[str] = set()
+    body = b'<a href="/x">1</a><a href="/x">2</a><a href="/y">3</a>'
+    for _ in range(2):
+        r = page(body=body)
+        r.known, r.known_links = check, links
+        assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/x",
+                                                          "http://h.example/y"]
+    assert links == set()  # never a yes: nothing remembered
+    known.add(Request("http://h.example/x").fingerprint)
+    for n in range(2):
+        asked.clear()
+        r = page(body=body)
+        r.known, r.known_links = check, links
+        assert [q.url for q in r.follow_all(css="a")] == ["http://h.example/y"]
+        # /y is asked about each time; /x only until the frontier said yes once.
+        assert asked == ([Request("http://h.example/x").fingerprint] if n == 0 else []) + [
+            Request("http://h.example/y").fingerprint]
+    assert links == {"http://h.example/x"}
 
 
 def test_repeats_within_one_page_are_dropped_too() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import struct
 import time
 from array import array
 from collections import deque
@@ -37,6 +38,8 @@ _Entry = Request | bytes
 _NO_OBJS: deque[Request] = deque()
 #: Compact entries this long or longer stay a Request (the length must fit in two bytes).
 _LONG = 0x8000
+#: A 16-byte fingerprint as its high and low 64 bits, in one call.
+_halves = struct.Struct(">QQ").unpack
 
 
 class MemoryFrontier:
@@ -222,7 +225,7 @@ class _Seen:
         return self._used + self._zero
 
     def __contains__(self, fingerprint: bytes) -> bool:
-        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        hi, lo = _halves(fingerprint)
         if not (hi or lo):
             return self._zero
         his, los, mask = self._hi, self._lo, self._mask
@@ -237,7 +240,7 @@ class _Seen:
 
     def add(self, fingerprint: bytes) -> bool:
         """Add ``fingerprint``; False when it was there already."""
-        hi, lo = int.from_bytes(fingerprint[:8]), int.from_bytes(fingerprint[8:16])
+        hi, lo = _halves(fingerprint)
         if not (hi or lo):
             new, self._zero = not self._zero, True
             return new
