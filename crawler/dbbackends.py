@@ -88,14 +88,18 @@ class Backend:
                 f"{'; '.join(problems)} (use -O to drop and recreate it, or another table)"
             )
 
-    def _upsert_sql(self, placeholder: Callable[[int], str]) -> str:
+    def _upsert_sql(self, placeholder: Callable[[int], str], rows: int = 1) -> str:
+        """The upsert of ``rows`` rows in one statement (each row's values numbered on)."""
         cols = [name for name, _ in self._all_columns()]
         table = self._table()
-        values = ", ".join(placeholder(i + 1) for i in range(len(cols)))
+        n = len(cols)
+        values = ", ".join(
+            "(" + ", ".join(placeholder(r * n + i + 1) for i in range(n)) + ")"
+            for r in range(rows))
         conflict = ", ".join(_quote(c) for c in self.spec.conflict)
         updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in cols
                             if c not in self.spec.conflict)
-        return (f"INSERT INTO {table} ({', '.join(map(_quote, cols))}) VALUES ({values}) "
+        return (f"INSERT INTO {table} ({', '.join(map(_quote, cols))}) VALUES {values} "
                 f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
 
     def _table(self) -> str:
@@ -114,6 +118,13 @@ class Backend:
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {on} ON {table} ({conflict})"]
 
 
+#: Rows per SQLite statement. sqlite3 lets go of the GIL around each statement it steps,
+#: and the writer thread then waits to get it back from the event loop, which under uvloop
+#: seldom lets go of it on its own: a statement per row made the writer wait that long per
+#: row, a statement per chunk waits once per chunk.
+_SQLITE_CHUNK = 256
+
+
 class SqliteBackend(Backend):
     sqlite = True
 
@@ -125,6 +136,8 @@ class SqliteBackend(Backend):
         self.spec = spec
         self._conn: Any = None
         self._sql = self._upsert_sql(lambda i: "?")
+        self._chunk = 1  # rows per statement, set on connecting (the variables it may bind)
+        self._chunk_sql: dict[int, str] = {}
 
     def _connect(self) -> None:
         parent = os.path.dirname(self.path)
@@ -134,6 +147,8 @@ class SqliteBackend(Backend):
                                            check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        variables = self._conn.getlimit(self._sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._chunk = max(1, min(_SQLITE_CHUNK, variables // len(self._all_columns())))
 
     def open(self, overwrite: bool) -> None:
         sqlite3 = self._sqlite3
@@ -156,7 +171,11 @@ class SqliteBackend(Backend):
         sqlite3 = self._sqlite3
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(self._sql, rows)
+            chunk = self._chunk
+            for start in range(0, len(rows), chunk):
+                part = rows[start:start + chunk]
+                conn.execute(self._statement(len(part)),
+                             [value for row in part for value in row])
         except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError):
             conn.execute("ROLLBACK")
             return self._row_by_row(rows)
@@ -166,6 +185,14 @@ class SqliteBackend(Backend):
             raise
         conn.execute("COMMIT")
         return []
+
+    def _statement(self, rows: int) -> str:
+        """The upsert of ``rows`` rows (later rows of one key update the earlier ones, as
+        one statement per row would)."""
+        sql = self._chunk_sql.get(rows)
+        if sql is None:
+            sql = self._chunk_sql[rows] = self._upsert_sql(lambda i: "?", rows)
+        return sql
 
     def _row_by_row(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
         conn = self._conn

@@ -55,6 +55,24 @@ def test_a_row_the_table_refuses_is_returned_and_the_others_written(tmp_path: Pa
         assert sorted(r[0] for r in conn.execute("SELECT title FROM books")) == ["A", "C"]
 
 
+def test_a_batch_of_several_statements_keeps_the_last_row_of_each_key(tmp_path: Path) -> None:
+    # 1,000 rows are several multi-row statements; keys repeat within one and across them.
+    db = tmp_path / "items.db"
+    backend = _backend(db)
+    backend.open(overwrite=False)
+    stamp = "2024-05-17T12:30:00Z"
+    rows = [(f"K{n % 300}", n, stamp, f"t{n}") for n in range(1000)]
+    try:
+        assert backend.write(rows) == []
+        refused = backend.write([*rows[:400], ("X", "many", stamp, "tx"), *rows[400:]])
+    finally:
+        backend.close()
+    assert [index for index, _ in refused] == [400]
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT title, pages FROM books"))
+    assert stored == {f"K{k}": max(n for n in range(1000) if n % 300 == k) for k in range(300)}
+
+
 def test_existing_table_of_another_shape_is_refused_unless_overwritten(tmp_path: Path) -> None:
     db = tmp_path / "items.db"
     with sqlite3.connect(db) as conn:
