@@ -298,6 +298,25 @@ def _redis_cpu(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def run_together(commands: list[tuple[list[str], Path]], loop: str) -> list[int]:
+    """Start every ``(command, log file)`` at once (in the bench project, on ``loop``), wait
+    for them all and return their exit codes; any still running when this is interrupted is
+    killed."""
+    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+    try:
+        for cmd, log_path in commands:
+            log_file = open(log_path, "wb")  # noqa: SIM115 - closed below
+            procs.append((subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                           cwd=PROJECT, env=loop_env(loop)), log_file))
+        return [proc.wait() for proc, _ in procs]
+    finally:
+        for proc, log_file in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log_file.close()
+
+
 def scale_run(server: ShopServer, workdir: Path, *, workers: int, redis_url: str | None,
               concurrency: int, loop: str, products: int) -> ScaleRun:
     """One shop crawl: one memory worker (``workers`` 0) or ``workers`` ``crawl shop
@@ -311,28 +330,18 @@ def scale_run(server: ShopServer, workdir: Path, *, workers: int, redis_url: str
     before = resource_children()
     redis_before = _redis_cpu(client) if client is not None else 0.0
     server_before = tree_cpu(server.pid) if server.pid else 0.0
-    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
     outputs = [workdir / f"scale-{n}.jsonl" for n in range(max(workers, 1))]
     stats_paths = [workdir / f"scale-{n}.json" for n in range(len(outputs))]
+    commands = []
+    for n, out in enumerate(outputs):
+        args = ["shop", "-O", str(out), "-a", f"start_url={server.url}",
+                "--stats", str(stats_paths[n]), "--no-summary",
+                "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}"]
+        if redis_url:
+            args += ["--frontier", redis_url]
+        commands.append((crawl_command(*args), workdir / f"scale-{n}.log"))
     t0 = time.perf_counter()
-    try:
-        for n, out in enumerate(outputs):
-            args = ["shop", "-O", str(out), "-a", f"start_url={server.url}",
-                    "--stats", str(stats_paths[n]), "--no-summary",
-                    "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}"]
-            if redis_url:
-                args += ["--frontier", redis_url]
-            log_file = open(workdir / f"scale-{n}.log", "wb")  # noqa: SIM115 - closed below
-            procs.append((subprocess.Popen(crawl_command(*args), stdout=log_file,
-                                           stderr=subprocess.STDOUT, cwd=PROJECT,
-                                           env=loop_env(loop)), log_file))
-        codes = [proc.wait() for proc, _ in procs]
-    finally:
-        for proc, log_file in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log_file.close()
+    codes = run_together(commands, loop)
     wall = time.perf_counter() - t0
     after = resource_children()
     redis_cpu = _redis_cpu(client) - redis_before if client is not None else 0.0
@@ -564,21 +573,9 @@ def broad_crawl(workdir: Path, *, loop: str, frontier: str, hosts: int, pages: i
         elif frontier == "redis":
             args += ["--frontier", REDIS_URL, "-s", f"crawl_id={crawl_id}"]
         outputs = [run_dir / f"items-{n}.jsonl" for n in range(workers)]
-        procs: list[tuple[subprocess.Popen[bytes], Any]] = []
         t0 = time.perf_counter()
-        try:
-            for n, out in enumerate(outputs):
-                log_file = open(run_dir / f"crawl-{n}.log", "wb")  # noqa: SIM115 - closed below
-                cmd = crawl_command(*args, "-O", str(out))
-                procs.append((subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                               cwd=PROJECT, env=loop_env(loop)), log_file))
-            codes = [proc.wait() for proc, _ in procs]
-        finally:
-            for proc, log_file in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                log_file.close()
+        codes = run_together([(crawl_command(*args, "-O", str(out)), run_dir / f"crawl-{n}.log")
+                              for n, out in enumerate(outputs)], loop)
         wall = time.perf_counter() - t0
         server = get_json(f"http://{names[0]}:{port}/stats")
     if frontier == "redis":

@@ -762,7 +762,7 @@ def _css_links(selector: Selector, css: str) -> list[str | None]:
     """The links of the elements ``css`` selects, as :func:`_href_of` reads them, evaluated on
     the lxml tree directly: parsel would wrap every match in a Selector first. The document is
     walked once; an element gives its href (or src) read from the lxml element."""
-    matches = _css_xpath(css, selector.type)(selector.root)
+    matches = _compiled_xpath(_css_to_xpath(css, selector.type))(selector.root)
     if not isinstance(matches, list):
         return [str(matches)]  # a number, a boolean: the value itself, as a Selector's root
     from lxml.html import HtmlElement
@@ -787,17 +787,6 @@ def _link_of(node: Any) -> str | None:
     if value is None and tag in ("img", "script", "iframe", "source"):
         value = node.get("src")
     return value
-
-
-@lru_cache(maxsize=256)
-def _css_xpath(css: str, kind: str) -> Any:
-    """The compiled XPath of a CSS query, translated as parsel's ``Selector.css`` does: strings
-    for a pseudo-element (``::attr``, ``::text``), else the elements, in document order."""
-    from lxml import etree
-    from parsel.csstranslator import GenericTranslator, HTMLTranslator
-
-    translator = GenericTranslator() if kind == "xml" else HTMLTranslator()
-    return etree.XPath(translator.css_to_xpath(css), smart_strings=False)
 
 
 def _href_of(sel: Selector) -> str | None:
