@@ -13,6 +13,7 @@ import asyncio
 import os
 import typing
 from collections.abc import Callable, Mapping
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -174,8 +175,7 @@ class SqliteBackend(Backend):
             chunk = self._chunk
             for start in range(0, len(rows), chunk):
                 part = rows[start:start + chunk]
-                conn.execute(self._statement(len(part)),
-                             [value for row in part for value in row])
+                conn.execute(self._statement(len(part)), list(chain.from_iterable(part)))
         except (sqlite3.IntegrityError, sqlite3.DataError, OverflowError):
             conn.execute("ROLLBACK")
             return self._row_by_row(rows)

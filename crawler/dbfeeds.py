@@ -1,10 +1,12 @@
 """Database outputs: items as rows of an SQLite or PostgreSQL table.
 
 A :class:`TableFeed` owns one writer thread and one connection. :meth:`TableFeed.write`
-only appends to a bounded buffer; the thread writes the buffer in batches, one transaction
-per batch (``INSERT ... ON CONFLICT DO UPDATE``). :meth:`TableFeed.flush` waits until
-everything handed over is committed, which is what a durable job needs before it records
-the items as written.
+turns the items into rows in the caller's thread (the event loop's: Python work done in the
+writer thread would make the loop wait for the GIL each time the thread takes it) and
+appends them to a bounded buffer; the thread only drives the database, writing the buffer
+in batches, one transaction per batch (``INSERT ... ON CONFLICT DO UPDATE``).
+:meth:`TableFeed.flush` waits until everything handed over is committed, which is what a
+durable job needs before it records the items as written.
 
 The table. With the spider's ``item_model`` it has one typed column per field::
 
@@ -47,7 +49,6 @@ import threading
 import time
 import types
 import typing
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -235,15 +236,23 @@ def _convert(kind: str, value: Any, sqlite: bool) -> Any:
             if not isinstance(day, dt.date):
                 raise _Unstorable(f"not a date: {value!r}")
             return day.isoformat() if sqlite else day
-        # json
-        text = encode_item(value).decode()
-        if not sqlite and "\\u0000" in text:
-            raise _Unstorable("a NUL character, which PostgreSQL jsonb cannot hold")
-        return text
+        return _json_text(value, sqlite)
     except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
         if isinstance(exc, _Unstorable):
             raise
         raise _Unstorable(f"{type(value).__name__} {value!r} is not a {kind}: {exc}") from exc
+
+
+def _json_text(value: Any, sqlite: bool) -> str:
+    """``value`` as the text of a json column (called directly for a whole item: this runs
+    for every item)."""
+    try:
+        text = encode_item(value).decode()
+    except (ValueError, TypeError) as exc:  # a circular reference
+        raise _Unstorable(f"{type(value).__name__} is not JSON: {exc}") from exc
+    if not sqlite and "\\u0000" in text:
+        raise _Unstorable("a NUL character, which PostgreSQL jsonb cannot hold")
+    return text
 
 
 def redact(uri: str) -> str:
@@ -278,7 +287,16 @@ class TableFeed:
         self._error_timeout = error_timeout
         self._buffer_items = buffer_items
         self._batch_size = batch_size
-        self._buffer: deque[Mapping[str, Any]] = deque()
+        #: The rows to write, and their items (for the invalid file if the database refuses
+        #: one): lists, so the thread takes a batch with a slice.
+        self._buffer: list[tuple[Any, ...]] = []
+        self._items: list[Any] = []
+        self._invalid_lock = threading.Lock()  # the loop and the writer both refuse items
+        #: (name, kind, is a key field) of each item column, for :meth:`_rows`.
+        self._columns = [(c.name, c.kind, c.name in self._spec.key)
+                         for c in self._spec.columns]
+        self._last_at: float | None = None  # the last time converted, and its column value
+        self._last_stamp: Any = None
         self._busy = 0  # items taken by the thread and not yet committed
         self._since = 0.0  # monotonic time the oldest buffered item arrived
         self._flushing = 0  # callers of flush() waiting: write now, do not gather
@@ -321,23 +339,28 @@ class TableFeed:
 
     # -- called from the event loop thread
 
-    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Hand ``items`` (with their feed tags) over; waits only while the buffer is full
-        (the database is away)."""
+    def write(self, items: Sequence[tuple[Mapping[str, Any], str, float]]) -> None:
+        """Hand ``items`` ((item, token, time scraped) records) over as rows; waits only while
+        the buffer is full (the database is away). An item the columns cannot hold goes to
+        the invalid file here."""
         if not items:
+            return
+        rows, kept = self._rows(items)
+        if not rows:
             return
         with self._cond:
             if self.failure is not None or self._thread is None:
-                self.not_written += len(items)
+                self.not_written += len(rows)
                 return
             while len(self._buffer) >= self._buffer_items and self.failure is None:
                 self._cond.wait(1.0)
             if self.failure is not None:
-                self.not_written += len(items)
+                self.not_written += len(rows)
                 return
             if not self._buffer:
                 self._since = time.monotonic()
-            self._buffer.extend(items)
+            self._buffer += rows
+            self._items += kept
             if len(self._buffer) >= self._batch_size:
                 self._cond.notify_all()
 
@@ -389,17 +412,19 @@ class TableFeed:
                     if not self._buffer:
                         return
                     n = min(len(self._buffer), self._batch_size)
-                    batch = [self._buffer.popleft() for _ in range(n)]
+                    rows, items = self._buffer[:n], self._items[:n]
+                    del self._buffer[:n], self._items[:n]
                     self._busy = n
-                stored = self._write_batch(batch)
+                stored = self._write_batch(rows, items)
                 ok = stored is not None
                 with self._cond:
                     self._busy = 0
                     if stored is not None:
                         self.written += stored
                     else:
-                        self.not_written += len(batch) + len(self._buffer)
+                        self.not_written += n + len(self._buffer)
                         self._buffer.clear()
+                        self._items.clear()
                     self._cond.notify_all()
                 if not ok:
                     return
@@ -420,47 +445,55 @@ class TableFeed:
                 return
             self._cond.wait(left)
 
-    def _rows(self, batch: list[Mapping[str, Any]]) -> tuple[list[tuple[Any, ...]],
-                                                            list[Mapping[str, Any]]]:
-        """The rows of ``batch``; the items that cannot be rows go to the invalid file."""
+    def _rows(self, records: Sequence[tuple[Mapping[str, Any], str, float]],
+              ) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """The rows of ``records`` (item, token, time scraped) and their items; the items that
+        cannot be rows go to the invalid file."""
         sqlite = self._backend.sqlite
         spec = self._spec
+        columns = self._columns
+        whole = spec.whole_item
         rows: list[tuple[Any, ...]] = []
-        kept: list[Mapping[str, Any]] = []
-        for record in batch:
-            item, token, at = record["item"], record["token"], record["at"]
+        kept: list[Any] = []
+        for item, token, at in records:
             try:
                 values = []
-                for column in spec.columns:
-                    value = _convert(column.kind, item.get(column.name), sqlite)
-                    if value is None and column.name in spec.key:
-                        raise _Unstorable(f"the key field {column.name!r} is missing")
+                for name, kind, is_key in columns:
+                    value = item.get(name)
+                    if value is None:
+                        if is_key:
+                            raise _Unstorable(f"the key field {name!r} is missing")
+                    elif kind != "text" or value.__class__ is not str or not sqlite:
+                        value = _convert(kind, value, sqlite)
                     values.append(value)
-                if spec.whole_item:
-                    values.append(_convert("json", item, sqlite))
-                values.append(_convert("timestamp", at, sqlite))
+                if whole:
+                    values.append(_json_text(item, sqlite))
+                # A page's items share their time: converted once.
+                if at != self._last_at:
+                    stamp = dt.datetime.fromtimestamp(at, dt.UTC) \
+                        if at.__class__ is float else _to_datetime(at)
+                    self._last_at, self._last_stamp = at, stamp.isoformat() if sqlite else stamp
+                values.append(self._last_stamp)
                 values.append(token)
             except _Unstorable as exc:
                 self._refuse(item, str(exc))
                 continue
             rows.append(tuple(values))
-            kept.append(record)
+            kept.append(item)
         return rows, kept
 
     def _refuse(self, item: Any, reason: str) -> None:
-        self.invalid += 1
-        if self.invalid == 1:
-            logger.warning("%s: an item the table cannot hold (%s) went to %s", self.name,
-                           reason, self._invalid.path)
-        self._invalid.write([{"item": item, "errors": [reason], "url": None}])
+        with self._invalid_lock:
+            self.invalid += 1
+            if self.invalid == 1:
+                logger.warning("%s: an item the table cannot hold (%s) went to %s", self.name,
+                               reason, self._invalid.path)
+            self._invalid.write([{"item": item, "errors": [reason], "url": None}])
 
-    def _write_batch(self, batch: list[Mapping[str, Any]]) -> int | None:
-        """One transaction, retried while the database is away: how many rows it stored,
-        None once the feed failed."""
+    def _write_batch(self, rows: list[tuple[Any, ...]], items: list[Any]) -> int | None:
+        """``rows`` in one transaction, retried while the database is away: how many it
+        stored, None once the feed failed."""
         backend = self._backend
-        rows, kept = self._rows(batch)
-        if not rows:
-            return 0
         first_error: float | None = None
         delay = 0.25
         while True:
@@ -491,7 +524,7 @@ class TableFeed:
             logger.warning("%s: writing again after %.1fs", self.name,
                            time.monotonic() - first_error)
         for index, reason in refused:
-            self._refuse(kept[index]["item"], reason)
+            self._refuse(items[index], reason)
         return len(rows) - len(refused)
 
     def _fail(self, reason: str) -> None:

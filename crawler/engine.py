@@ -165,8 +165,12 @@ class Engine:
         self._depth_keys: dict[int, str] = {}
         self._outbox = frontier.outbox
         self._stores_requests = frontier.stores_requests
-        # Items for feeds carry a tag (class, token) that the feeds strip off again.
-        self._tag_items = isinstance(exporter, FeedSet) and exporter.wants_tags
+        #: The crawl's feeds, told which request each batch of items came from (its token).
+        self._feeds = exporter if isinstance(exporter, FeedSet) else None
+        # Items carry a tag (class, token, time) that the feeds strip off again: through an
+        # outbox (the token is stored with the item) and for a feed filtering by class.
+        self._tag_items = self._feeds is not None and (
+            self._feeds.filters_classes or (frontier.outbox and self._feeds.wants_tags))
         self._lossy = LossyValues()
         #: Origins that refused connections or did not resolve, after retries: the reason.
         self._failed_hosts: dict[str, str] = {}
@@ -604,13 +608,13 @@ class Engine:
         callback = self._resolve(request.callback or self._default_callback)
         response.known = self._known
         response.known_links = self._known_links
-        children, items = await self._run_callback(
+        children, items, first = await self._run_callback(
             callback or self.spider.parse, request, response, (response,), request.cb_kwargs,
         )
         if items and logger.isEnabledFor(logging.DEBUG):
             for item in items:
                 logger.debug("Scraped from <%d %s>\n%s", status, response.url, item)
-        await self._ack(lease, children, items)
+        await self._ack(lease, children, items, first)
 
     async def _redirect(
         self, lease: Lease, response: Response, location: str, kind: str
@@ -704,8 +708,9 @@ class Engine:
         errback = self._resolve(request.errback)
         children: list[Request] = []
         items: list[Any] = []
+        first = 0
         if errback is not None:
-            children, items = await self._run_callback(
+            children, items, first = await self._run_callback(
                 errback, request, response, (Failure(exc, request, response),), {}
             )
         elif isinstance(exc, HttpError):
@@ -715,7 +720,7 @@ class Engine:
         else:
             logger.warning("Failed %s: %s", request.url, exc)
         self._check_error_limit()
-        await self._ack(lease, children, items)
+        await self._ack(lease, children, items, first)
 
     async def _run_callback(
         self,
@@ -724,10 +729,11 @@ class Engine:
         response: Response | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> tuple[list[Request], list[Any]]:
+    ) -> tuple[list[Request], list[Any], int]:
         """Run a callback or errback and route what it produces: requests through the filters
         to children, items through validation and pipelines. Outputs produced before an
-        exception are kept; the exception is logged and counted.
+        exception are kept; the exception is logged and counted. Returns the requests and
+        items left for the ack, and how many items were written already.
 
         The output is a stream, consumed in batches of :data:`_OUTPUT_BATCH`: while the
         callback runs, each full batch of requests goes to the frontier (:meth:`_add`) and,
@@ -737,6 +743,7 @@ class Engine:
         fetched again and the requests it yields again are duplicates of those added."""
         children: list[Request] = []
         items: list[Any] = []
+        streamed = 0  # items written already (unless the frontier commits them with the ack)
         batch = _OUTPUT_BATCH
         stream_items = not self._outbox
         held = self._held
@@ -759,12 +766,12 @@ class Engine:
                     else:
                         await self._route(output, request, children, items)
                     if len(children) >= batch or (stream_items and len(items) >= batch):
-                        await self._flush_outputs(children, items, request.url)
+                        streamed += await self._flush_outputs(children, items, request, streamed)
             else:
                 async for output in outputs or aiter_outputs(result):
                     await self._route(output, request, children, items)
                     if len(children) >= batch or (stream_items and len(items) >= batch):
-                        await self._flush_outputs(children, items, request.url)
+                        streamed += await self._flush_outputs(children, items, request, streamed)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -773,7 +780,7 @@ class Engine:
             self._count_error(exc, request, where=getattr(callback, "__name__", "callback"))
         finally:
             del held[id(children)]
-        return children, items
+        return children, items, streamed
 
     async def _route(
         self, output: Any, parent: Request, children: list[Request], items: list[Any]
@@ -842,25 +849,34 @@ class Engine:
             record = {"url": request.url, "errors": invalid.errors, "item": item}
             self.invalid_exporter.write([record])
 
-    async def _flush_outputs(self, children: list[Request], items: list[Any], url: str) -> None:
+    async def _flush_outputs(self, children: list[Request], items: list[Any], request: Request,
+                             first: int) -> int:
         """Send on part of a running callback's output (the lists are emptied): its requests
         to the frontier, its items (unless the frontier commits them with the ack) to the
-        output. Then let the other workers run: fetching goes on while a callback that yields
-        a million requests is still at work."""
+        output, ``first`` being the index of the first among the request's items. Then let
+        the other workers run: fetching goes on while a callback that yields a million
+        requests is still at work. Returns how many items it sent."""
+        sent = 0
         if children:
             await self._add(children[:])
             children.clear()
         if items and not self._outbox:
-            if self._write_items(items):
-                self._scraped(items, url)
+            sent = len(items)
+            if self._write_items(items, request, first):
+                self._scraped(items, request.url)
             items.clear()
         await asyncio.sleep(0)
+        return sent
 
-    def _write_items(self, items: list[Any]) -> int:
-        """Write items to the output (not for an outbox frontier); returns how many."""
+    def _write_items(self, items: list[Any], request: Request, first: int) -> int:
+        """Write ``request``'s items (``first``: the index of the first among them) to the
+        output (not for an outbox frontier); returns how many."""
         if self.exporter is not None:
             try:
-                self.exporter.write(items)
+                if self._feeds is not None:
+                    self._feeds.write(items, request, first)
+                else:
+                    self.exporter.write(items)
             except OutputClosed:
                 # `-o - | head -1`: the reader has what it wanted. Stop quietly.
                 self.stop("output_closed")
@@ -877,15 +893,19 @@ class Engine:
         if self._close_items and stats.get("items_scraped") >= self._close_items:
             self.stop("close_on_items")
 
-    async def _ack(self, lease: Lease, children: list[Request], items: list[Any]) -> None:
+    async def _ack(self, lease: Lease, children: list[Request], items: list[Any],
+                   first: int = 0) -> None:
+        """Acknowledge ``lease`` with the requests and items its callback returned
+        (``first``: how many items of the request were written already)."""
         frontier = self.frontier
-        if items and self._tag_items:
-            stamp_items(items, lease.request)
         written = 0
-        if items and not self._outbox:
+        if items and self._outbox:
+            if self._tag_items:
+                stamp_items(items, lease.request)
+        elif items:
             # Written before the ack: a crash in between repeats this request's items rather
             # than losing them. Outbox frontiers commit them with the ack instead.
-            written = self._write_items(items)
+            written = self._write_items(items, lease.request, first)
         added = await frontier.ack(lease, children, items if self._outbox else ())
         if added:
             self.stats.inc("requests_enqueued", added)

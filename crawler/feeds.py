@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 from yarl import URL
@@ -72,13 +73,23 @@ def tag_item(record: dict[str, Any], item: Any) -> dict[str, Any]:
     return {**record, ITEM_TAG: {"c": type(item).__name__}}
 
 
+def request_ref(request: Request) -> str:
+    """The part of a row's ``crawl_token`` that names the request: its method, URL as
+    written and body, hashed (32 hex digits). The same whenever that request is fetched
+    again (a replay after a kill, a redelivery), so writing its items again updates their
+    rows; cheaper than the fingerprint, which canonicalizes the URL first."""
+    digest = blake2b(f"{request.method}\0{request.url}\0".encode(), digest_size=16)
+    if request.body:
+        digest.update(request.body)
+    return digest.hexdigest()
+
+
 def stamp_items(items: Sequence[dict[str, Any]], request: Request) -> None:
     """Give a request's tagged items their token and the time they were scraped. The token
-    is the request's fingerprint and the item's index among the request's items: the same
-    whenever the request is fetched again (a replay after a kill, a redelivery), so
-    writing it again updates its row. Two requests with one fingerprint (``dont_filter``)
-    share their tokens: the table keeps the items of the last one."""
-    ref = request.fingerprint.hex()
+    is :func:`request_ref` and the item's index among the request's items. Two identical
+    requests (``dont_filter``) share their tokens: the table keeps the items of the last
+    one."""
+    ref = request_ref(request)
     now = time.time()
     for index, item in enumerate(items):
         tag = item.get(ITEM_TAG)
@@ -289,16 +300,30 @@ class _Feed:
         """Whether items need their tag for this feed (a table's token, a class filter)."""
         return self.table or bool(self._classes)
 
-    def select(self, items: Sequence[Mapping[str, Any]], prefix: str) -> Sequence[Any]:
+    @property
+    def filters_classes(self) -> bool:
+        return bool(self._classes)
+
+    def select(self, items: Sequence[Mapping[str, Any]], prefix: str,
+               source: tuple[str, int, float] | None = None) -> Sequence[Any]:
+        """The items this feed takes, without their tags, with only its fields; for a table,
+        (item, crawl token, time scraped) records, the token starting with ``prefix``. An
+        item's token and time are in its tag (:func:`stamp_items`), else made here from
+        ``source``: the request's fingerprint (hex), the index of ``items[0]`` among the
+        request's items, the time."""
         classes, keep, fields = self._classes, self._filter, self._fields
         if not (self.table or classes or keep or fields) and (
                 not items or ITEM_TAG not in items[0]):
             return items  # untagged items for a feed that takes them all, as they are
         out: list[Any] = []
-        for record in items:
+        ref, first, now = source if source is not None else ("", 0, 0.0)
+        for index, record in enumerate(items, first):
             tag = record.get(ITEM_TAG)
-            item = {k: v for k, v in record.items() if k != ITEM_TAG} if tag is not None \
-                else record
+            item: Mapping[str, Any] = record
+            if tag is not None:
+                untagged = dict(record)
+                del untagged[ITEM_TAG]
+                item = untagged
             if classes and (not isinstance(tag, dict) or tag.get("c") not in classes):
                 continue
             if keep is not None and not keep(item):
@@ -306,10 +331,12 @@ class _Feed:
             if fields is not None:
                 item = {f: item[f] for f in fields if f in item}
             if self.table:
-                meta = tag if isinstance(tag, dict) else {}
-                token = meta.get("t") or uuid.uuid4().hex
-                out.append({"item": item, "token": f"{prefix}:{token}",
-                            "at": meta.get("a") or time.time()})
+                if isinstance(tag, dict) and "t" in tag:
+                    out.append((item, f"{prefix}:{tag['t']}", tag["a"]))
+                elif ref:
+                    out.append((item, f"{prefix}:{ref}:{index}", now))
+                else:
+                    out.append((item, f"{prefix}:{uuid.uuid4().hex}", time.time()))
             else:
                 out.append(item)
         return out
@@ -343,12 +370,22 @@ class FeedSet:
         self.invalid_path = feeds[0].invalid_path if feeds else "invalid.jsonl"
         self.on_failure: Callable[[], None] | None = None
         self._closed = False
-        #: Whether the engine must tag items (class, token): only for the feeds that use it.
+        #: Whether items need tags (class, token) when they go through an outbox, and
+        #: whether they need their class in any case (a feed filtering by class).
         self.wants_tags = any(feed.wants_tags for feed in feeds)
+        self.filters_classes = any(feed.filters_classes for feed in feeds)
+        self._tables = any(feed.table for feed in feeds)
 
-    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def write(self, items: Sequence[Mapping[str, Any]], request: Request | None = None,
+              first: int = 0) -> None:
+        """Write ``items`` to each feed that takes them. ``request``: the request they came
+        from, ``first`` the index of ``items[0]`` among its items (a table's tokens are made
+        from these when the items carry none)."""
+        source = None
+        if request is not None and self._tables:
+            source = (request_ref(request), first, time.time())
         for feed in self._feeds:
-            chosen = feed.select(items, self._prefix)
+            chosen = feed.select(items, self._prefix, source)
             if not chosen:
                 continue
             try:

@@ -96,6 +96,9 @@ class Stats:
     _paused: dict[str, float] = field(default_factory=dict)  # host -> monotonic end of pause
     # field -> [its "present" stat key, how many examples of items missing it were kept]
     _fields: dict[str, list[Any]] = field(default_factory=dict)
+    #: Every item key looked at, fields or not (the feeds' tag, a key that is not a string):
+    #: an item with only these keys needs no look at its keys.
+    _keys_seen: set[Any] = field(default_factory=set)
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -205,10 +208,11 @@ class Stats:
         values = self._values
         values["fields_checked"] = values.get("fields_checked", 0) + 1
         fields = self._fields
-        if len(fields) < MAX_FIELDS and not fields.keys() >= item.keys():
+        if len(fields) < MAX_FIELDS and not self._keys_seen >= item.keys():
             # A key starting with NUL is the feeds' tag (crawler.feeds.ITEM_TAG), not a field.
             self.expect_fields([k for k in item if isinstance(k, str) and k not in fields
                                 and k[:1] != "\x00"])
+            self._keys_seen.update(item.keys())
         get = item.get
         for name, entry in fields.items():
             value = get(name)

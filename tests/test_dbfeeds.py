@@ -93,8 +93,8 @@ def test_redact_hides_only_the_password(uri: str, shown: str) -> None:
     assert redact(uri) == shown
 
 
-def records(items: list[dict[str, Any]], prefix: str = "job") -> list[dict[str, Any]]:
-    return [{"item": item, "token": f"{prefix}:{i}", "at": 1_700_000_000.0 + i}
+def records(items: list[dict[str, Any]], prefix: str = "job") -> list[tuple[Any, str, float]]:
+    return [(item, f"{prefix}:{i}", 1_700_000_000.0 + i)
             for i, item in enumerate(items)]
 
 
