@@ -1,15 +1,21 @@
-"""The SQLite backend of a table feed on a real database file: the table it creates, upserts
-by the conflict key, rows refused one by one, an existing table of another shape refused."""
+"""The backends of a table feed on real databases (an SQLite file; the PostgreSQL server on
+127.0.0.1:5432, a schema of each test's own): the table created, upserts by the conflict
+key, rows refused one by one, an existing table of another shape refused."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
 
-from crawler.dbbackends import SqliteBackend, error_reason
+from crawler.dbbackends import PostgresBackend, SqliteBackend, error_reason
 from crawler.dbfeeds import table_spec
 from crawler.errors import ConfigError
 
@@ -93,3 +99,70 @@ def test_existing_table_of_another_shape_is_refused_unless_overwritten(tmp_path:
 def test_error_reason_is_the_first_line_or_the_type() -> None:
     assert error_reason(ValueError("first\nsecond")) == "first"
     assert error_reason(TimeoutError()) == "TimeoutError"
+
+
+# -- PostgreSQL: a batch is one statement (one array per column, unnested)
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg(sql: str) -> list[Any]:
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(PG)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _pg(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        _pg(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def _pg_backend(schema: str) -> PostgresBackend:
+    pytest.importorskip("asyncpg")
+    return PostgresBackend(PG, PG, table_spec(f"{schema}.books", Book, key=["title"]))
+
+
+def test_postgres_batch_keeps_the_last_row_of_each_key(pg_schema: str) -> None:
+    backend = _pg_backend(pg_schema)
+    backend.open(overwrite=False)
+    stamp = dt.datetime(2024, 5, 17, 12, 30, tzinfo=dt.UTC)
+    try:
+        # One statement cannot update a row twice: the batch keeps the last row of "A".
+        assert backend.write([("A", 1, stamp, "t1"), ("B", 2, stamp, "t2"),
+                              ("A", 3, stamp, "t3")]) == []
+        assert backend.write([("B", 20, stamp, "t4")]) == []  # a later batch updates
+    finally:
+        backend.close()
+    rows = _pg(f"SELECT title, pages, crawl_token FROM {pg_schema}.books ORDER BY title")
+    assert rows == [("A", 3, "t3"), ("B", 20, "t4")]
+
+
+def test_postgres_row_the_table_refuses_is_returned_and_the_others_written(
+    pg_schema: str,
+) -> None:
+    backend = _pg_backend(pg_schema)
+    backend.open(overwrite=False)
+    # A constraint of the user's own on the table the feed created.
+    _pg(f"ALTER TABLE {pg_schema}.books ADD CONSTRAINT positive CHECK (pages > 0)")
+    stamp = dt.datetime(2024, 5, 17, 12, 30, tzinfo=dt.UTC)
+    try:
+        refused = backend.write([("A", 1, stamp, "t1"), ("B", -5, stamp, "t2"),
+                                 ("C", 3, stamp, "t3")])
+    finally:
+        backend.close()
+    assert [index for index, _ in refused] == [1]
+    assert "positive" in refused[0][1]
+    rows = _pg(f"SELECT title FROM {pg_schema}.books ORDER BY title")
+    assert rows == [("A",), ("C",)]
