@@ -20,7 +20,8 @@ A missing table is created; an existing one must have these columns with these t
 the run stops before the first request naming the difference (``-O`` drops and recreates it).
 
 Idempotence. Every row carries a ``crawl_token``: the crawl's id (the job, the shared crawl,
-or this run), the request's fingerprint and the item's index among that request's items.
+or this run), a hash of the request (:func:`crawler.feeds.request_ref`) and the item's index
+among that request's items.
 Without ``key`` the token is the unique key of the table, with ``key`` the key fields are:
 either way writing the same item again
 (a durable job replaying what it had not recorded as written, a shared crawl redelivering a

@@ -16,9 +16,11 @@ options of :class:`~crawler.settings.FeedOptions`. Every feed gets every item (o
 is reported by name with the number of items it did not write.
 
 :class:`FeedSet` is what the engine writes to: an :class:`~crawler.exporters.Exporter`
-(``write``/``flush``/``close``/``tell``). Items reach it tagged (:data:`ITEM_TAG`) with their
-class, the fingerprint of their request and their index in its output: a database feed
-turns that into the row's ``crawl_token``, so a replay writes nothing twice.
+(``write``/``flush``/``close``/``tell``). The engine hands it each request's items with the
+request (:meth:`FeedSet.write`); items that go through a durable job's outbox are tagged
+(:data:`ITEM_TAG`) instead, with their class, their request's :func:`request_ref` and their
+index in its output. A database feed turns that into the row's ``crawl_token``, so a replay
+writes nothing twice.
 """
 
 from __future__ import annotations
@@ -309,7 +311,7 @@ class _Feed:
         """The items this feed takes, without their tags, with only its fields; for a table,
         (item, crawl token, time scraped) records, the token starting with ``prefix``. An
         item's token and time are in its tag (:func:`stamp_items`), else made here from
-        ``source``: the request's fingerprint (hex), the index of ``items[0]`` among the
+        ``source``: the request's :func:`request_ref`, the index of ``items[0]`` among the
         request's items, the time."""
         classes, keep, fields = self._classes, self._filter, self._fields
         if not (self.table or classes or keep or fields) and (

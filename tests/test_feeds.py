@@ -267,6 +267,42 @@ async def test_a_value_the_column_cannot_hold_is_an_invalid_item(
     assert (await pg_types(schema, "odd"))["tags"] == "jsonb"
 
 
+MANY_SPIDER = """
+    from crawler import Spider
+
+    class Many(Spider):
+        name = "many"
+        start_urls = []
+
+        async def start(self):
+            from crawler import Request
+            yield Request(self.base + "/")
+
+        def parse(self, response):
+            for n in range(2500):  # more than one batch of a callback's output (1,000)
+                yield {"n": n}
+"""
+
+
+async def test_items_of_a_long_callback_are_numbered_across_its_batches(
+    site: TestSite, tmp_path: Path
+) -> None:
+    # The engine writes a long callback's items in batches while it runs; each item's token
+    # is still its request and its index among all the request's items, so a redelivered
+    # request (a shared crawl) rewrites the same rows.
+    project = make_project(tmp_path / "p", {"many": MANY_SPIDER})
+    db = tmp_path / "many.db"
+    code, _, err = await run(
+        str(BIN / "crawl"), "many", "-a", f"base={site.url}", "-s", "obey_robots=false",
+        "-o", f"sqlite:///{db}?table=many", cwd=project)
+    assert code == 0, err
+    stored = sqlite_rows(db, "many")
+    tokens = [r["crawl_token"].rsplit(":", 2) for r in stored]
+    assert len({(run_id, ref) for run_id, ref, _ in tokens}) == 1  # one request
+    assert sorted(int(index) for _, _, index in tokens) == list(range(2500))
+    assert sorted(orjson.loads(r["item"])["n"] for r in stored) == list(range(2500))
+
+
 async def test_mismatched_table_is_refused_naming_the_difference(
     site: TestSite, tmp_path: Path, schema: str
 ) -> None:
