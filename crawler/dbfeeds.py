@@ -471,9 +471,7 @@ class TableFeed:
                     values.append(_json_text(item, sqlite))
                 # A page's items share their time: converted once.
                 if at != self._last_at:
-                    stamp = dt.datetime.fromtimestamp(at, dt.UTC) \
-                        if at.__class__ is float else _to_datetime(at)
-                    self._last_at, self._last_stamp = at, stamp.isoformat() if sqlite else stamp
+                    self._last_at, self._last_stamp = at, _convert("timestamp", at, sqlite)
                 values.append(self._last_stamp)
                 values.append(token)
             except _Unstorable as exc:

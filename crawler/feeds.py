@@ -32,13 +32,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
 from .errors import ConfigError, OutputClosed, OutputFailed
 from .exporters import Exporter, format_for, invalid_path_for, open_exporter
+from .fingerprint import request_fingerprint
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -79,11 +79,8 @@ def request_ref(request: Request) -> str:
     """The part of a row's ``crawl_token`` that names the request: its method, URL as
     written and body, hashed (32 hex digits). The same whenever that request is fetched
     again (a replay after a kill, a redelivery), so writing its items again updates their
-    rows; cheaper than the fingerprint, which canonicalizes the URL first."""
-    digest = blake2b(f"{request.method}\0{request.url}\0".encode(), digest_size=16)
-    if request.body:
-        digest.update(request.body)
-    return digest.hexdigest()
+    rows; cheaper than :attr:`Request.fingerprint`, which canonicalizes the URL first."""
+    return request_fingerprint(request.method, request.url, request.body).hex()
 
 
 def stamp_items(items: Sequence[dict[str, Any]], request: Request) -> None:
