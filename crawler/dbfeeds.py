@@ -1,10 +1,13 @@
 """Database outputs: items as rows of an SQLite or PostgreSQL table.
 
-A :class:`TableFeed` owns one writer thread and one connection. :meth:`TableFeed.write`
-turns the items into rows in the caller's thread (the event loop's: Python work done in the
-writer thread would make the loop wait for the GIL each time the thread takes it) and
-appends them to a bounded buffer; the thread only drives the database, writing the buffer
-in batches, one transaction per batch (``INSERT ... ON CONFLICT DO UPDATE``).
+A :class:`TableFeed` owns one writer thread and one connection. The event loop hands items
+over a page at a time (:meth:`TableFeed.write_page`, which only keeps them) and turns them
+into rows a batch at a time, in its own thread (Python work done in the writer thread would
+make the loop wait for the GIL each time the thread takes it; a batch at a time, the loop
+spends a third of what it spent on each page's few items); the rows go to a bounded
+buffer, and the thread only drives the database, writing the buffer in batches, one
+transaction per batch (``INSERT ... ON CONFLICT DO UPDATE``). Only the items of a crawl too
+slow to fill a batch in ``_LINGER`` seconds are made rows by the writer thread.
 :meth:`TableFeed.flush` waits until everything handed over is committed, which is what a
 durable job needs before it records the items as written.
 
@@ -50,9 +53,9 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from yarl import URL
@@ -60,6 +63,10 @@ from yarl import URL
 from .dbbackends import Backend, PostgresBackend, SqliteBackend, error_reason
 from .errors import ConfigError, CrawlerError
 from .exporters import InvalidItemWriter, encode_item
+from .feeds import request_ref
+
+if TYPE_CHECKING:
+    from .http import Request
 
 __all__ = ["Column", "FeedFailed", "TableFeed", "TableSpec", "table_spec"]
 
@@ -293,11 +300,17 @@ class TableFeed:
         self._buffer: list[tuple[Any, ...]] = []
         self._items: list[Any] = []
         self._invalid_lock = threading.Lock()  # the loop and the writer both refuse items
+        #: Pages handed over and not yet made rows: (request, index of its first item here,
+        #: time scraped, items); and (a hint, written by the loop only) how many items.
+        self._pages: list[tuple[Request, int, float, list[Any]]] = []
+        self._paged = 0
+        self._prefix = ""  # of the pages' tokens
+        #: Held while pages become rows, so rows reach the buffer in the order of their pages
+        #: (a later page's row of a key must update an earlier one's, never the reverse).
+        self._rows_lock = threading.Lock()
         #: (name, kind, is a key field) of each item column, for :meth:`_rows`.
         self._columns = [(c.name, c.kind, c.name in self._spec.key)
                          for c in self._spec.columns]
-        self._last_at: float | None = None  # the last time converted, and its column value
-        self._last_stamp: Any = None
         self._busy = 0  # items taken by the thread and not yet committed
         self._since = 0.0  # monotonic time the oldest buffered item arrived
         self._flushing = 0  # callers of flush() waiting: write now, do not gather
@@ -340,13 +353,61 @@ class TableFeed:
 
     # -- called from the event loop thread
 
+    def write_page(self, items: Sequence[Mapping[str, Any]], prefix: str, request: Request,
+                   first: int, at: float) -> None:
+        """Hand over ``items``, scraped from ``request`` at ``at`` (``first``: the index of
+        ``items[0]`` among the request's items); their tokens start with ``prefix``. They are
+        kept as they are and made rows with the next batch; waits only while the buffer is
+        full (the database is away)."""
+        if not items:
+            return
+        if self.failure is not None or self._thread is None:
+            with self._cond:
+                self.not_written += len(items)
+            return
+        pages = self._pages
+        self._prefix = prefix
+        if not pages:
+            if not self._buffer:
+                self._since = time.monotonic()  # the oldest item waiting for its batch
+            pages.append((request, first, at, list(items)))
+            with self._cond:  # a writer waiting for anything at all starts its linger now
+                self._cond.notify_all()
+        else:
+            pages.append((request, first, at, list(items)))
+        self._paged += len(items)
+        if self._paged >= self._batch_size:
+            self._make_rows()
+
+    def _make_rows(self) -> None:
+        """Turn the pages handed over into rows, onto the buffer (in the thread that calls)."""
+        with self._rows_lock:
+            pages, self._pages = self._pages, []
+            self._paged = 0
+            if not pages:
+                return
+            prefix = self._prefix
+            records = ((item, f"{prefix}:{ref}:{index}", at)
+                       for request, first, at, items in pages
+                       for ref in (request_ref(request),)
+                       for index, item in enumerate(items, first))
+            self._hand_over(*self._rows(records), arrived=False)
+
     def write(self, items: Sequence[tuple[Mapping[str, Any], str, float]]) -> None:
         """Hand ``items`` ((item, token, time scraped) records) over as rows; waits only while
         the buffer is full (the database is away). An item the columns cannot hold goes to
         the invalid file here."""
         if not items:
             return
-        rows, kept = self._rows(items)
+        if self._pages:
+            self._make_rows()  # the pages before these items
+        with self._rows_lock:
+            self._hand_over(*self._rows(items))
+
+    def _hand_over(self, rows: list[tuple[Any, ...]], kept: list[Any],
+                   arrived: bool = True) -> None:
+        """Append ``rows`` (and their items) to the buffer. ``arrived``: the items arrive
+        now (else the linger of their batch started when their first page did)."""
         if not rows:
             return
         with self._cond:
@@ -358,7 +419,7 @@ class TableFeed:
             if self.failure is not None:
                 self.not_written += len(rows)
                 return
-            if not self._buffer:
+            if arrived and not self._buffer:
                 self._since = time.monotonic()
             self._buffer += rows
             self._items += kept
@@ -368,6 +429,7 @@ class TableFeed:
     def flush(self) -> None:
         """Wait until every item handed over is committed; raises :class:`FeedFailed` if the
         feed failed."""
+        self._make_rows()
         with self._cond:
             self._flushing += 1
             try:
@@ -384,6 +446,7 @@ class TableFeed:
         thread = self._thread
         if thread is None:
             return
+        self._make_rows()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -410,8 +473,14 @@ class TableFeed:
             while True:
                 with self._cond:
                     self._gather()
+                    slow = not self._buffer and bool(self._pages)
+                if slow:  # a batch's time is up before the loop made its rows
+                    self._make_rows()
+                with self._cond:
                     if not self._buffer:
-                        return
+                        if self._closing and not self._pages:
+                            return
+                        continue
                     n = min(len(self._buffer), self._batch_size)
                     rows, items = self._buffer[:n], self._items[:n]
                     del self._buffer[:n], self._items[:n]
@@ -438,7 +507,7 @@ class TableFeed:
         would cost more than the crawl."""
         while not (self._closing or len(self._buffer) >= self._batch_size
                    or (self._flushing and self._buffer)):
-            if not self._buffer:
+            if not self._buffer and not self._pages:
                 self._cond.wait()
                 continue
             left = self._since + _LINGER - time.monotonic()
@@ -446,7 +515,7 @@ class TableFeed:
                 return
             self._cond.wait(left)
 
-    def _rows(self, records: Sequence[tuple[Mapping[str, Any], str, float]],
+    def _rows(self, records: Iterable[tuple[Mapping[str, Any], str, float]],
               ) -> tuple[list[tuple[Any, ...]], list[Any]]:
         """The rows of ``records`` (item, token, time scraped) and their items; the items that
         cannot be rows go to the invalid file."""
@@ -469,10 +538,7 @@ class TableFeed:
                     values.append(value)
                 if whole:
                     values.append(_json_text(item, sqlite))
-                # A page's items share their time: converted once.
-                if at != self._last_at:
-                    self._last_at, self._last_stamp = at, _convert("timestamp", at, sqlite)
-                values.append(self._last_stamp)
+                values.append(at)  # seconds: the database makes it a timestamp
                 values.append(token)
             except _Unstorable as exc:
                 self._refuse(item, str(exc))

@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 import os
 import time
+import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ def request_ref(request: Request) -> str:
     """The part of a row's ``crawl_token`` that names the request: its method, URL as
     written and body, hashed (32 hex digits). The same whenever that request is fetched
     again (a replay after a kill, a redelivery), so writing its items again updates their
-    rows; cheaper than :attr:`Request.fingerprint`, which canonicalizes the URL first."""
+    rows; cheaper than :attr:`Request.fingerprint`, which canonicalizes the URL first (a
+    request leased from a frontier seldom has its fingerprint at hand: the frontier keeps
+    its requests compact, without it)."""
     return request_fingerprint(request.method, request.url, request.body).hex()
 
 
@@ -303,19 +306,25 @@ class _Feed:
     def filters_classes(self) -> bool:
         return bool(self._classes)
 
+    def takes_as_they_are(self, items: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether this feed takes every one of ``items`` whole: untagged items (all or none
+        of a call's items are tagged), no class, filter or field list."""
+        return not (self._classes or self._filter or self._fields) and (
+            not items or ITEM_TAG not in items[0])
+
     def select(self, items: Sequence[Mapping[str, Any]], prefix: str,
-               source: tuple[str, int, float] | None = None) -> Sequence[Any]:
+               source: tuple[Request, int, float] | None = None) -> Sequence[Any]:
         """The items this feed takes, without their tags, with only its fields; for a table,
         (item, crawl token, time scraped) records, the token starting with ``prefix``. An
         item's token and time are in its tag (:func:`stamp_items`), else made here from
-        ``source``: the request's :func:`request_ref`, the index of ``items[0]`` among the
-        request's items, the time."""
+        ``source``: the request (its :func:`request_ref`), the index of ``items[0]`` among
+        the request's items, the time."""
+        if not self.table and self.takes_as_they_are(items):
+            return items
         classes, keep, fields = self._classes, self._filter, self._fields
-        if not (self.table or classes or keep or fields) and (
-                not items or ITEM_TAG not in items[0]):
-            return items  # untagged items for a feed that takes them all, as they are
         out: list[Any] = []
-        ref, first, now = source if source is not None else ("", 0, 0.0)
+        request, first, now = source if source is not None else (None, 0, 0.0)
+        ref = request_ref(request) if request is not None else ""
         for index, record in enumerate(items, first):
             tag = record.get(ITEM_TAG)
             item: Mapping[str, Any] = record
@@ -382,13 +391,18 @@ class FeedSet:
         from these when the items carry none)."""
         source = None
         if request is not None and self._tables:
-            source = (request_ref(request), first, time.time())
+            source = (request, first, time.time())
         for feed in self._feeds:
-            chosen = feed.select(items, self._prefix, source)
-            if not chosen:
-                continue
             try:
-                feed.sink.write(chosen)
+                if source is not None and feed.table and feed.takes_as_they_are(items):
+                    # Their rows are made a batch at a time (tokens included).
+                    typing.cast("TableFeed", feed.sink).write_page(items, self._prefix,
+                                                                   *source)
+                else:
+                    chosen = feed.select(items, self._prefix, source)
+                    if not chosen:
+                        continue
+                    feed.sink.write(chosen)
                 if self._through and feed.table:
                     feed.sink.flush()
             except OutputClosed:

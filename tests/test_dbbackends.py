@@ -19,6 +19,10 @@ from crawler.dbbackends import PostgresBackend, SqliteBackend, error_reason
 from crawler.dbfeeds import table_spec
 from crawler.errors import ConfigError
 
+#: A row's crawled_at as the feed hands it to a backend: seconds since the epoch
+#: (2024-05-17T12:30:00.25Z).
+STAMP = 1715949000.25
+
 
 class Book(pydantic.BaseModel):
     title: str
@@ -34,7 +38,7 @@ def test_creates_the_table_and_upserts_by_key(tmp_path: Path) -> None:
     backend = _backend(db)
     backend.open(overwrite=False)
     try:
-        stamp = "2024-05-17T12:30:00Z"
+        stamp = STAMP
         assert backend.write([("A", 10, stamp, "t1"), ("B", 20, stamp, "t2")]) == []
         assert backend.write([("A", 11, stamp, "t3")]) == []  # same key: the row is updated
     finally:
@@ -44,6 +48,9 @@ def test_creates_the_table_and_upserts_by_key(tmp_path: Path) -> None:
         columns = [row[1] for row in conn.execute("PRAGMA table_xinfo(books)")]
     assert rows == [("A", 11, "t3"), ("B", 20, "t2")]
     assert columns == ["title", "pages", "crawled_at", "crawl_token"]
+    with sqlite3.connect(db) as conn:  # the database made the seconds a time
+        assert conn.execute("SELECT crawled_at FROM books").fetchone() == (
+            "2024-05-17T12:30:00.250+00:00",)
 
 
 def test_a_row_the_table_refuses_is_returned_and_the_others_written(tmp_path: Path) -> None:
@@ -51,7 +58,7 @@ def test_a_row_the_table_refuses_is_returned_and_the_others_written(tmp_path: Pa
     backend = _backend(db)
     backend.open(overwrite=False)
     try:
-        stamp = "2024-05-17T12:30:00Z"
+        stamp = STAMP
         refused = backend.write([("A", 1, stamp, "t1"), ("B", "many", stamp, "t2"),
                                  ("C", 3, stamp, "t3")])
     finally:
@@ -66,7 +73,7 @@ def test_a_batch_of_several_statements_keeps_the_last_row_of_each_key(tmp_path: 
     db = tmp_path / "items.db"
     backend = _backend(db)
     backend.open(overwrite=False)
-    stamp = "2024-05-17T12:30:00Z"
+    stamp = STAMP
     rows = [(f"K{n % 300}", n, stamp, f"t{n}") for n in range(1000)]
     try:
         assert backend.write(rows) == []
@@ -137,7 +144,7 @@ def _pg_backend(schema: str) -> PostgresBackend:
 def test_postgres_batch_keeps_the_last_row_of_each_key(pg_schema: str) -> None:
     backend = _pg_backend(pg_schema)
     backend.open(overwrite=False)
-    stamp = dt.datetime(2024, 5, 17, 12, 30, tzinfo=dt.UTC)
+    stamp = STAMP
     try:
         # One statement cannot update a row twice: the batch keeps the last row of "A".
         assert backend.write([("A", 1, stamp, "t1"), ("B", 2, stamp, "t2"),
@@ -147,6 +154,8 @@ def test_postgres_batch_keeps_the_last_row_of_each_key(pg_schema: str) -> None:
         backend.close()
     rows = _pg(f"SELECT title, pages, crawl_token FROM {pg_schema}.books ORDER BY title")
     assert rows == [("A", 3, "t3"), ("B", 20, "t4")]
+    assert _pg(f"SELECT DISTINCT crawled_at FROM {pg_schema}.books") == [
+        (dt.datetime(2024, 5, 17, 12, 30, 0, 250000, tzinfo=dt.UTC),)]
 
 
 def test_postgres_row_the_table_refuses_is_returned_and_the_others_written(
@@ -156,7 +165,7 @@ def test_postgres_row_the_table_refuses_is_returned_and_the_others_written(
     backend.open(overwrite=False)
     # A constraint of the user's own on the table the feed created.
     _pg(f"ALTER TABLE {pg_schema}.books ADD CONSTRAINT positive CHECK (pages > 0)")
-    stamp = dt.datetime(2024, 5, 17, 12, 30, tzinfo=dt.UTC)
+    stamp = STAMP
     try:
         refused = backend.write([("A", 1, stamp, "t1"), ("B", -5, stamp, "t2"),
                                  ("C", 3, stamp, "t3")])

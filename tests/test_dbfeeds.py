@@ -191,3 +191,68 @@ def test_after_close_writes_count_as_not_written(open_feed: Any) -> None:
     assert feed.written == 1
     feed.write(records([{"n": 2}, {"n": 3}]))
     assert feed.not_written == 2
+
+
+def _request(n: int) -> Any:
+    from crawler.http import Request
+
+    return Request(f"http://e.com/page/{n}")
+
+
+def test_pages_become_rows_with_their_requests_tokens(tmp_path: Path, open_feed: Any) -> None:
+    from crawler.feeds import request_ref
+
+    feed = open_feed(table_spec("books", Book, key=[]))
+    # 250 pages of one item and a page of three: more than two batches (100 items each).
+    for n in range(250):
+        feed.write_page([{"url": f"http://e.com/{n}", "pages": n}], "job", _request(n), 0,
+                        1_700_000_000.5)
+    feed.write_page([{"url": "http://e.com/x", "pages": 1000 + i} for i in range(3)], "job",
+                    _request(999), 4, 1_700_000_000.5)
+    feed.flush()
+    assert (feed.written, feed.invalid, feed.not_written) == (253, 0, 0)
+    stored = rows(tmp_path / "items.db", "books")
+    assert [r["pages"] for r in stored] == [*range(250), 1000, 1001, 1002]
+    ref = request_ref(_request(999))
+    assert [r["crawl_token"] for r in stored[-3:]] == [f"job:{ref}:{i}" for i in (4, 5, 6)]
+    assert stored[0]["crawled_at"] == "2023-11-14T22:13:20.500+00:00"
+
+
+def test_a_slow_crawls_pages_are_written_without_a_flush(tmp_path: Path,
+                                                         open_feed: Any) -> None:
+    """Fewer items than a batch: the writer makes them rows itself once they waited."""
+    import time
+
+    feed = open_feed(table_spec("items", None, key=[]))
+    feed.write_page([{"n": 1}], "job", _request(1), 0, 1_700_000_000.0)
+    deadline = time.monotonic() + 30
+    while feed.written < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert feed.written == 1
+    assert [orjson.loads(r["item"]) for r in rows(tmp_path / "items.db", "items")] == [
+        {"n": 1}]
+
+
+def test_rows_keep_the_order_of_their_pages(tmp_path: Path, open_feed: Any) -> None:
+    """A key's later item updates its row, whether it came as a page or as records."""
+    feed = open_feed(table_spec("books", Book, key=["url"]))
+    feed.write_page([{"url": "http://e.com/a", "pages": 1}], "job", _request(1), 0, 0.0)
+    feed.write(records([{"url": "http://e.com/a", "pages": 2}]))
+    feed.write_page([{"url": "http://e.com/b", "pages": 3}], "job", _request(2), 0, 0.0)
+    feed.close()  # makes the last page a row too
+    stored = rows(tmp_path / "items.db", "books")
+    assert [(r["url"], r["pages"]) for r in stored] == [("http://e.com/a", 2),
+                                                        ("http://e.com/b", 3)]
+
+
+def test_a_pages_item_the_columns_cannot_hold_goes_to_the_invalid_file(
+    tmp_path: Path, open_feed: Any
+) -> None:
+    feed = open_feed(table_spec("books", Book, key=["url"]))
+    feed.write_page([{"url": "http://e.com/ok", "pages": 1}, {"pages": 2}], "job",
+                    _request(1), 0, 0.0)
+    feed.flush()
+    assert (feed.written, feed.invalid) == (1, 1)
+    feed.close()
+    feed.write_page([{"url": "http://e.com/late"}], "job", _request(2), 0, 0.0)
+    assert feed.not_written == 1
