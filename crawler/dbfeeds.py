@@ -525,6 +525,16 @@ class TableFeed:
         whole = spec.whole_item
         rows: list[tuple[Any, ...]] = []
         kept: list[Any] = []
+        if whole and not columns:  # no model and no key: the item, its time, its token
+            json_text = _json_text
+            for item, token, at in records:
+                try:
+                    rows.append((json_text(item, sqlite), at, token))
+                except _Unstorable as exc:
+                    self._refuse(item, str(exc))
+                    continue
+                kept.append(item)
+            return rows, kept
         for item, token, at in records:
             try:
                 values = []
