@@ -382,10 +382,15 @@ class TableFeed:
     def _make_rows(self) -> None:
         """Turn the pages handed over into rows, onto the buffer (in the thread that calls)."""
         with self._rows_lock:
-            pages, self._pages = self._pages, []
-            self._paged = 0
-            if not pages:
+            # The loop appends to this one list without a lock: it is never replaced, and
+            # only what was there is taken (an append meanwhile stays for the next time).
+            queued = self._pages
+            taken = len(queued)
+            if not taken:
                 return
+            pages = queued[:taken]
+            del queued[:taken]
+            self._paged = 0
             prefix = self._prefix
             records = ((item, f"{prefix}:{ref}:{index}", at)
                        for request, first, at, items in pages

@@ -256,3 +256,33 @@ def test_a_pages_item_the_columns_cannot_hold_goes_to_the_invalid_file(
     feed.close()
     feed.write_page([{"url": "http://e.com/late"}], "job", _request(2), 0, 0.0)
     assert feed.not_written == 1
+
+
+def test_no_page_is_lost_while_the_writer_makes_rows_beside_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A linger of half a millisecond and batches too big to fill: the writer thread makes
+    rows all the time while pages keep coming; every item must end up in the table once."""
+    import sys
+    import time
+
+    import crawler.dbfeeds as dbfeeds
+
+    monkeypatch.setattr(dbfeeds, "_LINGER", 0.0005)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the two threads take turns as often as they can
+    feed = TableFeed.sqlite(str(tmp_path / "items.db"), table_spec("items", None, key=[]),
+                            error_timeout=5.0, buffer_items=10**6, batch_size=10**6)
+    feed.open()
+    try:
+        for n in range(3000):
+            feed.write_page([{"n": n}, {"n": -n}], "job", _request(n), 0, 0.0)
+            if n % 100 == 0:
+                time.sleep(0.002)  # let the writer's linger run out now and then
+        feed.flush()
+        assert (feed.written, feed.not_written, feed.invalid) == (6000, 0, 0)
+    finally:
+        sys.setswitchinterval(switch)
+        feed.close()
+    stored = [orjson.loads(r["item"])["n"] for r in rows(tmp_path / "items.db", "items")]
+    assert sorted(stored) == sorted([*range(3000), *(-n for n in range(3000))])
