@@ -367,14 +367,13 @@ class TableFeed:
             return
         pages = self._pages
         self._prefix = prefix
-        if not pages:
-            if not self._buffer:
-                self._since = time.monotonic()  # the oldest item waiting for its batch
-            pages.append((request, first, at, list(items)))
+        first_page = not pages
+        if first_page and not self._buffer:
+            self._since = time.monotonic()  # the oldest item waiting for its batch
+        pages.append((request, first, at, list(items)))
+        if first_page:
             with self._cond:  # a writer waiting for anything at all starts its linger now
                 self._cond.notify_all()
-        else:
-            pages.append((request, first, at, list(items)))
         self._paged += len(items)
         if self._paged >= self._batch_size:
             self._make_rows()

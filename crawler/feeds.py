@@ -29,11 +29,10 @@ import datetime as dt
 import logging
 import os
 import time
-import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from yarl import URL
 
@@ -396,8 +395,7 @@ class FeedSet:
             try:
                 if source is not None and feed.table and feed.takes_as_they_are(items):
                     # Their rows are made a batch at a time (tokens included).
-                    typing.cast("TableFeed", feed.sink).write_page(items, self._prefix,
-                                                                   *source)
+                    cast("TableFeed", feed.sink).write_page(items, self._prefix, *source)
                 else:
                     chosen = feed.select(items, self._prefix, source)
                     if not chosen:
