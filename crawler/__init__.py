@@ -34,12 +34,12 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from .http import Request as Request
     from .http import Response as Response
     from .itemloader import ItemLoader as ItemLoader
-    from .items import Item as Item
     from .linkextractor import Link as Link
     from .linkextractor import LinkExtractor as LinkExtractor
     from .scripting import run as run
     from .sitemap import SitemapSpider as SitemapSpider
     from .spider import Spider as Spider
+    from .typeditem import Item as Item
 
 __all__ = [
     "CloseSpider",
@@ -78,9 +78,9 @@ def __getattr__(name: str) -> Any:
 
         value = getattr(http, name)
     elif name == "Item":
-        from . import items
+        from . import typeditem
 
-        value = getattr(items, name)
+        value = typeditem.Item
     elif name == "Spider":
         from . import spider
 

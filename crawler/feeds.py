@@ -31,7 +31,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from yarl import URL
@@ -478,7 +478,7 @@ def resolve_outputs(
         if uri in out:
             raise ConfigError(f"output {uri!r} is given twice")
         base = configured.get(uri) or FeedOptions()
-        out[uri] = base.model_copy(update={"overwrite": overwrite})
+        out[uri] = replace(base, overwrite=overwrite)
     return out
 
 

@@ -1,19 +1,25 @@
-"""Items: the typed ``Item`` base, validation against a spider's ``item_model``, pipelines."""
+"""Items: validation against a spider's ``item_model``, pipelines; the typed ``Item`` base.
+
+pydantic is imported only when a model is used (``Item`` lives in :mod:`crawler.typeditem`,
+re-exported here on first use): a crawl of dict items never loads it, ~120 ms of start-up.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
-
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import DropItem
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from .spider import Spider
+    from .typeditem import Item as Item
 
 logger = logging.getLogger(__name__)
 
@@ -22,39 +28,6 @@ __all__ = [
     "CloseHook", "CloseSpiderHook", "OpenHook", "OpenSpiderHook", "PipelineFailed", "ProcessItem",
     "to_dict", "validate_item",
 ]
-
-
-class Item(BaseModel):
-    """Base class for typed items: a pydantic model.
-
-    Set ``item_model = MyItem`` on a spider to validate every dict item it yields against it;
-    yield ``MyItem(...)`` instances directly for validation at construction.
-    """
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    # Mapping-style access, so a pipeline written for dict items (Scrapy's habit:
-    # item["price"]) works on a typed item too. Setting a field validates nothing: the model
-    # was validated when it was built.
-    def __getitem__(self, key: str) -> Any:
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key not in type(self).model_fields:
-            raise KeyError(f"{type(self).__name__} does not support field: {key}")
-        setattr(self, key, value)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in type(self).model_fields
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field's value, or ``default`` for a name that is not a field."""
-        return getattr(self, key) if key in type(self).model_fields else default
-
-    def keys(self) -> list[str]:
-        return list(type(self).model_fields)
 
 
 class ProcessItem(Protocol):
@@ -108,12 +81,37 @@ ItemPipeline: TypeAlias = (
 )
 
 
+def __getattr__(name: str) -> Any:
+    if name == "Item":  # the pydantic model base: pydantic loads with it
+        from .typeditem import Item
+
+        return Item
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def base_model() -> type[BaseModel] | None:
+    """pydantic's ``BaseModel`` once pydantic's models are loaded, else None: no object can
+    be a model before (its class loaded them), so a crawl of dicts never imports pydantic."""
+    main = sys.modules.get("pydantic.main")
+    if main is None:
+        return None
+    model: type[BaseModel] = main.BaseModel
+    return model
+
+
+def is_model(obj: object) -> bool:
+    """Whether ``obj`` is a pydantic model instance."""
+    model = base_model()
+    return model is not None and isinstance(obj, model)
+
+
 def to_dict(item: Any) -> dict[str, Any]:
     """An item as a plain dict for the exporters: models are dumped, dataclasses converted."""
     if type(item) is dict:
         return item
-    if isinstance(item, BaseModel):
-        return item.model_dump()
+    if is_model(item):
+        dumped: dict[str, Any] = item.model_dump()
+        return dumped
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return dataclasses.asdict(item)
     if isinstance(item, Mapping):
@@ -133,7 +131,8 @@ def to_dict(item: Any) -> dict[str, Any]:
 def is_item(obj: object) -> bool:
     """Whether a callback output is an item (as opposed to a Request or junk)."""
     return (
-        isinstance(obj, (dict, BaseModel, Mapping))
+        isinstance(obj, (dict, Mapping))
+        or is_model(obj)
         or (dataclasses.is_dataclass(obj) and not isinstance(obj, type))
     )
 
@@ -149,6 +148,8 @@ class InvalidItem:
 def validate_item(model: type[BaseModel], item: Any) -> Any:
     """``item`` (a dict, a model or a dataclass) validated against ``model``: a ``model``
     instance, or an :class:`InvalidItem` listing each error's ``loc``, ``msg`` and ``type``."""
+    from pydantic import BaseModel, ValidationError  # loaded already: ``model`` is one
+
     if isinstance(item, model):
         return item
     try:

@@ -42,9 +42,8 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from pydantic import BaseModel
-
 from .http import Request, Response
+from .items import is_model
 
 if TYPE_CHECKING:
     from .spider import Spider
@@ -264,7 +263,7 @@ async def aiter_outputs(result: Any) -> AsyncIterator[Any]:
     if hasattr(result, "__aiter__"):
         async for x in result:
             yield x
-    elif isinstance(result, (Request, str, bytes, Mapping, BaseModel)) or not hasattr(
+    elif isinstance(result, (Request, str, bytes, Mapping)) or is_model(result) or not hasattr(
         result, "__iter__"
     ):  # one output (a model or a dict is iterable, but is one item)
         yield result

@@ -149,7 +149,7 @@ async def run_spider(
     stats = Stats()
     concurrency = fit_concurrency(settings.concurrency, raise_open_files_limit())
     if concurrency != settings.concurrency:
-        settings = settings.model_copy(update={"concurrency": concurrency})
+        settings = settings.with_values(concurrency=concurrency)
     # Scrapy's wiring: the spider and every component class get the crawler (settings, stats,
     # signals) through from_crawler when they define it.
     crawler = Crawler(spider_cls, settings, stats, scrapy_settings)
@@ -498,7 +498,7 @@ async def parse_once(
         "pipelines": [],
         "__module__": spider_cls.__module__,
     })
-    alone = settings.model_copy(update={"jobdir": None, "frontier_url": None, "pipelines": []})
+    alone = settings.with_values(jobdir=None, frontier_url=None, pipelines=[])
     result = await run_spider(probe, alone, spider_args=spider_args, warn_no_output=False)
     return ParseResult(recorder.items, recorder.requests, result.stats, recorder.called)
 

@@ -1,4 +1,4 @@
-"""One pydantic ``Settings`` model, the layering that fills it, and readable error messages.
+"""One ``Settings`` model, the layering that fills it, and readable error messages.
 
 Layers, lowest first (a higher layer wins)::
 
@@ -19,6 +19,14 @@ settings then accept a comma-separated form (``500,503``; empty = ``[]``); anyth
 left to pydantic's lax coercion (``"yes"`` -> ``True``). Nested keys are written
 ``close_on.items`` on the CLI and ``CRAWLER_CLOSE_ON__ITEMS`` in the environment.
 
+Validation is pydantic's own engine, pydantic-core, run on a schema built from the fields'
+types and bounds (:func:`_schema_of`): the same lax coercions, bounds and error types as a
+pydantic model, without importing pydantic itself. A pydantic model here would cost every
+``crawl`` about 120 ms before its first request (pydantic's import and its model building:
+over half the start-up of a crawl); the settings classes are frozen dataclasses instead,
+validated once by :func:`build_settings`. Their constructors do not validate: build settings
+from user input with :func:`build_settings`, which fills the ``Settings`` it returns.
+
 Why one module of about 800 lines: it is one model. About half is the ``Settings`` fields,
 each with the docstring that is its documentation (:func:`settings_table_markdown` builds the
 README's table from them); the rest is the layering and the error messages, which know the
@@ -34,21 +42,12 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError, core_schema
 from yarl import URL
 
 from .errors import SettingsError
@@ -82,17 +81,64 @@ ENV_ALLOWED: frozenset[str] = frozenset({"CRAWLER_REQUIRE_REDIS", "CRAWLER_NO_UV
 #: Prefixes of such variables: ``CRAWLER_TEST_*`` is free for test suites.
 ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CRAWLER_TEST_",)
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-HttpStatus = typing.Annotated[int, Field(ge=100, le=599)]
 
-_MODEL_CONFIG = ConfigDict(
-    extra="forbid",
-    validate_assignment=False,
-    frozen=True,
-    # Not use_attribute_docstrings: reading the source at import costs ~20 ms of every
-    # start-up; the README table reads the docstrings itself (attribute_docs).
-    allow_inf_nan=False,
-)
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Bounds of a number (pydantic's ``ge``/``gt``/``le``), for ``Annotated`` types."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HttpStatus = Annotated[int, Bounds(ge=100, le=599)]
+
+_Check = Callable[[Any], Any]
+
+
+def setting(
+    default: Any = MISSING, *, factory: Callable[[], Any] | None = None,
+    ge: float | None = None, gt: float | None = None, le: float | None = None,
+    before: _Check | None = None, check: _Check | None = None,
+) -> Any:
+    """A field of a settings class: its default (or ``factory``), the bounds of a number,
+    and the functions run on a given value ``before`` and after its type is validated
+    (``check``: returns the value, or raises ValueError with what is wrong)."""
+    meta = {"bounds": Bounds(ge=ge, gt=gt, le=le), "before": before, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _check_package(value: str) -> str:
+    if not _MODULE_NAME.fullmatch(value):
+        raise ValueError(f"not a package name: {value!r}")
+    return value
+
+
+def _check_import_paths(value: list[str]) -> list[str]:
+    for index, path in enumerate(value):
+        if not _IMPORT_PATH.fullmatch(path):
+            raise ValueError(
+                f"item {index}: {path!r} is not an import path"
+                " ('pkg.mod:Name' or 'pkg.mod.Name')"
+            )
+    return value
+
+
+def _check_proxy(value: str | None) -> str | None:
+    return _check_url(value, ("http", "https"))
+
+
+def _check_frontier_url(value: str | None) -> str | None:
+    return _check_url(value, ("redis", "rediss", "memory"), need_host=False)
+
 _IMPORT_PATH = re.compile(
     r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"  # pkg.mod:Name
     r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # pkg.mod.Name
@@ -100,18 +146,17 @@ _IMPORT_PATH = re.compile(
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
-class CloseOn(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseOn:
     """Limits that end the crawl gracefully once reached; 0 means no limit."""
 
-    model_config = _MODEL_CONFIG
-
-    items: int = Field(default=0, ge=0)
+    items: int = setting(0, ge=0)
     """Stop after this many items were scraped."""
-    pages: int = Field(default=0, ge=0)
+    pages: int = setting(0, ge=0)
     """Stop after this many responses were received."""
-    seconds: float = Field(default=0.0, ge=0)
+    seconds: float = setting(0.0, ge=0)
     """Stop after this many seconds of crawling."""
-    errors: int = Field(default=0, ge=0)
+    errors: int = setting(0, ge=0)
     """Stop after this many errors (download, callback or pipeline)."""
 
 
@@ -119,12 +164,11 @@ class CloseOn(BaseModel):
 MAX_CONCURRENCY = 100_000
 
 
-class FeedOptions(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedOptions:
     """One output of the ``feeds`` table (Scrapy's ``FEEDS`` shape), keyed by its URI: a file
     path (``items.jsonl``, ``out/{batch_id}.csv``), ``-``, ``sqlite:///items.db?table=t`` or
     ``postgresql://user@host/db?table=t``."""
-
-    model_config = _MODEL_CONFIG
 
     format: Literal["jsonl", "jsonlines", "json", "csv", "sqlite", "postgresql"] | None = None
     """The format; None = from the URI (its extension or scheme)."""
@@ -134,90 +178,90 @@ class FeedOptions(BaseModel):
     """Only these fields, in this order (the CSV columns); None = every field."""
     encoding: str = "utf-8"
     """Text encoding of a file output."""
-    indent: int | None = Field(default=None, ge=0)
+    indent: int | None = setting(None, ge=0)
     """Indent a ``.json`` array's items by this many spaces; None = compact."""
-    item_classes: list[str] = Field(default=[])
+    item_classes: list[str] = setting(factory=list)
     """Only items of these classes (names, or import paths' last part); empty = all items."""
     item_filter: str | None = None
     """Import path of a callable ``(item: dict) -> bool`` choosing the items of this feed."""
-    batch_item_count: int = Field(default=0, ge=0)
+    batch_item_count: int = setting(0, ge=0)
     """Start a new file every this many items; the path needs ``{batch_id}`` or ``{time}``."""
     store_empty: bool = True
     """Keep a file output that received no item (False: remove it at the end)."""
-    key: list[str] = Field(default=[])
+    key: list[str] = setting(factory=list)
     """Database outputs: upsert on these fields (the URI's ``?key=``)."""
-    batch_size: int = Field(default=500, ge=1)
+    batch_size: int = setting(500, ge=1)
     """Database outputs: rows per transaction, at most."""
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
     """Every setting of a crawl, validated once; immutable. Build it with :func:`build_settings`."""
 
-    model_config = _MODEL_CONFIG
     #: Which layer set each value, by dotted name (filled by :func:`build_settings`).
-    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _sources: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    concurrency: int = Field(default=64, ge=1, le=MAX_CONCURRENCY)
+    concurrency: int = setting(64, ge=1, le=MAX_CONCURRENCY)
     """Global maximum of requests in flight (at most 100,000: each request in flight holds a
     connection, and so a file descriptor; memory grows with the requests in flight, not with
     this number)."""
-    concurrency_per_host: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
+    concurrency_per_host: int = setting(8, ge=1, le=MAX_CONCURRENCY)
     """Maximum of requests in flight to one host."""
-    download_delay: float = Field(default=0.0, ge=0)
+    download_delay: float = setting(0.0, ge=0)
     """Seconds between two requests to the same host."""
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = setting(30.0, gt=0)
     """Total wall-clock deadline per response in seconds: connect, headers and the whole body."""
-    connect_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = setting(10.0, gt=0)
     """Seconds allowed to open a connection."""
-    read_timeout: float = Field(default=20.0, gt=0)
+    read_timeout: float = setting(20.0, gt=0)
     """Maximum silence in seconds between two reads of a response."""
-    retries: int = Field(default=3, ge=0)
+    retries: int = setting(3, ge=0)
     """Times a failed request is retried (connection errors, timeouts, retry_http_codes)."""
-    retry_http_codes: list[HttpStatus] = Field(
-        default_factory=lambda: [408, 429, 500, 502, 503, 504, 522, 524]
+    retry_http_codes: list[HttpStatus] = setting(
+        factory=lambda: [408, 429, 500, 502, 503, 504, 522, 524]
     )
     """HTTP statuses that are retried."""
-    retry_backoff: float = Field(default=0.5, ge=0)
+    retry_backoff: float = setting(0.5, ge=0)
     """Base of the exponential backoff between retries, in seconds (plus jitter)."""
-    retry_backoff_max: float = Field(default=60.0, ge=0)
+    retry_backoff_max: float = setting(60.0, ge=0)
     """Upper bound of one backoff delay, in seconds."""
-    max_redirects: int = Field(default=10, ge=0)
+    max_redirects: int = setting(10, ge=0)
     """Maximum redirect hops followed for one request."""
     meta_refresh: bool = True
     """Follow an HTML page's `<meta http-equiv="refresh">` redirect, as an HTTP redirect."""
-    meta_refresh_max_delay: float = Field(default=100.0, ge=0)
+    meta_refresh_max_delay: float = setting(100.0, ge=0)
     """A meta refresh with a longer delay (seconds) is not followed: the page is parsed."""
     user_agent: str = USER_AGENT
     """The User-Agent header sent with every request."""
-    default_headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADERS))
+    default_headers: dict[str, str] = setting(factory=lambda: dict(DEFAULT_HEADERS))
     """Headers sent with every request unless the request sets them."""
     obey_robots: bool = True
     """Honour robots.txt."""
-    depth_limit: int = Field(default=0, ge=0)
+    depth_limit: int = setting(0, ge=0)
     """Maximum link depth from the start requests; 0 means no limit."""
     depth_priority: int = 0
     """Added to a request's priority per level of depth: positive = depth-first,
     negative = breadth-first (FIFO within a priority is breadth-first already)."""
-    max_response_size: int = Field(default=32 * 1024 * 1024, gt=0)
+    max_response_size: int = setting(32 * 1024 * 1024, gt=0)
     """Maximum body size in bytes (32 MiB), checked while streaming and after decompression."""
-    close_on: CloseOn = Field(default_factory=CloseOn)
+    close_on: CloseOn = setting(factory=CloseOn)
     """Limits that end the crawl gracefully: items, pages, seconds, errors (0 = no limit)."""
-    log_level: LogLevel = "INFO"
+    log_level: LogLevel = setting("INFO", before=_upper)
     """Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
-    log_interval: float = Field(default=60.0, gt=0)
+    log_interval: float = setting(60.0, gt=0)
     """Seconds between two progress log lines when the output is not a terminal."""
-    spiders: str = "spiders"
+    spiders: str = setting("spiders", check=_check_package)
     """Package where spiders are discovered."""
-    proxy: str | None = None
+    proxy: str | None = setting(None, check=_check_proxy)
     """An http:// or https:// proxy URL for the whole crawl; a request's meta["proxy"]
     overrides it."""
     cookies: bool = True
     """Keep one cookie jar for the whole crawl."""
-    handle_status: list[HttpStatus] = Field(default=[])
+    handle_status: list[HttpStatus] = setting(factory=list)
     """Non-2xx statuses passed to the callback instead of the errback, for every spider."""
-    pipelines: list[str] = Field(default=[])
+    pipelines: list[str] = setting(factory=list, check=_check_import_paths)
     """Item pipelines by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
-    middlewares: list[str] = Field(default=[])
+    middlewares: list[str] = setting(factory=list, check=_check_import_paths)
     """Middlewares by import path ("pkg.mod:Name" or "pkg.mod.Name")."""
     verify_tls: bool = True
     """Verify TLS certificates."""
@@ -225,26 +269,26 @@ class Settings(BaseModel):
     """Refuse hosts that resolve to loopback, private, link-local or reserved addresses."""
     autothrottle: bool = False
     """Adapt each host's delay to its latency."""
-    autothrottle_target_concurrency: float = Field(default=2.0, gt=0)
+    autothrottle_target_concurrency: float = setting(2.0, gt=0)
     """Average number of requests in flight per host that autothrottle aims for."""
-    autothrottle_start_delay: float = Field(default=1.0, ge=0)
+    autothrottle_start_delay: float = setting(1.0, ge=0)
     """Initial per-host delay in seconds under autothrottle."""
-    autothrottle_max_delay: float = Field(default=60.0, ge=0)
+    autothrottle_max_delay: float = setting(60.0, ge=0)
     """Largest per-host delay in seconds under autothrottle; must be >= download_delay."""
-    max_pages_per_host: int = Field(default=0, ge=0)
+    max_pages_per_host: int = setting(0, ge=0)
     """Maximum of pages fetched from one host; 0 means no limit."""
-    url_length_limit: int = Field(default=2083, ge=0)
+    url_length_limit: int = setting(2083, ge=0)
     """Longer URLs are dropped; 0 means no limit."""
-    max_repeated_segments: int = Field(default=3, ge=0)
+    max_repeated_segments: int = setting(3, ge=0)
     """A URL whose path repeats any segment more than this many times is dropped; 0 = off."""
-    frontier_url: str | None = None
+    frontier_url: str | None = setting(None, check=_check_frontier_url)
     """Shared frontier, e.g. "redis://127.0.0.1:6379/0" (schemes redis, rediss, memory);
     unset = in-memory."""
     crawl_id: str = ""
     """Name of the crawl in a shared frontier; empty = derived from the spider name."""
-    lease_timeout: float = Field(default=60.0, gt=0)
+    lease_timeout: float = setting(60.0, gt=0)
     """Seconds before a leased request that was not acknowledged is handed out again."""
-    max_deliveries: int = Field(default=5, ge=1)
+    max_deliveries: int = setting(5, ge=1)
     """A request leased this many times without being acknowledged is given up."""
     jobdir: str | None = None
     """Directory where a crawl's state is kept so it can be resumed; unset = not persisted."""
@@ -252,74 +296,49 @@ class Settings(BaseModel):
     """Keep every response and answer reruns from it (for developing spiders)."""
     http_cache_dir: str = ".httpcache"
     """Folder of the HTTP cache, one SQLite file per spider."""
-    http_cache_expiration: float = Field(default=0.0, ge=0)
+    http_cache_expiration: float = setting(0.0, ge=0)
     """Seconds a cached response stays fresh; 0 = forever."""
-    http_cache_ignore_status: list[HttpStatus] = Field(default=[])
+    http_cache_ignore_status: list[HttpStatus] = setting(factory=list)
     """Statuses never cached, besides retry_http_codes."""
     browser: bool = False
     """Render every request in Chromium (a request's browser=False still opts out)."""
     browser_executable: str | None = None
     """Path of the Chromium to drive; unset = chromium, chromium-browser or google-chrome
     found on PATH."""
-    browser_concurrency: int = Field(default=4, ge=1)
+    browser_concurrency: int = setting(4, ge=1)
     """Pages rendered at once, counted inside concurrency."""
     browser_wait: Literal["commit", "domcontentloaded", "load", "networkidle"] = "networkidle"
     """What a rendered page waits for before its DOM is read: networkidle = the load event
     then no network activity for 0.5 s, capped at browser_idle_timeout."""
-    browser_idle_timeout: float = Field(default=5.0, ge=0)
+    browser_idle_timeout: float = setting(5.0, ge=0)
     """Seconds a rendered page waits for the network to go quiet after the load event (and
     after each scroll or click action) before its DOM is read anyway."""
-    browser_block_resources: list[str] = Field(
-        default_factory=lambda: ["image", "media", "font"]
+    browser_block_resources: list[str] = setting(
+        factory=lambda: ["image", "media", "font"]
     )
     """Resource types the browser does not load (Playwright's names: image, media, font,
     stylesheet, script, ...); [] loads everything."""
-    browser_recycle_pages: int = Field(default=100, ge=1)
+    browser_recycle_pages: int = setting(100, ge=1)
     """A browser context is renewed after this many pages, its cookies carried over (bounds
     the browser's memory)."""
-    feeds: dict[str, FeedOptions] = Field(default={})
+    feeds: dict[str, FeedOptions] = setting(factory=dict)
     """Outputs, as tables keyed by URI (like Scrapy's FEEDS); -o/-O on the command line
     replace them."""
-    feed_error_timeout: float = Field(default=60.0, gt=0)
+    feed_error_timeout: float = setting(60.0, gt=0)
     """Seconds a database output may stay unreachable before the crawl stops (exit 1)."""
-    feed_buffer_items: int = Field(default=10_000, ge=1)
+    feed_buffer_items: int = setting(10_000, ge=1)
     """Items a database output holds in memory while it cannot write; the crawl waits beyond."""
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_log_level(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+    def with_values(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (not validated: values the program chose), remembering
+        which layer set each of the other values."""
+        copy = replace(self, **changes)
+        object.__setattr__(copy, "_sources", self._sources)
+        return copy
 
-    @field_validator("spiders")
-    @classmethod
-    def _check_package(cls, value: str) -> str:
-        if not _MODULE_NAME.fullmatch(value):
-            raise ValueError(f"not a package name: {value!r}")
-        return value
-
-    @field_validator("pipelines", "middlewares")
-    @classmethod
-    def _check_import_paths(cls, value: list[str]) -> list[str]:
-        for index, path in enumerate(value):
-            if not _IMPORT_PATH.fullmatch(path):
-                raise ValueError(
-                    f"item {index}: {path!r} is not an import path"
-                    " ('pkg.mod:Name' or 'pkg.mod.Name')"
-                )
-        return value
-
-    @field_validator("proxy")
-    @classmethod
-    def _check_proxy(cls, value: str | None) -> str | None:
-        return _check_url(value, ("http", "https"))
-
-    @field_validator("frontier_url")
-    @classmethod
-    def _check_frontier_url(cls, value: str | None) -> str | None:
-        return _check_url(value, ("redis", "rediss", "memory"), need_host=False)
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
+    def _cross_checks(self) -> None:
+        """Raises about values that are valid alone but not together (run by the validator
+        of :func:`build_settings`)."""
         # Raised with the names involved in ctx so build_settings can blame the one the user set.
         if self.retry_backoff_max < self.retry_backoff:
             raise PydanticCustomError(
@@ -336,7 +355,6 @@ class Settings(BaseModel):
                 {"fields": "autothrottle_max_delay,download_delay",
                  "high": self.autothrottle_max_delay, "low": self.download_delay},
             )
-        return self
 
 
 def _check_url(
@@ -354,6 +372,96 @@ def _check_url(
     if need_host and not url.host:
         raise ValueError(f"{value!r} has no host")
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: a pydantic-core schema of the settings classes
+
+#: The settings classes: nested tables of ``Settings`` are instances of these.
+_CLASSES: tuple[type, ...] = (Settings, CloseOn, FeedOptions)
+_hints_cache: dict[type, dict[str, Any]] = {}
+_validator_cache: list[SchemaValidator] = []
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved type of each field of a settings class (``Annotated`` kept)."""
+    hints = _hints_cache.get(cls)
+    if hints is None:
+        resolved = typing.get_type_hints(cls, include_extras=True)
+        hints = _hints_cache[cls] = {f.name: resolved[f.name] for f in fields(cls) if f.init}
+    return hints
+
+
+def _nested_model(annotation: Any) -> type | None:
+    """The settings class a field holds (a table of its own), else None."""
+    return annotation if annotation in _CLASSES else None
+
+
+def _schema_of(annotation: Any, bounds: Bounds | None = None) -> core_schema.CoreSchema:
+    """The pydantic-core schema of a field's type: what a pydantic model would check."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    b = bounds or Bounds()
+    if annotation is bool:
+        return core_schema.bool_schema()
+    if annotation is int:
+        as_int = [None if v is None else int(v) for v in (b.ge, b.gt, b.le)]
+        return core_schema.int_schema(ge=as_int[0], gt=as_int[1], le=as_int[2])
+    if annotation is float:
+        return core_schema.float_schema(allow_inf_nan=False, ge=b.ge, gt=b.gt, le=b.le)
+    if annotation is str:
+        return core_schema.str_schema()
+    if origin is Annotated:
+        return _schema_of(args[0], args[1])
+    if origin is Literal:
+        return core_schema.literal_schema(list(args))
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        (rest,) = (a for a in args if a is not type(None))
+        return core_schema.nullable_schema(_schema_of(rest, bounds))
+    if origin is list:
+        return core_schema.list_schema(_schema_of(args[0]))
+    if origin is dict:
+        return core_schema.dict_schema(_schema_of(args[0]), _schema_of(args[1]))
+    if _nested_model(annotation) is not None:
+        return _class_schema(annotation)
+    raise TypeError(f"no validation for the type {annotation!r}")
+
+
+def _class_schema(cls: type) -> core_schema.CoreSchema:
+    """A table of ``cls``'s fields (unknown names refused) that becomes a ``cls``: given
+    values validated, the others left to their defaults, then ``_cross_checks`` run."""
+    table: dict[str, core_schema.TypedDictField] = {}
+    hints = _hints(cls)
+    for f in fields(cls):
+        if not f.init:
+            continue
+        schema = _schema_of(hints[f.name], f.metadata.get("bounds"))
+        if f.metadata.get("check") is not None:
+            schema = core_schema.no_info_after_validator_function(f.metadata["check"], schema)
+        if f.metadata.get("before") is not None:
+            schema = core_schema.no_info_before_validator_function(f.metadata["before"], schema)
+        table[f.name] = core_schema.typed_dict_field(schema, required=False)
+
+    def build(values: dict[str, Any]) -> Any:
+        made = cls(**values)
+        checks = getattr(made, "_cross_checks", None)
+        if checks is not None:
+            checks()
+        return made
+
+    return core_schema.no_info_after_validator_function(
+        build, core_schema.typed_dict_schema(table, extra_behavior="forbid")
+    )
+
+
+def _validator() -> SchemaValidator:
+    """The validator of a whole ``Settings`` table, built on first use (about 1 ms)."""
+    if not _validator_cache:
+        _validator_cache.append(SchemaValidator(_class_schema(Settings)))
+    return _validator_cache[0]
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls) if f.init]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,12 +563,12 @@ def build_settings(
     for path, value in _cli_pairs(cli):
         layers.set(path, _parse_string(path, value) if isinstance(value, str) else value, "CLI -s")
     try:
-        settings = Settings.model_validate(layers.values)
+        settings: Settings = _validator().validate_python(layers.values)
     except ValidationError as exc:
         raise _translate(exc, layers) from None
-    settings._sources = {
+    object.__setattr__(settings, "_sources", {
         ".".join(map(str, path)): source for path, source in layers.sources.items()
-    }
+    })
     return settings
 
 
@@ -471,11 +579,11 @@ def changed_settings(settings: Settings) -> list[tuple[str, Any, str]]:
     changes: list[tuple[str, Any, str]] = []
     sources = settings._sources
 
-    def walk(model: BaseModel, default: BaseModel, prefix: str) -> None:
-        for name in type(model).model_fields:
+    def walk(model: object, default: object, prefix: str) -> None:
+        for name in _field_names(type(model)):
             value, base = getattr(model, name), getattr(default, name)
             key = prefix + name
-            if isinstance(value, BaseModel) and isinstance(base, BaseModel):
+            if type(value) in _CLASSES and type(base) in _CLASSES:
                 walk(value, base, key + ".")
             elif value != base:
                 changes.append((key, value, sources.get(key) or sources.get(prefix.rstrip("."))
@@ -534,20 +642,14 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
         ) from None
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
 def _field_kind(path: _Path) -> _Kind:
     """How a string for this key path is parsed; unknown paths parse like non-strings."""
-    model: type[BaseModel] | None = Settings
+    model: type | None = Settings
     annotation: Any = None
     for key in path:
-        if model is None or key not in model.model_fields:
+        if model is None or key not in _hints(model):
             return "other"
-        annotation = model.model_fields[key].annotation
+        annotation = _hints(model)[key]
         model = _nested_model(annotation)
     return _kind_of(annotation)
 
@@ -559,6 +661,8 @@ def _kind_of(annotation: Any) -> _Kind:
         return "str"
     if origin is Literal and all(isinstance(a, str) for a in args):
         return "str"
+    if origin is Annotated:
+        return _kind_of(args[0])
     if origin is list:
         return "list"
     if origin in (typing.Union, types.UnionType):
@@ -710,16 +814,16 @@ def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
     scrapy = _SCRAPY_NAMES.get(str(loc[-1]).upper()) if len(loc) == 1 else None
     if scrapy is not None:
         return _spell(list(scrapy), source)
-    model: type[BaseModel] | None = Settings
+    model: type | None = Settings
     for key in loc[:-1]:
-        info = model.model_fields.get(str(key)) if model is not None else None
-        model = _nested_model(info.annotation) if info is not None else None
+        annotation = _hints(model).get(str(key)) if model is not None else None
+        model = _nested_model(annotation)
     if model is None:
         return None
     unknown = str(loc[-1]).lower().replace("-", "_")
     import difflib  # only for an error message
 
-    matches = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
+    matches = difflib.get_close_matches(unknown, _field_names(model), n=1, cutoff=0.6)
     if not matches:
         return None
     return _spell([str(part) for part in loc[:-1]] + [matches[0]], source)
@@ -740,16 +844,16 @@ def settings_table_markdown() -> str:
     (``close_on``'s sub-fields as ``close_on.items`` ...), in declaration order."""
     rows = ["| name | default | description |", "| --- | --- | --- |"]
 
-    def add(model: type[BaseModel], prefix: str) -> None:
+    def add(model: type, prefix: str) -> None:
         docs = attribute_docs(model)
-        for name, info in model.model_fields.items():
-            nested = _nested_model(info.annotation)
-            default = (
-                ""
-                if nested is not None
-                else _toml_literal(info.get_default(call_default_factory=True))
-            )
-            description = " ".join((info.description or docs.get(name, "")).split())
+        for info in fields(model):
+            if not info.init:
+                continue
+            name = info.name
+            nested = _nested_model(_hints(model)[name])
+            value = info.default if info.default_factory is MISSING else info.default_factory()
+            default = "" if nested is not None else _toml_literal(value)
+            description = " ".join(docs.get(name, "").split())
             rows.append(f"| `{prefix}{name}` | {default} | {_cell(description)} |")
             if nested is not None:
                 add(nested, f"{prefix}{name}.")

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import pytest
 
 from crawler.errors import SettingsError
 from crawler.settings import (
     USER_AGENT,
     CloseOn,
+    FeedOptions,
     Settings,
     attribute_docs,
     build_settings,
+    changed_settings,
     settings_table_markdown,
 )
 
@@ -77,8 +79,26 @@ def test_the_projects_settings_toml_validates() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = Settings()
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(settings, "concurrency", 1)  # noqa: B010 - the assignment is the test
+
+
+def test_a_copy_with_values_keeps_the_layers_of_the_others(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text("concurrency = 7\nretries = 1\n")
+    settings = build_settings(project_dir=tmp_path, cli=["timeout=5"], environ={})
+    copy = settings.with_values(concurrency=3)
+    assert (copy.concurrency, copy.retries, copy.timeout) == (3, 1, 5.0)
+    assert settings.concurrency == 7  # the original is untouched
+    assert {name: source.split(" ")[0] for name, _, source in changed_settings(copy)} == {
+        "concurrency": "settings.toml", "retries": "settings.toml", "timeout": "CLI"}
+
+
+def test_validated_tables_become_their_classes(tmp_path: Path) -> None:
+    settings = build_settings(project_dir=tmp_path, environ={}, cli={
+        "feeds": {"out.csv": {"fields": ["a", "b"], "batch_item_count": "10"}},
+        "close_on": {"items": "3"}})
+    assert settings.feeds == {"out.csv": FeedOptions(fields=["a", "b"], batch_item_count=10)}
+    assert settings.close_on == CloseOn(items=3)
 
 
 def test_mutable_defaults_are_not_shared() -> None:
@@ -462,7 +482,7 @@ def test_first_error_described_others_counted(tmp_path: Path) -> None:
 def test_every_field_has_a_description() -> None:
     for model in (Settings, CloseOn):
         docs = attribute_docs(model)
-        for name in model.model_fields:
+        for name in [f.name for f in dataclasses.fields(model) if f.init]:
             assert docs.get(name), f"{model.__name__}.{name} has no docstring"
 
 
@@ -471,7 +491,8 @@ def test_settings_table_lists_every_field() -> None:
     lines = table.splitlines()
     assert lines[0] == "| name | default | description |"
     names = [line.split("|")[1].strip().strip("`") for line in lines[2:]]
-    expected = list(Settings.model_fields) + [f"close_on.{n}" for n in CloseOn.model_fields]
+    expected = [f.name for f in dataclasses.fields(Settings) if f.init] + [
+        f"close_on.{f.name}" for f in dataclasses.fields(CloseOn)]
     assert sorted(names) == sorted(expected)
     row = next(line for line in lines if line.startswith("| `concurrency` "))
     assert "`64`" in row and "Global maximum of requests in flight" in row
