@@ -44,7 +44,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from protego import Protego
 from yarl import URL
 
 from .errors import BlockedAddress, DownloadError, InvalidURL, OutOfFiles
@@ -54,6 +53,8 @@ from .throttle import retry_after
 from .urls import parse_url
 
 if TYPE_CHECKING:
+    from protego import Protego
+
     from .settings import Settings
     from .stats import Stats
 
@@ -282,6 +283,9 @@ class RobotsCache:
             cut = body.rfind(b"\n", 0, MAX_ROBOTS_BYTES)
             body = body[: cut + 1] if cut != -1 else b""
         text = body.decode("utf-8", "replace").lstrip("\ufeff")
+        # Imported with the first robots.txt, not before the first request (~5 ms of start-up).
+        from protego import Protego
+
         try:
             parser = Protego.parse(text)
         except Exception as exc:  # protego is lenient; a crash in it must not stop a crawl
