@@ -23,6 +23,7 @@ import itemloaders
 from itemadapter import ItemAdapter
 
 from .dictitem import DictItem, register_adapter
+from .items import base_model
 
 if TYPE_CHECKING:
     from parsel import Selector
@@ -35,9 +36,8 @@ register_adapter()
 
 
 def _is_model_class(cls: Any) -> bool:
-    from pydantic import BaseModel
-
-    return isinstance(cls, type) and issubclass(cls, BaseModel)
+    model = base_model()  # None while pydantic is not loaded: no class can be a model then
+    return model is not None and isinstance(cls, type) and issubclass(cls, model)
 
 
 class ItemLoader(itemloaders.ItemLoader):

@@ -35,6 +35,7 @@ model's fields and nothing else, and change whenever a field does.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -82,7 +83,6 @@ ENV_ALLOWED: frozenset[str] = frozenset({"CRAWLER_REQUIRE_REDIS", "CRAWLER_NO_UV
 ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CRAWLER_TEST_",)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Bounds:
     """Bounds of a number (pydantic's ``ge``/``gt``/``le``), for ``Annotated`` types."""
@@ -112,6 +112,13 @@ def setting(
     return field(default=default, metadata=meta)
 
 
+_IMPORT_PATH = re.compile(
+    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"  # pkg.mod:Name
+    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # pkg.mod.Name
+)
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
 def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -139,11 +146,6 @@ def _check_proxy(value: str | None) -> str | None:
 def _check_frontier_url(value: str | None) -> str | None:
     return _check_url(value, ("redis", "rediss", "memory"), need_host=False)
 
-_IMPORT_PATH = re.compile(
-    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"  # pkg.mod:Name
-    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # pkg.mod.Name
-)
-_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,11 +382,11 @@ def _check_url(
 #: The settings classes: nested tables of ``Settings`` are instances of these.
 _CLASSES: tuple[type, ...] = (Settings, CloseOn, FeedOptions)
 _hints_cache: dict[type, dict[str, Any]] = {}
-_validator_cache: list[SchemaValidator] = []
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    """The resolved type of each field of a settings class (``Annotated`` kept)."""
+    """The resolved type of each field of a settings class (``Annotated`` kept), in
+    declaration order."""
     hints = _hints_cache.get(cls)
     if hints is None:
         resolved = typing.get_type_hints(cls, include_extras=True)
@@ -453,15 +455,10 @@ def _class_schema(cls: type) -> core_schema.CoreSchema:
     )
 
 
+@functools.cache
 def _validator() -> SchemaValidator:
     """The validator of a whole ``Settings`` table, built on first use (about 1 ms)."""
-    if not _validator_cache:
-        _validator_cache.append(SchemaValidator(_class_schema(Settings)))
-    return _validator_cache[0]
-
-
-def _field_names(cls: type) -> list[str]:
-    return [f.name for f in fields(cls) if f.init]
+    return SchemaValidator(_class_schema(Settings))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,7 +577,7 @@ def changed_settings(settings: Settings) -> list[tuple[str, Any, str]]:
     sources = settings._sources
 
     def walk(model: object, default: object, prefix: str) -> None:
-        for name in _field_names(type(model)):
+        for name in _hints(type(model)):
             value, base = getattr(model, name), getattr(default, name)
             key = prefix + name
             if type(value) in _CLASSES and type(base) in _CLASSES:
@@ -823,7 +820,7 @@ def _suggest(loc: tuple[str | int, ...], source: str) -> str | None:
     unknown = str(loc[-1]).lower().replace("-", "_")
     import difflib  # only for an error message
 
-    matches = difflib.get_close_matches(unknown, _field_names(model), n=1, cutoff=0.6)
+    matches = difflib.get_close_matches(unknown, list(_hints(model)), n=1, cutoff=0.6)
     if not matches:
         return None
     return _spell([str(part) for part in loc[:-1]] + [matches[0]], source)
