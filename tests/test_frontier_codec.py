@@ -51,6 +51,27 @@ def test_a_plain_get_is_small_and_round_trips() -> None:
     assert _fields(decode_request(raw.decode())) == _fields(request)  # str accepted too
 
 
+def test_a_plain_get_with_its_schedule_comes_back_whole() -> None:
+    # The common stored request: rebuilt without parsing its URL again, the same request.
+    request = Request("http://a.test/p?q=1#frag", "parse_page", priority=-2, dont_filter=True,
+                      depth=3)
+    back = decode_request(encode_request(request))
+    assert _fields(back) == _fields(request)
+    assert back.yurl == request.yurl and back.fingerprint == request.fingerprint
+    assert back.simple
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"v": 1, "url": "http://a.test/", "depth": "3"}', "depth"),
+    (b'{"v": 1, "url": "http://a.test/", "priority": 1.5}', "priority"),
+    (b'{"v": 1, "url": "http://a.test/", "callback": 7}', "callback"),
+])
+def test_a_corrupt_plain_get_is_refused(raw: bytes, field: str) -> None:
+    # ValueError is what the Redis frontier dead-letters with its reason.
+    with pytest.raises(ValueError, match=field):
+        decode_request(raw)
+
+
 def test_a_callback_by_name_stays_a_name() -> None:
     back = decode_request(encode_request(Request("http://a.test/", "parse_page")))
     assert back.callback == "parse_page"

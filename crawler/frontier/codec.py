@@ -72,16 +72,39 @@ def encode_request(request: Request) -> bytes:
     return orjson.dumps(data)
 
 
+#: The fields of a stored plain GET: what :meth:`Request.from_trusted` rebuilds.
+_SIMPLE = frozenset({"v", "url", "callback", "priority", "dont_filter", "depth"})
+
+
+def _whole(value: Any, field: str) -> int:
+    if type(value) is not int:
+        raise ValueError(f"stored request field {field} is not an integer: {value!r}")
+    return value
+
+
 def decode_request(raw: bytes | str) -> Request:
     """A Request from :func:`encode_request`'s output; ``ValueError`` for another version."""
     data = orjson.loads(raw)
     version = data.get("v")
     if version != FORMAT_VERSION:
         raise ValueError(f"stored request format v{version}, this version reads v{FORMAT_VERSION}")
+    url = data["url"]
+    if _SIMPLE.issuperset(data) and type(url) is str:
+        # A plain GET (most stored requests): its URL was a Request's when it was stored, so
+        # it is not parsed again here (see Request.from_trusted).
+        callback = data.get("callback")
+        if callback is not None and type(callback) is not str:
+            raise ValueError(f"stored request callback is not a method name: {callback!r}")
+        return Request.from_trusted(
+            url, callback,
+            depth=_whole(data.get("depth", 0), "depth"),
+            priority=_whole(data.get("priority", 0), "priority"),
+            dont_filter=data.get("dont_filter") is True,
+        )
     headers = data.get("headers")
     body = data.get("body")
     return Request(
-        data["url"],
+        url,
         data.get("callback"),
         method=data.get("method", "GET"),
         headers=dict(headers) if headers else None,

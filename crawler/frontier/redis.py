@@ -599,19 +599,22 @@ class RedisFrontier:
         head, rest = children[:_BATCH], children[_BATCH:]
         added = await self.add(rest) if rest else 0
         fresh = self._unknown(head)
-        with self._settle([key]):
+        # What _settle does, spelled out: this runs once per page.
+        self._settling.add(key)
+        try:
             if self._ack_task is None:  # not opened: no batching
                 sent = await self._quiet("ack", self._ack_script, 0, self.worker_id,
                                          self.max_deliveries, b"", key, len(fresh),
                                          *_entries(fresh))
                 reply = None if sent is None else sent[0]
             else:
-                done: asyncio.Future[list[int] | None] = (
-                    asyncio.get_running_loop().create_future()
-                )
+                done: asyncio.Future[list[int] | None] = asyncio.get_running_loop().create_future()
                 self._acks.append(_Ack(key, fresh, done))
                 self._ack_wanted.set()
                 reply = await done
+        finally:
+            self._settling.discard(key)
+            self._forget(key)
         if reply is None:
             return added
         self._learn(fresh)

@@ -26,7 +26,7 @@ Keys (``P`` is the prefix)::
     P:wait         ZSET host -> when it may start one (its delay or pause not passed yet)
     P:npending     counter of requests in the hosts' queues
     P:delayed      ZSET id -> ready time (server clock), rescheduled requests
-    P:leased       ZSET id -> lease expiry (server clock)
+    P:leased       ZSET id -> lease expiry (server clock, in whole milliseconds)
     P:data         HASH id -> the request as versioned JSON (:mod:`.codec`)
     P:score        HASH id -> -priority, only for priorities other than 0
     P:deliveries   HASH id -> times leased without an outcome
@@ -106,18 +106,19 @@ __all__ = ["LOST", "SCRIPTS", "Keys", "crawl_prefix", "parse_stats", "source"]
 #: :mod:`crawler.frontier.redis`); ``hosts.lua``, ``heartbeat.lua`` and ``counts.lua`` spell it.
 LOST = "CRAWL_LOST"
 
-#: Every script, with the preludes it starts with, in order: ``hosts`` (the crawl check, the
-#: clock, the per-host schedule and the policy changes), ``enqueue`` (dedup and enqueue as one
-#: step), ``take`` (reclaiming expired leases and leasing by host: lease's, and ack's leases),
-#: ``now`` (the server clock alone), ``worker_alive`` (whether a worker heartbeats).
+#: Every script, with the preludes it starts with, in order: ``now`` (the server clock, and
+#: a lease's expiry from it), ``hosts`` (the crawl check, the per-host schedule and the policy
+#: changes), ``enqueue`` (dedup and enqueue as one step), ``take`` (reclaiming expired leases
+#: and leasing by host: lease's, and ack's leases), ``worker_alive`` (whether a worker
+#: heartbeats).
 SCRIPTS: dict[str, tuple[str, ...]] = {
-    "add": ("hosts", "enqueue"),
-    "policy": ("hosts",),
-    "lease": ("hosts", "take"),
-    "ack": ("hosts", "enqueue", "take"),
-    "reschedule": ("hosts",),
-    "release": ("hosts",),
-    "dead_letter": ("hosts",),
+    "add": ("now", "hosts", "enqueue"),
+    "policy": ("now", "hosts"),
+    "lease": ("now", "hosts", "take"),
+    "ack": ("now", "hosts", "enqueue", "take"),
+    "reschedule": ("now", "hosts"),
+    "release": ("now", "hosts"),
+    "dead_letter": ("now", "hosts"),
     "heartbeat": ("now",),
     "open": ("now", "worker_alive"),
     "counts": ("now", "worker_alive"),

@@ -6,7 +6,7 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[4] then
   return redis.error_reply('CRAWL_LOST ' .. KEYS[5])
 end
 local worker = ARGV[1]
-local expiry = now + tonumber(ARGV[2])
+local expiry = lease_expiry(tonumber(ARGV[2]))
 redis.call('ZADD', KEYS[3], now, worker)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], worker, ARGV[3]) end
 local lost = {}

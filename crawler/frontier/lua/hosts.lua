@@ -1,6 +1,6 @@
--- The start of every script that touches hosts. ARGV: prefix, crawl token, epoch (the
--- token's time), policy changes (JSON or ''), default concurrency, default delay, default
--- minimum delay, lease_timeout; each script's own arguments follow from ARGV[9].
+-- The start of every script that touches hosts (after now.lua). ARGV: prefix, crawl token,
+-- epoch (the token's time), policy changes (JSON or ''), default concurrency, default delay,
+-- default minimum delay, lease_timeout; each script's own arguments follow from ARGV[9].
 --
 -- place(host) puts a host where its state says (see crawler/frontier/redis_lua.py). Its rank in
 -- ``ready`` is -priority * SPAN + the milliseconds since the crawl began at which it became
@@ -10,8 +10,6 @@ local P = ARGV[1]
 if redis.call('GET', P .. 'crawl') ~= ARGV[2] then
   return redis.error_reply('CRAWL_LOST ' .. P .. 'crawl')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local EPOCH, C0 = tonumber(ARGV[3]), tonumber(ARGV[5])
 local D0, M0, LT = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local K_READY, K_WAIT = P .. 'ready', P .. 'wait'

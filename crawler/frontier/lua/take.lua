@@ -15,7 +15,7 @@ end
 -- delayed requests go back to their host; hosts whose delay or pause has passed become
 -- ready. At most ``batch`` of each. Returns how many leases expired.
 local function reclaim(batch)
-  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, batch)
+  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now * 1000, 'LIMIT', 0, batch)
   for _, id in ipairs(expired) do
     local host = host_of(id)
     redis.call('ZREM', K_LEASED, id)
@@ -47,7 +47,7 @@ end
 -- {id, deliveries, raw, ...}, how many were dead-lettered, and how many ready hosts are left
 -- that this worker may take from.
 local function take(limit, worker, maxd, askers, mine, nodelay)
-  local expiry = now + LT
+  local expiry = lease_expiry(LT)
   local out, later = {}, {}
   local got, dead, rounds, capped = 0, 0, 0, 0
   while got < limit and rounds < limit + 100 do
