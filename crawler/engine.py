@@ -62,7 +62,7 @@ from .exporters import Exporter
 from .feeds import FeedSet, stamp_items, tag_item
 from .filters import RequestFilters
 from .frontier.base import Frontier, Lease
-from .frontier.codec import encode_request
+from .frontier.codec import check_storable
 from .http import Failure, Request, Response
 from .items import InvalidItem, ItemProcessor, LossyValues, PipelineFailed, is_item, to_dict
 from .middleware import MiddlewareChain, aiter_outputs, same_origin
@@ -829,7 +829,7 @@ class Engine:
         if not self._stores_requests:
             return True
         try:
-            encode_request(request)
+            check_storable(request)
         except UnstorableRequest as exc:
             self.stats.inc("errors/UnstorableRequest")
             logger.error("Dropped %s", exc)

@@ -9,7 +9,12 @@ import orjson
 import pytest
 
 from crawler.errors import UnstorableRequest
-from crawler.frontier.codec import FORMAT_VERSION, decode_request, encode_request
+from crawler.frontier.codec import (
+    FORMAT_VERSION,
+    check_storable,
+    decode_request,
+    encode_request,
+)
 from crawler.http import Request, Response
 from crawler.spider import Spider
 
@@ -84,8 +89,18 @@ def test_a_callback_by_name_stays_a_name() -> None:
     ("cb_kwargs", {"cb_kwargs": {"when": {1, 2}}}),
 ])
 def test_what_cannot_be_stored_names_its_field(field: str, kwargs: dict[str, Any]) -> None:
+    request = Request("http://a.test/", **kwargs)
     with pytest.raises(UnstorableRequest, match=f"'{field}'"):
-        encode_request(Request("http://a.test/", **kwargs))
+        encode_request(request)
+    with pytest.raises(UnstorableRequest, match=f"'{field}'"):
+        check_storable(request)  # the engine's check, where the spider yields the request
+
+
+def test_a_storable_request_passes_the_check() -> None:
+    spider = _Spider()
+    check_storable(Request("http://a.test/", spider.parse_page))
+    check_storable(Request("http://a.test/", "parse_page", method="POST", body=b"x",
+                           meta={"k": [1]}, errback=spider.on_error))
 
 
 def test_another_format_version_is_refused() -> None:

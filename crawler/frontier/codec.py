@@ -17,7 +17,7 @@ import orjson
 from ..errors import UnstorableRequest
 from ..http import Request
 
-__all__ = ["FORMAT_VERSION", "decode_request", "encode_request"]
+__all__ = ["FORMAT_VERSION", "check_storable", "decode_request", "encode_request"]
 
 #: Bumped on any incompatible change of the stored form; readers refuse other versions.
 FORMAT_VERSION = 1
@@ -35,6 +35,16 @@ def _callback_name(request: Request, value: Any, field: str) -> str | None:
             "callbacks by spider method name",
         )
     return str(name)
+
+
+def check_storable(request: Request) -> None:
+    """Raise :class:`~crawler.errors.UnstorableRequest` when :func:`encode_request` would:
+    for a plain GET (:attr:`Request.simple`) only its callback can be unstorable, so only
+    that is looked at; any other request is encoded once."""
+    if request.simple:
+        _callback_name(request, request.callback, "callback")
+    else:
+        encode_request(request)
 
 
 def encode_request(request: Request) -> bytes:

@@ -153,15 +153,22 @@ class _Snapshot:
 
 
 def _entries(requests: Sequence[Request]) -> list[bytes]:
-    """Each request as one script argument (``enqueue_packed`` in ``lua/enqueue.lua``): b'f'
-    and its fingerprint (b'n' for dont_filter), its queue score, its host and its stored JSON,
-    the last three after newlines (neither a score nor a host has one)."""
+    """Each request as ``enqueue_packed`` in ``lua/enqueue.lua`` reads it: b'f' and its
+    fingerprint (b'n' for dont_filter), its queue score, its host and its stored JSON, the
+    last three after newlines (neither a score nor a host has one)."""
     return [
         b"".join((b"n" if request.dont_filter else b"f" + request.fingerprint,
                   str(-request.priority).encode(), b"\n", host_key(request.yurl).encode(),
                   b"\n", encode_request(request)))
         for request in requests
     ]
+
+
+def _pack(fields: list[bytes]) -> bytes:
+    """``fields`` as one script argument, each its length, ':' and its bytes (``fields`` in
+    ``lua/enqueue.lua``): a batch costs the client and the server one argument, not one per
+    request."""
+    return b"".join([b"%d:%b" % (len(field), field) for field in fields])
 
 
 @dataclass(slots=True)
@@ -504,7 +511,9 @@ class RedisFrontier:
         added = 0
         for start in range(0, len(requests), _BATCH):
             batch = self._unknown(requests[start:start + _BATCH])
-            n = await self._quiet("add", self._add_script, *_entries(batch))
+            if not batch:
+                continue  # all sent before: nothing for Redis to decide
+            n = await self._quiet("add", self._add_script, _pack(_entries(batch)))
             if n is not None:
                 self._learn(batch)
                 added += n
@@ -604,8 +613,8 @@ class RedisFrontier:
         try:
             if self._ack_task is None:  # not opened: no batching
                 sent = await self._quiet("ack", self._ack_script, 0, self.worker_id,
-                                         self.max_deliveries, b"", key, len(fresh),
-                                         *_entries(fresh))
+                                         self.max_deliveries, b"",
+                                         _pack([key, b"%d" % len(fresh), *_entries(fresh)]))
                 reply = None if sent is None else sent[0]
             else:
                 done: asyncio.Future[list[int] | None] = asyncio.get_running_loop().create_future()
@@ -633,11 +642,11 @@ class RedisFrontier:
             self._ack_wanted.clear()
             while acks:
                 batch: list[_Ack] = []
-                args: list[bytes | str | int] = []
-                while acks and len(batch) < _ACK_BATCH and len(args) < _BATCH:
+                fields: list[bytes] = []
+                while acks and len(batch) < _ACK_BATCH and len(fields) < _BATCH:
                     ack = acks.popleft()
                     batch.append(ack)
-                    args += (ack.key, len(ack.children), *_entries(ack.children))
+                    fields += (ack.key, b"%d" % len(ack.children), *_entries(ack.children))
                 # The places these acks free are leased again in the same call: one for one,
                 # so what this worker holds (handed out or not) never grows through acks.
                 want = len(batch) if self.prefetch else 0
@@ -645,7 +654,7 @@ class RedisFrontier:
                 try:
                     sent: list[Any] | None = await self._quiet(
                         "ack", self._ack_script, want, self.worker_id, self.max_deliveries,
-                        mine, *args)
+                        mine, _pack(fields))
                     reply: list[int] | None = None
                     if sent is not None:
                         reply = sent[0]

@@ -10,7 +10,8 @@ Keys (``P`` is the prefix)::
 
     P:crawl        the crawl marker: "<server time>:<hex>", set by the first worker to open;
                    every script checks it (see "Guarantees" in redis.py)
-    P:seq          INCR counter; a request's id is its sequence number, zero-padded to 16
+    P:seq          counter (a script takes ids from it 100 at a time, skipping what it leaves
+                   unused); a request's id is its sequence number, zero-padded to 16
                    digits, then "@" and its host (the slot key): "0000000000000042@example.com"
     P:seen         SET of 16-byte request fingerprints (the dedup set)
     P:q:<host>     ZSET id -> -priority: the host's pending requests; ties are ordered by

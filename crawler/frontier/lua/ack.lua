@@ -1,6 +1,7 @@
--- ARGV from 9: want worker max_deliveries mine, then for each ack: id, how many children,
--- then the children, one argument each (packed as enqueue_packed reads them). ``want`` > 0: lease up to that many more
--- to ``worker`` in the same call (not from hosts with a delay; ``mine`` as in lease.lua).
+-- ARGV from 9: want worker max_deliveries mine acks. ``acks`` is one packed argument (see
+-- fields): for each ack, its id, how many children, then the children (each as
+-- enqueue_packed reads it). ``want`` > 0: lease up to that many more to ``worker`` in the
+-- same call (not from hosts with a delay; ``mine`` as in lease.lua).
 -- Returns {{children added, 1 if this ack completed the request else 0, ...} per ack, flat;
 -- the leases {id, deliveries, raw, ...}; ready hosts this worker may take from; leased;
 -- next as in lease.lua}. The first ack of a request wins, whoever holds its lease now: the
@@ -8,16 +9,15 @@
 local want, worker, maxd = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local out, done = {}, {}
 local total = 0
-local i = 13
-while i <= #ARGV do
-  local id, nc = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
+local field = fields(ARGV[13])
+local freed = {}  -- host -> places these acks free on it
+for id in field do
+  local nc = tonumber(field())
   local host = host_of(id)
   local found = 0
   if redis.call('ZREM', K_LEASED, id) == 1 then
     found = 1
-    redis.call('HINCRBY', P .. 'h:' .. host, 'a', -1)
-    touch(host)
+    freed[host] = (freed[host] or 0) + 1
   elseif redis.call('ZREM', P .. 'q:' .. host, id) == 1 then
     found = 1
     redis.call('DECR', K_NPENDING)
@@ -27,13 +27,14 @@ while i <= #ARGV do
   end
   if found == 1 then done[#done + 1] = id end
   local added = 0
-  for _ = 1, nc do
-    added = added + enqueue_packed(ARGV[i])
-    i = i + 1
-  end
+  for _ = 1, nc do added = added + enqueue_packed(field()) end
   total = total + added
   out[#out + 1] = added
   out[#out + 1] = found
+end
+for host, n in pairs(freed) do
+  redis.call('HINCRBY', P .. 'h:' .. host, 'a', -n)
+  touch(host)
 end
 if #done > 0 then
   -- One call per hash for the whole batch (at most a few hundred ids: unpack's limit is far).

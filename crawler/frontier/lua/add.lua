@@ -1,6 +1,7 @@
--- ARGV from 9: requests packed as enqueue_packed reads them. Returns how many were enqueued.
+-- ARGV[9]: the requests as the fields of one packed argument (see fields), each as
+-- enqueue_packed reads it. Returns how many were enqueued.
 local added = 0
-for i = 9, #ARGV do added = added + enqueue_packed(ARGV[i]) end
+for entry in fields(ARGV[9]) do added = added + enqueue_packed(entry) end
 if added > 0 then redis.call('INCRBY', K_NPENDING, added) end
 settle()
 return added
