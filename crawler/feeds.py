@@ -230,6 +230,11 @@ class _FileFeed:
         if len(self._buffer) >= 100 or time.monotonic() - self._last >= 1.0:
             self._write_buffer()
 
+    def write_gathered(self) -> None:
+        """Write the items gathered in memory now (see :meth:`FeedSet.settle`)."""
+        if self._buffer and self.failure is None:
+            self._write_buffer()
+
     def _write_buffer(self) -> None:
         self._last = time.monotonic()
         if self._buffer:
@@ -361,8 +366,9 @@ class FeedSet:
 
     ``raise_errors`` (a durable job): a failed write raises, so the job's frontier refuses
     to record it; otherwise the feed is marked failed, ``on_failure`` is called and the
-    other feeds go on. ``write_through`` (a shared frontier): database writes are committed
-    before :meth:`write` returns, so a request's items are stored before its ack. ``prefix``
+    other feeds go on. ``write_through`` (a shared frontier): database rows are committed by
+    :meth:`settle`, which the frontier calls before its acks leave, so a request's items are
+    stored before its ack. ``prefix``
     starts every ``crawl_token``: the job, the shared crawl, or this run.
     """
 
@@ -401,8 +407,6 @@ class FeedSet:
                     if not chosen:
                         continue
                     feed.sink.write(chosen)
-                if self._through and feed.table:
-                    feed.sink.flush()
             except OutputClosed:
                 raise  # `-o - | head`: not a failure, the engine stops quietly
             except Exception as exc:
@@ -415,9 +419,26 @@ class FeedSet:
             self.on_failure()
 
     def flush(self) -> None:
+        self._each(lambda feed: feed.sink.flush())
+
+    def settle(self) -> None:
+        """Store what was handed over so far: the file items gathered in memory are written,
+        and with ``write_through``, the tables' rows committed. A shared frontier calls this
+        right before its acks leave (:attr:`RedisFrontier.before_ack`), so every request
+        Redis hears is done has its items stored, and each batch of acks costs one write
+        and one commit, not one per page."""
+        def settle(feed: _Feed) -> None:
+            if not feed.table:
+                cast("_FileFeed", feed.sink).write_gathered()
+            elif self._through:
+                feed.sink.flush()
+
+        self._each(settle)
+
+    def _each(self, step: Callable[[_Feed], None]) -> None:
         for feed in self._feeds:
             try:
-                feed.sink.flush()
+                step(feed)
             except OutputClosed:
                 raise
             except Exception as exc:

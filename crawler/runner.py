@@ -226,8 +226,9 @@ async def run_spider(
         feed_kwargs: dict[str, Any] = {
             "model": model, "error_timeout": settings.feed_error_timeout,
             "buffer_items": settings.feed_buffer_items,
-            # A memory crawl's items need not be written before the ack: gather them.
-            "gather": durable is None and shared is None,
+            # Gathered in memory and written a batch at a time: a memory crawl's whenever a
+            # batch is full, a shared crawl's also right before its acks leave (settle below).
+            "gather": durable is None,
             "raise_errors": durable is not None, "write_through": shared is not None,
             "prefix": _token_prefix(settings, job, shared),
             "resumed": job is not None and job.resumed,
@@ -246,6 +247,9 @@ async def run_spider(
                                                   fields, feed_kwargs)
         elif feed_options:
             feeds = open_feeds(feed_options, **feed_kwargs)
+            if shared is not None:
+                # A request's items are stored before Redis hears it is done.
+                shared.before_ack = feeds.settle
         exporter: Exporter | None = feeds
         if feeds is not None:
             stack.callback(feeds.close)

@@ -9,6 +9,7 @@ import itertools
 import logging
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,11 +20,13 @@ import orjson
 import pytest
 
 from crawler.errors import FrontierLost
+from crawler.feeds import open_feeds
 from crawler.frontier.base import Lease
 from crawler.frontier.redis import RedisFrontier
 from crawler.frontier.redis_admin import frontier_purge, frontier_status
 from crawler.http import Request, Response
 from crawler.runner import run_spider
+from crawler.settings import FeedOptions
 from crawler.slots import Slot
 from crawler.spider import Spider
 
@@ -244,6 +247,46 @@ async def test_shared_stats(redis_crawl: RedisCrawl) -> None:
     await b.merge_stats({"requests": 2, "max_depth": 5})
     stats = await b.shared_stats()
     assert stats == {"requests": 10, "status/200": 4, "bytes": 11.0, "max_depth": 5}
+
+
+async def test_a_requests_items_are_stored_before_its_ack_reaches_redis(
+    redis_crawl: RedisCrawl, tmp_path: Path
+) -> None:
+    # A shared crawl gathers its output and writes it in batches: the items of every page
+    # whose ack is about to leave are written first (FeedSet.settle), so a kill -9 at any
+    # moment can lose no item of a request Redis counts as done.
+    out, db = tmp_path / "items.jsonl", tmp_path / "items.db"
+    feeds = open_feeds({str(out): FeedOptions(), f"sqlite:///{db}?table=items": FeedOptions()},
+                       model=None, error_timeout=5.0,
+                       buffer_items=100, gather=True, raise_errors=False, write_through=True,
+                       prefix="t", resumed=False)
+    f = await redis_crawl.frontier(prefetch=True)
+    client = redis_crawl.client()
+    seen_at_ack: list[tuple[int, int]] = []
+
+    def settle() -> None:
+        feeds.settle()
+        lines = len(out.read_bytes().splitlines())
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        seen_at_ack.append((lines, rows, int(client.get(redis_crawl.key("done")) or 0)))
+
+    f.before_ack = settle
+    try:
+        await f.add([Request(f"http://a.test/{i}") for i in range(3)])
+        leases = await drain(f)
+        for n, lease in enumerate(leases):
+            feeds.write([{"n": n}], lease.request, 0)
+        assert out.read_bytes() == b""  # gathered, not written yet
+        await asyncio.gather(*(f.ack(lease) for lease in leases))
+        # The ack call found its acks' items in the file and committed in the table, and
+        # Redis not told yet.
+        assert seen_at_ack and seen_at_ack[0] == (3, 3, 0)
+        assert int(client.get(redis_crawl.key("done")) or 0) == 3
+        assert [orjson.loads(line)["n"] for line in out.read_bytes().splitlines()] == [0, 1, 2]
+    finally:
+        feeds.close()
+        client.close()
 
 
 # ------------------------------------------------------------------ atomic dedup at scale

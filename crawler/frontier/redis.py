@@ -64,7 +64,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -275,6 +275,10 @@ class RedisFrontier:
         self._ack_task: asyncio.Task[None] | None = None
         self._acks: deque[_Ack] = deque()
         self.prefetch = prefetch
+        #: Called right before acks leave for Redis. The runner points it at the outputs'
+        #: :meth:`~crawler.feeds.FeedSet.settle`: the items the engine handed over before
+        #: acking are stored by then, however their writes were batched.
+        self.before_ack: Callable[[], None] | None = None
         #: Leases an ack call brought back, not handed out yet (they are in _held).
         self._prefetched: deque[Lease] = deque()
         self._ack_wanted = asyncio.Event()
@@ -612,6 +616,8 @@ class RedisFrontier:
         self._settling.add(key)
         try:
             if self._ack_task is None:  # not opened: no batching
+                if self.before_ack is not None:
+                    self.before_ack()
                 sent = await self._quiet("ack", self._ack_script, 0, self.worker_id,
                                          self.max_deliveries, b"",
                                          _pack([key, b"%d" % len(fresh), *_entries(fresh)]))
@@ -652,6 +658,8 @@ class RedisFrontier:
                 want = len(batch) if self.prefetch else 0
                 mine = self._mine([ack.key for ack in batch]) if want else b""
                 try:
+                    if self.before_ack is not None:
+                        self.before_ack()
                     sent: list[Any] | None = await self._quiet(
                         "ack", self._ack_script, want, self.worker_id, self.max_deliveries,
                         mine, _pack(fields))
