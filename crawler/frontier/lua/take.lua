@@ -69,11 +69,15 @@ local function take(limit, worker, maxd, askers, mine, nodelay)
     if nodelay and d > 0 then room = 0 end
     local taken = 0
     if room > 0 then
-      local ids = redis.call('ZPOPMIN', P .. 'q:' .. host, math.min(room, limit - got))
-      if #ids > 0 then redis.call('DECRBY', K_NPENDING, #ids / 2) end
-      for i = 1, #ids, 2 do
-        local id = ids[i]
-        local raw = redis.call('HGET', K_DATA, id)
+      local popped = redis.call('ZPOPMIN', P .. 'q:' .. host, math.min(room, limit - got))
+      local ids = {}
+      for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+      -- The batch's requests in one HMGET, its leases in one ZADD and one HSET.
+      local raws = #ids > 0 and redis.call('HMGET', K_DATA, unpack(ids)) or {}
+      local expiries, owners = {}, {}
+      if #ids > 0 then redis.call('DECRBY', K_NPENDING, #ids) end
+      for j, id in ipairs(ids) do
+        local raw = raws[j]
         if raw then
           local n = redis.call('HINCRBY', K_DELIV, id, 1)
           if n > maxd then
@@ -90,14 +94,20 @@ local function take(limit, worker, maxd, askers, mine, nodelay)
             redis.call('HDEL', K_OWNER, id)
             dead = dead + 1
           else
-            redis.call('ZADD', K_LEASED, expiry, id)
-            redis.call('HSET', K_OWNER, id, worker)
+            expiries[#expiries + 1] = expiry
+            expiries[#expiries + 1] = id
+            owners[#owners + 1] = id
+            owners[#owners + 1] = worker
             out[#out + 1] = id
             out[#out + 1] = n
             out[#out + 1] = raw
             taken = taken + 1
           end
         end
+      end
+      if #expiries > 0 then
+        redis.call('ZADD', K_LEASED, unpack(expiries))
+        redis.call('HSET', K_OWNER, unpack(owners))
       end
     end
     if taken > 0 then
