@@ -368,8 +368,8 @@ class FeedSet:
     to record it; otherwise the feed is marked failed, ``on_failure`` is called and the
     other feeds go on. ``write_through`` (a shared frontier): database rows are committed by
     :meth:`settle`, which the frontier calls before its acks leave, so a request's items are
-    stored before its ack. ``prefix``
-    starts every ``crawl_token``: the job, the shared crawl, or this run.
+    stored before its ack. ``prefix`` starts every ``crawl_token``: the job, the shared crawl,
+    or this run.
     """
 
     def __init__(self, feeds: list[_Feed], *, raise_errors: bool, write_through: bool,

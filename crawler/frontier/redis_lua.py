@@ -27,7 +27,9 @@ Keys (``P`` is the prefix)::
     P:wait         ZSET host -> when it may start one (its delay or pause not passed yet)
     P:npending     counter of requests in the hosts' queues
     P:delayed      ZSET id -> ready time (server clock), rescheduled requests
-    P:leased       ZSET id -> lease expiry (server clock, in whole milliseconds)
+    P:leased       ZSET id -> lease expiry (server clock, in whole milliseconds; a crawl
+                   left by a version that kept seconds has its leases taken back once
+                   by the first lease call, and those requests are redone)
     P:data         HASH id -> the request as versioned JSON (:mod:`.codec`)
     P:score        HASH id -> -priority, only for priorities other than 0
     P:deliveries   HASH id -> times leased without an outcome
