@@ -262,13 +262,13 @@ async def test_a_requests_items_are_stored_before_its_ack_reaches_redis(
                        prefix="t", resumed=False)
     f = await redis_crawl.frontier(prefetch=True)
     client = redis_crawl.client()
-    seen_at_ack: list[tuple[int, int]] = []
+    seen_at_ack: list[tuple[int, int, int]] = []
 
     def settle() -> None:
         feeds.settle()
         lines = len(out.read_bytes().splitlines())
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+            rows = int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
         seen_at_ack.append((lines, rows, int(client.get(redis_crawl.key("done")) or 0)))
 
     f.before_ack = settle
