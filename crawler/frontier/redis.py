@@ -612,15 +612,12 @@ class RedisFrontier:
         head, rest = children[:_BATCH], children[_BATCH:]
         added = await self.add(rest) if rest else 0
         fresh = self._unknown(head)
-        # What _settle does, spelled out: this runs once per page.
+        # _settle without its context manager: this runs once per page.
         self._settling.add(key)
         try:
             if self._ack_task is None:  # not opened: no batching
-                if self.before_ack is not None:
-                    self.before_ack()
-                sent = await self._quiet("ack", self._ack_script, 0, self.worker_id,
-                                         self.max_deliveries, b"",
-                                         _pack([key, b"%d" % len(fresh), *_entries(fresh)]))
+                sent = await self._send_acks(0, b"", [key, b"%d" % len(fresh),
+                                                      *_entries(fresh)])
                 reply = None if sent is None else sent[0]
             else:
                 done: asyncio.Future[list[int] | None] = asyncio.get_running_loop().create_future()
@@ -628,8 +625,7 @@ class RedisFrontier:
                 self._ack_wanted.set()
                 reply = await done
         finally:
-            self._settling.discard(key)
-            self._forget(key)
+            self._settled((key,))
         if reply is None:
             return added
         self._learn(fresh)
@@ -658,11 +654,7 @@ class RedisFrontier:
                 want = len(batch) if self.prefetch else 0
                 mine = self._mine([ack.key for ack in batch]) if want else b""
                 try:
-                    if self.before_ack is not None:
-                        self.before_ack()
-                    sent: list[Any] | None = await self._quiet(
-                        "ack", self._ack_script, want, self.worker_id, self.max_deliveries,
-                        mine, _pack(fields))
+                    sent = await self._send_acks(want, mine, fields)
                     reply: list[int] | None = None
                     if sent is not None:
                         reply = sent[0]
@@ -685,6 +677,16 @@ class RedisFrontier:
                 for n, ack in enumerate(batch):
                     if not ack.done.done():
                         ack.done.set_result(None if reply is None else reply[2 * n:2 * n + 2])
+
+    async def _send_acks(self, want: int, mine: bytes, fields: list[bytes]) -> list[Any] | None:
+        """One ack script call (``fields``: each ack's id, its children's count and its
+        children), after :attr:`before_ack`; None once the crawl is lost."""
+        if self.before_ack is not None:
+            self.before_ack()
+        sent: list[Any] | None = await self._quiet(
+            "ack", self._ack_script, want, self.worker_id, self.max_deliveries, mine,
+            _pack(fields))
+        return sent
 
     def known(self, fingerprint: bytes) -> bool:
         """Whether this worker already added a request with this fingerprint (Redis took it:
@@ -825,9 +827,13 @@ class RedisFrontier:
         try:
             yield
         finally:
-            self._settling.difference_update(keys)
-            for key in keys:
-                self._forget(key)
+            self._settled(keys)
+
+    def _settled(self, keys: Sequence[bytes]) -> None:
+        """The call that ended ``keys`` returned (or failed): they are no longer held."""
+        self._settling.difference_update(keys)
+        for key in keys:
+            self._forget(key)
 
     def _forget(self, key: bytes) -> None:
         """A lease of this worker ended (or was lost): its host's local slot may go idle."""
