@@ -223,7 +223,7 @@ def _load(
         source = scrapy_project.settings_module if scrapy_project is not None else "settings.py"
         layer = translate_settings(raw, source)
     if importing is not None:
-        _import_beside(importing)
+        _import_beside(importing, base)
         importing.join()
     if spider_file is not None:
         from .loader import load_spider_file
@@ -348,7 +348,7 @@ def _import_aiohttp_in_thread() -> threading.Thread:
     return thread
 
 
-def _import_beside(importing: threading.Thread) -> None:
+def _import_beside(importing: threading.Thread, settings: Settings) -> None:
     """Import the crawl's own modules that do not need aiohttp while ``importing`` reads the
     CA certificates. That part of aiohttp's import (~40 ms on a quiet machine, about a third
     of it) runs with the GIL released; the rest of either import holds the GIL, so both run
@@ -375,6 +375,10 @@ def _import_beside(importing: threading.Thread) -> None:
         throttle,
     )
     from .frontier import memory  # noqa: F401
+
+    url = settings.frontier_url
+    if url and not url.startswith("memory:") and not settings.jobdir:
+        from .frontier import redis  # noqa: F401  (redis-py: a shared frontier's client)
 
 
 def _crawl_loaded(

@@ -179,8 +179,12 @@ class Engine:
         # output middlewares: they may change or drop what a callback yields.
         # Output middlewares may change what a page yields: they see every link.
         self._known = None if middlewares.has_output_hooks else frontier.known
-        #: The links it said yes to (see Response.known_links), bounded by follow_all.
-        self._known_links: set[str] | None = set() if self._known is not None else None
+        #: The links it said yes to (see Response.known_links), bounded by follow_all; a
+        #: shared frontier's own set, which also holds the links other workers sent.
+        self._known_links: set[str] | None = None
+        if self._known is not None:
+            links = frontier.known_links
+            self._known_links = links if links is not None else set()
 
     # ------------------------------------------------------------------ run loop
 

@@ -116,6 +116,47 @@ async def test_known_answers_what_this_worker_added(redis_crawl: RedisCrawl) -> 
     assert [r.url for r in response.follow_all(css="a")] == ["http://h/3"]
 
 
+async def test_links_other_workers_added_come_back_with_acks(redis_crawl: RedisCrawl) -> None:
+    a = await redis_crawl.frontier()
+    b = await redis_crawl.frontier()
+    await a.add([Request("http://h/a"), Request("http://h/b")])
+    leases = await drain(a)
+    form = Request("http://h/form", method="POST", body=b"q=1")
+    await a.ack(leases[0], [Request("http://h/2"), form, Request("http://h/x", dont_filter=True)])
+    # b's ack brings back what a added: the fingerprints, and the link of the plain GET.
+    await b.add([Request("http://h/c")])
+    (c,) = await b.lease(1)
+    await b.ack(c)
+    assert "http://h/2" in b.known_links and "http://h/form" not in b.known_links
+    assert b.known(Request("http://h/2").fingerprint) and b.known(form.fingerprint)
+    assert not b.known(Request("http://h/x").fingerprint)  # dont_filter: never recorded seen
+    # A worker is not sent back its own links: a learns only the one b added.
+    await a.ack(leases[1])
+    assert a.known_links == {"http://h/c"}
+    # A link another worker sent is skipped without a question to the frontier.
+    response = Response("http://h/c", 200, {"Content-Type": "text/html"},
+                        b'<a href="/2">two</a><a href="/3">three</a>')
+    response.known = lambda fp: False
+    response.known_links = b.known_links
+    assert [r.url for r in response.follow_all(css="a")] == ["http://h/3"]
+
+
+async def test_a_worker_behind_the_kept_links_reads_from_the_oldest_kept(
+    redis_crawl: RedisCrawl,
+) -> None:
+    a = await redis_crawl.frontier()
+    await a.add([Request("http://h/root")])
+    (root,) = await a.lease(1)
+    await a.ack(root, [Request(f"http://h/{n}") for n in range(5)])
+    # The list of links is kept short (hints only): here, trimmed to its last entry.
+    redis_crawl.client().ltrim(f"{a.prefix}links", -1, -1)
+    late = await redis_crawl.frontier()
+    (one,) = await late.lease(1)
+    await late.ack(one)
+    assert late.known_links == {"http://h/4"}
+    assert (await late.counts()).pending == 4  # dedup is the seen set's: nothing lost
+
+
 async def test_one_worker_seeds_others_wait_for_it(redis_crawl: RedisCrawl) -> None:
     seeder = await redis_crawl.frontier(seeded=False)
     joiner = await redis_crawl.frontier(seeded=False)

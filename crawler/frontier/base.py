@@ -92,6 +92,13 @@ class Frontier(Protocol):
         answered in the process (no I/O), so responses skip known links before building a
         Request; None for a backend that cannot answer that cheaply."""
 
+    @property
+    def known_links(self) -> set[str] | None:
+        """Links (URLs of plain GETs) whose requests the frontier learnt were added without
+        being asked (another worker of a shared crawl sent them), or None: the engine hands
+        the set to its responses as their known links, so follow_all() builds no Request for
+        one."""
+
     #: The smallest number of free places worth a :meth:`lease` call: 1 for a backend in the
     #: process, more for one that pays a round trip per call.
     lease_batch: int

@@ -65,6 +65,7 @@ class MemoryFrontier:
     """
 
     lease_batch = 1
+    known_links = None  # every link it has is answered by known()
     outbox = False
     stores_requests = False
     seeded = False

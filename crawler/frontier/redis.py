@@ -107,8 +107,10 @@ logger = logging.getLogger(__name__)
 _BATCH = 1000
 #: Most acks sent in one script call.
 _ACK_BATCH = 100
-#: Fingerprints a worker remembers having sent (16 bytes each, about 80 with the set).
+#: Fingerprints a worker remembers as in the seen set (16 bytes each, about 80 with the set).
 _KNOWN_MAX = 250_000
+#: Links a worker remembers other workers sent (see :attr:`RedisFrontier.known_links`).
+_LINKS_MAX = 100_000
 #: Polling interval bounds while other workers hold work (see next_ready_in).
 _POLL_MIN = 0.05
 _POLL_MAX = 0.2
@@ -154,12 +156,14 @@ class _Snapshot:
 
 def _entries(requests: Sequence[Request]) -> list[bytes]:
     """Each request as ``enqueue_packed`` in ``lua/enqueue.lua`` reads it: b'f' and its
-    fingerprint (b'n' for dont_filter), its queue score, its host and its stored JSON, the
-    last three after newlines (neither a score nor a host has one)."""
+    fingerprint (b'n' for dont_filter), its queue score, its host, its link (the URL of a
+    GET without a body, whose fingerprint is its URL's, else nothing) and its stored JSON,
+    the last four after newlines (none of the first three has one)."""
     return [
         b"".join((b"n" if request.dont_filter else b"f" + request.fingerprint,
                   str(-request.priority).encode(), b"\n", host_key(request.yurl).encode(),
-                  b"\n", encode_request(request)))
+                  b"\n", request.url.encode() if request.method == "GET" and not request.body
+                  else b"", b"\n", encode_request(request)))
         for request in requests
     ]
 
@@ -284,6 +288,11 @@ class RedisFrontier:
         self._ack_wanted = asyncio.Event()
         self._changes_lock = asyncio.Lock()
         self._known: set[bytes] = set()  # fingerprints already in the seen set
+        #: Links (URLs of plain GETs) whose requests other workers added, as each ack call
+        #: brings them back: the engine hands this set to its responses (see
+        #: Response.known_links), so a link another worker sent costs no Request here.
+        self.known_links: set[str] = set()
+        self._links_cursor = 0  # how far this worker has read P:links
         self._urgent = asyncio.Event()
         self._merged: dict[str, float] = {}  # stats already added to the shared record
         self._started = time.time()
@@ -517,10 +526,12 @@ class RedisFrontier:
             batch = self._unknown(requests[start:start + _BATCH])
             if not batch:
                 continue  # all sent before: nothing for Redis to decide
-            n = await self._quiet("add", self._add_script, _pack(_entries(batch)))
-            if n is not None:
+            reply = await self._quiet("add", self._add_script, _pack(_entries(batch)))
+            if reply is not None:
                 self._learn(batch)
-                added += n
+                added += int(reply[0])
+                if self._links_cursor == int(reply[1]):  # up to date: skip its own links
+                    self._links_cursor = int(reply[2])
         if added:
             self._hint.ready = True
         return added
@@ -658,8 +669,8 @@ class RedisFrontier:
                     reply: list[int] | None = None
                     if sent is not None:
                         reply = sent[0]
-                        if len(sent) > 1:
-                            flat, ready, leased, wake_in = sent[1:]
+                        if len(sent) > 3:
+                            flat, ready, leased, wake_in = sent[3:]
                             self._prefetched.extend(await self._leases(flat))
                             self._saw(ready, leased, wake_in, acked=len(batch))
                             self._hint.answered = True
@@ -680,13 +691,31 @@ class RedisFrontier:
 
     async def _send_acks(self, want: int, mine: bytes, fields: list[bytes]) -> list[Any] | None:
         """One ack script call (``fields``: each ack's id, its children's count and its
-        children), after :attr:`before_ack`; None once the crawl is lost."""
+        children), after :attr:`before_ack`; None once the crawl is lost. What other workers
+        added since the last call is learnt from the reply (its second and third parts)."""
         if self.before_ack is not None:
             self.before_ack()
         sent: list[Any] | None = await self._quiet(
             "ack", self._ack_script, want, self.worker_id, self.max_deliveries, mine,
-            _pack(fields))
+            _pack(fields), self._links_cursor)
+        if sent is not None:
+            self._links_cursor = int(sent[1])
+            if sent[2]:
+                self._learn_links(sent[2])
         return sent
+
+    def _learn_links(self, entries: list[bytes]) -> None:
+        """Entries of ``P:links`` (a fingerprint, then the link of a plain GET, if any):
+        requests in the seen set, which this worker need not send again."""
+        known, links = self._known, self.known_links
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        if len(links) > _LINKS_MAX:
+            links.clear()
+        for entry in entries:
+            known.add(entry[:16])
+            if len(entry) > 16:
+                links.add(entry[16:].decode())
 
     def known(self, fingerprint: bytes) -> bool:
         """Whether this worker already added a request with this fingerprint (Redis took it:

@@ -14,6 +14,11 @@ Keys (``P`` is the prefix)::
                    unused); a request's id is its sequence number, zero-padded to 16
                    digits, then "@" and its host (the slot key): "0000000000000042@example.com"
     P:seen         SET of 16-byte request fingerprints (the dedup set)
+    P:links        LIST of the requests enqueued lately: each its fingerprint, then its URL
+                   when it is a plain GET (a GET without a body); trimmed to its last 50,000
+                   past 100,000. P:nlinks counts the entries ever pushed. Each ack brings a
+                   worker what the others pushed since its last one (hints: dedup stays the
+                   seen set's)
     P:q:<host>     ZSET id -> -priority: the host's pending requests; ties are ordered by
                    member, i.e. by id: FIFO within a priority
     P:h:<host>     HASH, the host's politeness state: a (leases held), n (next allowed start),
@@ -73,7 +78,11 @@ sorted sets, every state change is one Lua script, so it is atomic on the server
   expired), free its host's place, count it done and enqueue its children with the same
   dedup step, in one script. Acks made while another call is on its way go together in the
   next call, and children this worker sent before are not sent again (they are in the seen
-  set for good), so a busy worker makes a fraction of a call per request. The same call
+  set for good), so a busy worker makes a fraction of a call per request. The reply also
+  carries the links other workers added since this worker's last ack (``P:links``): a page
+  linking to one of them is then skipped before a Request is built, as a link this worker
+  sent itself is; without that, two workers each build and send most links once (on the
+  shop of the bench, 48,000 requests sent for 21,000 pages). The same call
   leases as many requests as it acks (the places it frees, as a lease would hand them out,
   hosts with a delay excepted), so a busy worker's next lease needs no round trip.
 - ``reschedule`` / ``release``: back to delayed / the host's queue, only if this worker still

@@ -115,6 +115,7 @@ class SqliteFrontier:
     """
 
     lease_batch = 1
+    known_links = None  # every link it has is answered by known()
     known = None  # the seen-set is on disk: dedup happens in add()
     outbox = True
     stores_requests = True
