@@ -144,7 +144,7 @@ def _check_proxy(value: str | None) -> str | None:
 
 
 def _check_frontier_url(value: str | None) -> str | None:
-    return _check_url(value, ("redis", "rediss", "memory"), need_host=False)
+    return _check_url(value, ("redis", "rediss", "unix", "memory"), need_host=False)
 
 
 

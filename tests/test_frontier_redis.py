@@ -31,12 +31,13 @@ from crawler.slots import Slot
 from crawler.spider import Spider
 
 from .conftest import make_settings
+from .redis_util import RedisServer
 from .servers import Canned, TestSite
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .redis_util import RedisCrawl, RedisServer
+    from .redis_util import RedisCrawl
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +156,31 @@ async def test_a_worker_behind_the_kept_links_reads_from_the_oldest_kept(
     await late.ack(one)
     assert late.known_links == {"http://h/4"}
     assert (await late.counts()).pending == 4  # dedup is the seen set's: nothing lost
+
+
+async def test_a_unix_socket_url_is_a_shared_frontier(tmp_path: Path) -> None:
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            await asyncio.sleep(0.05)
+        settings = make_settings(frontier_url=f"unix://{sock}")
+        frontier = RedisFrontier.from_settings(settings, "unix")
+        async with frontier:
+            await frontier.add([Request("http://h/1")])
+            (lease,) = await frontier.lease(5)
+            await frontier.ack(lease, [Request("http://h/2")])
+            counts = await frontier.counts()
+            assert (counts.done, counts.pending + counts.in_flight) == (1, 1)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 async def test_one_worker_seeds_others_wait_for_it(redis_crawl: RedisCrawl) -> None:

@@ -447,6 +447,8 @@ def test_valid_urls(tmp_path: Path) -> None:
     )
     assert settings.frontier_url == "rediss://h:6380/1"
     assert build(tmp_path, cli=["frontier_url=memory://"]).frontier_url == "memory://"
+    sock = "unix:///run/redis/redis.sock"
+    assert build(tmp_path, cli=[f"frontier_url={sock}"]).frontier_url == sock
 
 
 def test_cross_field_retry_backoff(tmp_path: Path) -> None:
