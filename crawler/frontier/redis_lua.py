@@ -15,10 +15,11 @@ Keys (``P`` is the prefix)::
                    digits, then "@" and its host (the slot key): "0000000000000042@example.com"
     P:seen         SET of 16-byte request fingerprints (the dedup set)
     P:links        LIST of the requests enqueued lately: each its fingerprint, then its URL
-                   when it is a plain GET (a GET without a body); trimmed to its last 50,000
-                   past 100,000. P:nlinks counts the entries ever pushed. Each ack brings a
-                   worker what the others pushed since its last one (hints: dedup stays the
-                   seen set's)
+                   when it is a plain GET (a GET without a body); trimmed to its last 10,000
+                   past 20,000 (a few seconds of a fast crawl: the workers read it with every
+                   ack). P:nlinks counts the entries ever pushed. Each ack brings a worker
+                   what the others pushed since its last one (hints: dedup stays the seen
+                   set's)
     P:q:<host>     ZSET id -> -priority: the host's pending requests; ties are ordered by
                    member, i.e. by id: FIFO within a priority
     P:h:<host>     HASH, the host's politeness state: a (leases held), n (next allowed start),
@@ -97,7 +98,7 @@ Guarantees
 Limits: Redis memory is about 72 bytes per URL ever seen (the seen set: 10 million URLs take
 ~700 MB) plus about 300 bytes per pending request (its JSON with a 60-character URL, its id
 with the host, its queue entry) and about 200 bytes per host with pending requests or a
-learnt delay.
+learnt delay, plus ``P:links`` (at most 20,000 URLs: ~2 MB with 60-character URLs).
 Keys of one crawl are not hash-tagged, so this runs against one Redis server (or a primary
 with replicas), not Redis Cluster.
 """

@@ -44,7 +44,7 @@ end
 -- new_links), so that a worker skips a link another worker sent before it builds a Request for
 -- it; P:nlinks counts the entries ever pushed (the absolute index past the list's tail). Hints
 -- only: dedup stays the seen set's, so trimming the list to its last LINKS_KEEP loses nothing.
-local LINKS_MAX, LINKS_KEEP = 100000, 50000
+local LINKS_MAX, LINKS_KEEP = 20000, 10000
 local links_total, links_len = 0, nil
 -- Push this call's new_links; returns the absolute index of the first of them.
 local function publish_links()
