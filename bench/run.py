@@ -28,12 +28,13 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    flight (≤ 1) and the shortest gap between two arrivals (≥ download_delay - 5 ms), and
    every page's item must be written exactly once.
 5. Start-up: ``crawl shop`` from exec to its first request at a local server (goal ≤ 200 ms),
-   and ``crawler list`` from exec to exit (goal ≤ 150 ms), median of several runs.
+   and ``crawler list`` from exec to exit (goal ≤ 150 ms), median of 7 runs after one
+   uncounted warm-up start of each, the loops taking turns run by run.
 6. Processes: ``crawl shop --processes 2`` (two workers on a private redis-server) against
    ``crawl shop`` (``--processes 1``, the default: one process, memory frontier), alternated,
    whole-process wall time. Goal: median ratio of pages/s ≥ 1.4.
 6b. Redis workers (section ``redis``): the shop crawl by one memory worker and by 1, 2 and 4
-   ``crawl shop --frontier`` processes on a private redis-server, alternated rounds (3; 2
+   ``crawl shop --frontier`` processes on a private redis-server, alternated rounds (5; 2
    with ``--quick``), pages/s of the processes (first exec to last exit) and CPU per page of
    the workers, of redis-server (``INFO cpu``) and of the shop's server. Goals: one Redis
    worker ≥ 0.9 x one memory worker, two ≥ 1.4 x; the scale predicted from CPU per page
@@ -141,7 +142,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=2,
                    help="worker processes of the processes section (2)")
     p.add_argument("--redis-rounds", type=int,
-                   help="rounds of the redis section (3; 2 with --quick)")
+                   help="rounds of the redis section (5; 2 with --quick)")
     p.add_argument("--memory-requests", type=int, help="pending requests (1,000,000)")
     p.add_argument("--startup-runs", type=int, help="runs per start-up figure (7)")
     p.add_argument("--loops", default="uvloop,asyncio", help="comma-separated: uvloop,asyncio")
@@ -161,7 +162,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.hosts_urls = args.hosts_urls or (1_000 if q else 10_000)
     args.memory_requests = args.memory_requests or (100_000 if q else 1_000_000)
     args.startup_runs = args.startup_runs or (3 if q else 7)
-    args.redis_rounds = args.redis_rounds or (2 if q else 3)
+    args.redis_rounds = args.redis_rounds or (2 if q else 5)
     args.seed_runs = args.seed_runs or (1 if q else 5)
     args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -195,10 +196,18 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> Results:
             # spread between start-ups run after the SQLite section).
             settle()
             res.python_floor_ms = startup_floor(args.startup_runs)
+            log(f"start-up, {' and '.join(args.loops)} in turn ...")
+            # One uncounted start of each command first, as a benchmark tool's warm-up: the
+            # first starts after a quiet spell ran 30-50 % slower than the next ones (seen on
+            # a VM). Then the loops take turns, run by run, so a drift hits them alike.
             for loop in args.loops:
-                log(f"start-up, {loop} ...")
-                res.start_crawl[loop] = startup_crawl(work, loop, args.startup_runs)
-                res.start_list[loop] = startup_list(work, loop, args.startup_runs)
+                startup_crawl(work, loop, 1)
+                startup_list(work, loop, 1)
+                res.start_crawl[loop], res.start_list[loop] = [], []
+            for _ in range(args.startup_runs):
+                for loop in args.loops:
+                    res.start_crawl[loop] += startup_crawl(work, loop, 1)
+                    res.start_list[loop] += startup_list(work, loop, 1)
         if {"throughput", "profile", "processes", "redis"} & args.only:
             with serve_shop(work, args.products, prefer=args.server) as server:
                 log(f"shop: {server.url} served by {server.kind}, {server.pages:,} pages")
