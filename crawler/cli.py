@@ -155,7 +155,6 @@ def _crawl_processes(
               "belongs to one process (use --frontier redis://... for a resumable crawl)",
               file=sys.stderr)
         return EXIT_USAGE
-    url = settings.frontier_url
     passthrough: list[str] = []
     for kv in args.settings:
         passthrough += ["-s", kv]
@@ -166,7 +165,7 @@ def _crawl_processes(
     try:
         return crawl(
             args.spider, project, passthrough, processes=args.processes,
-            frontier_url=url if url and not url.startswith("memory:") else None,
+            frontier_url=settings.redis_frontier_url,
             output=output, overwrite=overwrite, stats_path=args.stats,
         )
     except ConfigError as exc:
@@ -376,8 +375,7 @@ def _import_beside(importing: threading.Thread, settings: Settings) -> None:
     )
     from .frontier import memory  # noqa: F401
 
-    url = settings.frontier_url
-    if url and not url.startswith("memory:") and not settings.jobdir:
+    if settings.redis_frontier_url and not settings.jobdir:  # as runner._frontier_kind
         from .frontier import redis  # noqa: F401  (redis-py: a shared frontier's client)
 
 

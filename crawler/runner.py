@@ -82,8 +82,7 @@ def _frontier_kind(settings: Settings) -> BuildFrontier:
         from .jobdir import durable_frontier
 
         return durable_frontier
-    url = settings.frontier_url
-    if url and not url.startswith("memory:"):
+    if settings.redis_frontier_url:
         from .frontier.redis import shared_frontier
 
         return shared_frontier

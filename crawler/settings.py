@@ -284,7 +284,7 @@ class Settings:
     max_repeated_segments: int = setting(3, ge=0)
     """A URL whose path repeats any segment more than this many times is dropped; 0 = off."""
     frontier_url: str | None = setting(None, check=_check_frontier_url)
-    """Shared frontier, e.g. "redis://127.0.0.1:6379/0" (schemes redis, rediss, memory);
+    """Shared frontier, e.g. "redis://127.0.0.1:6379/0" (schemes redis, rediss, unix, memory);
     unset = in-memory."""
     crawl_id: str = ""
     """Name of the crawl in a shared frontier; empty = derived from the spider name."""
@@ -330,6 +330,13 @@ class Settings:
     """Seconds a database output may stay unreachable before the crawl stops (exit 1)."""
     feed_buffer_items: int = setting(10_000, ge=1)
     """Items a database output holds in memory while it cannot write; the crawl waits beyond."""
+
+    @property
+    def redis_frontier_url(self) -> str | None:
+        """``frontier_url`` when it names a Redis frontier (``redis://``, ``rediss://``,
+        ``unix://``), else None (unset, or ``memory://``)."""
+        url = self.frontier_url
+        return url if url and not url.startswith("memory:") else None
 
     def with_values(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (not validated: values the program chose), remembering

@@ -64,7 +64,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -707,15 +707,11 @@ class RedisFrontier:
     def _learn_links(self, entries: list[bytes]) -> None:
         """Entries of ``P:links`` (a fingerprint, then the link of a plain GET, if any):
         requests in the seen set, which this worker need not send again."""
-        known, links = self._known, self.known_links
-        if len(known) > _KNOWN_MAX:
-            known.clear()
+        self._remember(entry[:16] for entry in entries)
+        links = self.known_links
         if len(links) > _LINKS_MAX:
-            links.clear()
-        for entry in entries:
-            known.add(entry[:16])
-            if len(entry) > 16:
-                links.add(entry[16:].decode())
+            links.clear()  # bounded as _known: a link forgotten is sent once more
+        links.update(entry[16:].decode() for entry in entries if len(entry) > 16)
 
     def known(self, fingerprint: bytes) -> bool:
         """Whether this worker already added a request with this fingerprint (Redis took it:
@@ -732,10 +728,14 @@ class RedisFrontier:
         return [r for r in requests if r.dont_filter or r.fingerprint not in known]
 
     def _learn(self, sent: Sequence[Request]) -> None:
+        self._remember(r.fingerprint for r in sent if not r.dont_filter)
+
+    def _remember(self, fingerprints: Iterable[bytes]) -> None:
+        """Add ``fingerprints`` (in the seen set) to those this worker does not send again."""
         known = self._known
         if len(known) > _KNOWN_MAX:
             known.clear()  # bounded memory: forgetting only costs sending them again
-        known.update(r.fingerprint for r in sent if not r.dont_filter)
+        known.update(fingerprints)
 
     async def drain(self, exporter: Exporter) -> int:
         return 0
