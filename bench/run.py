@@ -25,7 +25,8 @@ Figures, each with uvloop and with asyncio's own loop (``CRAWLER_NO_UVLOOP=1``):
    then 1,000 hosts x 10 pages, ``download_delay=1``, ``concurrency=128`` (memory). Wall time of
    the whole processes against the ideal ``(pages - 1) x download_delay + page time``;
    goals ≤ 1.15 x (≤ 1.20 x for 1,000 hosts); the server counts per host the most requests in
-   flight (≤ 1) and the shortest gap between two arrivals (≥ download_delay - 5 ms), and
+   flight (≤ 1) and the shortest gap between two arrivals, as the kernel stamped them
+   (≥ download_delay - 5 ms), and
    every page's item must be written exactly once.
 5. Start-up: ``crawl shop`` from exec to its first request at a local server (goal ≤ 200 ms),
    and ``crawler list`` from exec to exit (goal ≤ 150 ms), median of 7 runs after one

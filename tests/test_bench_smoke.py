@@ -106,3 +106,43 @@ def test_bench_redis_section() -> None:
     assert all(p > 0 for p in scale.predicted(2))
     text = bench.markdown(res)
     assert "## Redis workers" in text and "Redis, 2 workers / 1 memory worker" in text
+
+
+async def test_latency_server_counts_arrivals_per_host_as_the_kernel_saw_them() -> None:
+    """The latency scenarios' server: keep-alive exchanges on two hosts, 404s not counted,
+    a repeat counted, in-flight per host counted, gaps taken from the arrivals (a lower
+    bound only, with the client's own spacing: never shorter than the client waited)."""
+    import asyncio
+    import json as jsonlib
+
+    import aiohttp
+
+    from bench.scenarios import latency_server
+
+    with latency_server(["127.0.0.2", "127.0.0.3"]) as port:
+        base2, base3 = f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"
+        async with aiohttp.ClientSession() as session:
+            async def get(url: str) -> tuple[int, str]:
+                async with session.get(url) as response:
+                    return response.status, await response.text()
+
+            assert await get(f"{base2}/robots.txt") == (404, "404: Not Found")
+            assert await get(f"{base2}/delay/0.01?i=1") == (200, "ok\n")
+            await asyncio.sleep(0.1)
+            assert await get(f"{base2}/delay/0.01?i=2") == (200, "ok\n")
+            await asyncio.sleep(0.1)
+            assert await get(f"{base2}/delay/0.01?i=2") == (200, "ok\n")  # a repeat
+            results = await asyncio.gather(*(get(f"{base3}/delay/0.2?j={n}") for n in range(3)))
+            assert results == [(200, "ok\n")] * 3
+            status, body = await get(f"{base2}/stats")
+            stats = jsonlib.loads(body)
+            assert status == 200
+            assert stats["hits"] == 6
+            assert stats["repeats"] == 1
+            assert stats["max_inflight_by_host"] == {"127.0.0.2": 1, "127.0.0.3": 3}
+            assert stats["min_gap_by_host"]["127.0.0.2"] >= 0.1  # slept 0.1 s + a response
+            assert stats["min_gap_by_host"]["127.0.0.3"] < 0.1  # three at once
+            assert stats["first_at"] <= stats["last_at"]
+            assert await get(f"{base2}/reset") == (200, "reset\n")
+            stats = jsonlib.loads((await get(f"{base3}/stats"))[1])
+            assert (stats["hits"], stats["min_gap"], stats["first_at"]) == (0, None, None)
