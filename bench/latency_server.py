@@ -121,6 +121,11 @@ class Exchange:
     at: float  #: time.time() of its arrival
     status: int = 0  #: set when the request cannot be served (400, 501)
 
+    @property
+    def counted(self) -> bool:
+        """A /delay/ request: counted from its arrival until it is answered."""
+        return self.status == 0 and self.target.startswith("/delay/")
+
 
 def parse_head(head: bytes, at: float) -> tuple[Exchange, int]:
     """The exchange of a request head (without its blank line) and its body's length."""
@@ -206,7 +211,7 @@ class Connection:
                 return
             exchange, self.body_left = parse_head(bytes(self.buffer[:end]), at)
             del self.buffer[:end + 4]
-            if exchange.status == 0 and exchange.target.startswith("/delay/"):
+            if exchange.counted:
                 self.server.counters.arrived(exchange.host, exchange.target, at)
             self.waiting.append(exchange)
             self.answer()
@@ -239,7 +244,7 @@ class Connection:
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()  # a client gone: its request is no longer in flight
         for exchange in self.waiting:
-            if exchange.status == 0 and exchange.target.startswith("/delay/"):
+            if exchange.counted:
                 self.server.counters.answered(exchange.host)
         self.waiting.clear()
         self.sock.close()
@@ -289,7 +294,7 @@ class Server:
             message = REASONS[exchange.status].encode()
             return response(exchange.status, message, "text/plain", close=True)
         path = exchange.target.partition("?")[0]
-        if path.startswith("/delay/"):
+        if exchange.counted:
             try:
                 try:
                     seconds = float(path[len("/delay/"):])

@@ -8,14 +8,18 @@ every figure.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bench import raw_loop
 from bench import run as bench
+from bench.scenarios import latency_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -112,13 +116,6 @@ async def test_latency_server_counts_arrivals_per_host_as_the_kernel_saw_them() 
     """The latency scenarios' server: keep-alive exchanges on two hosts, 404s not counted,
     a repeat counted, in-flight per host counted, gaps taken from the arrivals (a lower
     bound only, with the client's own spacing: never shorter than the client waited)."""
-    import asyncio
-    import json as jsonlib
-
-    import aiohttp
-
-    from bench.scenarios import latency_server
-
     with latency_server(["127.0.0.2", "127.0.0.3"]) as port:
         base2, base3 = f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"
         async with aiohttp.ClientSession() as session:
@@ -135,7 +132,7 @@ async def test_latency_server_counts_arrivals_per_host_as_the_kernel_saw_them() 
             results = await asyncio.gather(*(get(f"{base3}/delay/0.2?j={n}") for n in range(3)))
             assert results == [(200, "ok\n")] * 3
             status, body = await get(f"{base2}/stats")
-            stats = jsonlib.loads(body)
+            stats = json.loads(body)
             assert status == 200
             assert stats["hits"] == 6
             assert stats["repeats"] == 1
@@ -144,5 +141,5 @@ async def test_latency_server_counts_arrivals_per_host_as_the_kernel_saw_them() 
             assert stats["min_gap_by_host"]["127.0.0.3"] < 0.1  # three at once
             assert stats["first_at"] <= stats["last_at"]
             assert await get(f"{base2}/reset") == (200, "reset\n")
-            stats = jsonlib.loads((await get(f"{base3}/stats"))[1])
+            stats = json.loads((await get(f"{base3}/stats"))[1])
             assert (stats["hits"], stats["min_gap"], stats["first_at"]) == (0, None, None)
