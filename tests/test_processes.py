@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 
 from crawler.demosite import expected_shop_items
 from crawler.errors import ConfigError
-from crawler.processes import worker_outputs
+from crawler.frontier.redis import frontier_purge
+from crawler.processes import WorkerPlan, can_fork, run_workers, worker_outputs
 
 from .servers import TestSite
 from .test_cli import BIN, make_project, run
@@ -60,6 +62,18 @@ SLOW_SPIDER = """
 
         def parse(self, response):
             yield {"url": response.url}
+"""
+
+
+BROKEN_SPIDER = """
+    from crawler import Spider
+
+    class Broken(Spider):
+        name = "broken"
+
+        async def start(self):
+            raise RuntimeError("start() broke before its first request")
+            yield
 """
 
 
@@ -119,9 +133,55 @@ async def test_processes_on_a_given_frontier(
         assert "private redis-server" not in err
         assert len(_lines(tmp_path / "items-all.jsonl")) == 400
     finally:
-        from crawler.frontier.redis import frontier_purge
-
         await frontier_purge(redis_url, "shop", crawl_id)
+
+
+def test_workers_as_new_interpreters(tmp_path: Path, redis_url: str) -> None:
+    """Where workers are not forked (macOS, Windows, a process with threads of its own: this
+    test's, whose site runs in a thread), each is a new `python -m crawler.cli crawl`: the
+    same crawl, each page once, every worker's stats."""
+    from .servers import run_in_thread
+
+    crawl_id = uuid.uuid4().hex
+    project = make_project(tmp_path / "p", {"shop": SHOP_SPIDER})
+    outputs: list[str | None] = [str(tmp_path / f"items-{i}.jsonl") for i in (1, 2)]
+    with run_in_thread(shop_products=400) as site:
+        assert not can_fork()  # the site's thread runs
+        plan = WorkerPlan("shop", project, redis_url,
+                          ["-a", f"base={site.url}", "-s", "obey_robots=false",
+                           "-s", f"crawl_id={crawl_id}"], outputs)
+        try:
+            code, stats = run_workers(plan, str(tmp_path))
+        finally:
+            asyncio.run(frontier_purge(redis_url, "shop", crawl_id))
+    assert code == 0
+    assert len(stats) == 2 and sum(int(s["status/200"]) for s in stats) == 1 + 20 + 400
+    assert sum(len(_lines(Path(str(o)))) for o in outputs) == 400
+
+
+def test_fork_only_without_threads() -> None:
+    assert can_fork() is (sys.platform == "linux")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not can_fork()
+    finally:
+        stop.set()
+        thread.join()
+
+
+@needs_redis_server
+async def test_a_failing_worker_fails_the_crawl(tmp_path: Path) -> None:
+    """A worker's exit code reaches the command's (forked on Linux): a start() that raises
+    fails the seeding worker (1); the other ends when it sees the seeder gone."""
+    project = make_project(tmp_path / "p", {"broken": BROKEN_SPIDER})
+    code, _, err = await run(str(BIN / "crawl"), "broken", "--processes", "2", "-O",
+                             str(tmp_path / "out.jsonl"), "-s", "obey_robots=false",
+                             cwd=project, timeout=120)
+    assert code == 1, err
+    assert "start() broke before its first request" in err
+    assert "All 2 worker processes exited" in err
 
 
 @needs_redis_server
