@@ -266,6 +266,9 @@ async def test_finished_only_when_no_worker_holds_anything(redis_crawl: RedisCra
     assert not await b.is_finished()
     wait = b.next_ready_in()
     assert wait is not None and wait > 0
+    for _ in range(5):  # however long it polls: the crawl may end with A's next ack
+        assert await b.lease(5) == [] and not await b.is_finished()
+        assert b.next_ready_in() == 0.05
     counts = await b.counts()
     assert (counts.pending, counts.in_flight, counts.done) == (0, 1, 0)
     await a.ack(lease, [Request("http://h/child")])
@@ -275,6 +278,22 @@ async def test_finished_only_when_no_worker_holds_anything(redis_crawl: RedisCra
     assert await a.is_finished() and await b.is_finished()
     assert b.next_ready_in() is None
     assert (await a.counts()).done == 2
+
+
+async def test_polls_back_off_while_requests_wait_for_a_full_host(
+    redis_crawl: RedisCrawl,
+) -> None:
+    """Unlike the crawl's tail (above): requests are pending, on a host another worker keeps
+    at its concurrency, so the polls slow down to 0.2 s."""
+    a = await redis_crawl.frontier(concurrency_per_host=2)
+    b = await redis_crawl.frontier(concurrency_per_host=2)
+    await a.add([Request(f"http://h.test/{i}") for i in range(5)])
+    assert len(await a.lease(10)) == 2
+    waits = []
+    for _ in range(4):
+        assert await b.lease(10) == [] and not await b.is_finished()
+        waits.append(b.next_ready_in())
+    assert waits == [0.1, 0.2, 0.2, 0.2]
 
 
 async def test_late_ack_after_expiry_counts_once(redis_crawl: RedisCrawl) -> None:

@@ -139,6 +139,9 @@ class _Hint:
     leased: int = 0  # leases other workers hold (this worker's own end with a wake-up)
     wake_at: float | None = None  # monotonic time the earliest waiting host or retry is due
     empty_polls: int = 0
+    #: Nothing was pending or delayed anywhere at the last look: only leases of other workers
+    #: hold the crawl up (its last pages, or pages whose children come next).
+    tail: bool = False
     #: An ack call that leased just said nothing more is ready for this worker; the next
     #: lease takes that answer instead of asking again (see ``prefetch``).
     answered: bool = False
@@ -556,8 +559,10 @@ class RedisFrontier:
             "lease", self._lease_script,
             min(limit, _BATCH), self.worker_id, self.max_deliveries, _BATCH, self._mine(),
         )
-        flat, _pending, leased, ready, wake_in, reclaimed, dead = reply
+        flat, pending, leased, ready, wake_in, reclaimed, dead = reply
         leases = await self._leases(flat)
+        if int(pending):
+            self._hint.tail = False
         if reclaimed:
             logger.info("Reclaimed %d requests whose lease expired (their worker stopped "
                         "heartbeating)", reclaimed)
@@ -771,10 +776,13 @@ class RedisFrontier:
     def next_ready_in(self) -> float | None:
         """From what the last :meth:`lease` (and later calls of this process) saw: 0 when a
         host was ready; the time until the earliest waiting host (its delay or pause) or
-        delayed request; a polling interval (0.05 s growing to 0.2 s) while other workers
-        hold leases, since their acks may free a host or add requests, or they may expire;
-        None when nothing is due (the crawl looked finished, or only this worker's own
-        leases hold the rest back)."""
+        delayed request; a polling interval while other workers hold leases, since their
+        acks may free a host or add requests, or they may expire: 0.05 s growing to 0.2 s
+        while requests wait for their hosts, 0.05 s once nothing is pending or delayed (the
+        crawl ends, or goes on, with those leases' acks: a worker sleeping 0.2 s then would
+        keep the command running that much after the crawl's last page); None when nothing
+        is due (the crawl looked finished, or only this worker's own leases hold the rest
+        back)."""
         hint = self._hint
         if hint.ready:
             return 0.0
@@ -782,7 +790,8 @@ class RedisFrontier:
         if hint.wake_at is not None:
             waits.append(max(0.0, hint.wake_at - time.monotonic()))
         if hint.leased:
-            waits.append(min(_POLL_MIN * (2 ** min(hint.empty_polls, 8)), _POLL_MAX))
+            polls = 0 if hint.tail else min(hint.empty_polls, 8)
+            waits.append(min(_POLL_MIN * 2 ** polls, _POLL_MAX))
         return min(waits) if waits else None
 
     @property
@@ -830,6 +839,7 @@ class RedisFrontier:
         s = await self._snapshot()
         hint = self._hint
         hint.leased = max(0, s.leased - len(self._held))
+        hint.tail = not s.pending and not s.delayed
         if not s.pending:
             hint.ready = False
         elif hint.wake_at is None and not s.leased:
