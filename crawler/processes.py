@@ -19,9 +19,12 @@ Start-up: on Linux, this process imports what a worker needs (the runner, aiohtt
 uvloop) while the private redis-server starts, then forks the workers, which run ``crawl``'s
 own entry point on their argument lists and start crawling at once: a fresh interpreter per
 worker would import all of that again, N times over on cores the crawl is about to need (a
-third of a second each on the bench machine). Elsewhere (macOS, where a forked child may
-crash in system libraries, and Windows), or when this process runs threads of its own (a
-program calling :func:`crawl`), each worker is a new ``python -m crawler.cli crawl``.
+third of a second each on the bench machine). The project's own modules (its spiders and
+what they import from the project's folder) are imported again in each worker, as a new
+interpreter would: a module that opens a connection or a file as it is imported gets its
+own in every worker, never one shared across the fork. Elsewhere (macOS, where a forked
+child may crash in system libraries, and Windows), or when this process runs threads of its
+own (a program calling :func:`crawl`), each worker is a new ``python -m crawler.cli crawl``.
 """
 
 from __future__ import annotations
@@ -223,12 +226,31 @@ class _Forked:
         self.send_signal(signal.SIGTERM)
 
 
-def _fork(args: list[str]) -> _Forked:
+def _project_modules(project: Path) -> list[str]:
+    """The modules imported from the files of ``project``: not this package, nor what is
+    installed in an environment inside the project's folder (a ``.venv``)."""
+    root = os.path.join(os.path.realpath(project), "")
+    own = os.path.join(os.path.dirname(os.path.realpath(__file__)), "")
+    installed = {os.path.join(os.path.realpath(p), "")
+                 for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+    names = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str):
+            continue
+        path = os.path.realpath(file)
+        if path.startswith(root) and not path.startswith(own) and not any(
+                path.startswith(prefix) for prefix in installed):
+            names.append(name)
+    return names
+
+
+def _fork(args: list[str], project: Path) -> _Forked:
     """Start a worker running ``crawl`` with ``args`` in a child of this process, as a new
     interpreter would run it: its own process group, stdin from /dev/null, the default
-    handlers of SIGINT and SIGTERM. The child never returns into this process's code (its
-    ``finally`` blocks and atexit handlers, which stop the private redis-server, are this
-    process's): it exits with the crawl's code."""
+    handlers of SIGINT and SIGTERM, the modules of ``project`` imported afresh. The child
+    never returns into this process's code (its ``finally`` blocks and atexit handlers, which
+    stop the private redis-server, are this process's): it exits with the crawl's code."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # else what is buffered would be written twice
     pid = os.fork()
@@ -244,6 +266,8 @@ def _fork(args: list[str]) -> _Forked:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
+        for name in _project_modules(project):
+            del sys.modules[name]
         from .cli import crawl_main
 
         code = crawl_main(args)
@@ -298,7 +322,7 @@ def run_workers(plan: WorkerPlan, workdir: str,
             # Its own process group: a terminal's Ctrl-C reaches only this process, which
             # forwards it once (a second one straight from the terminal would mean "now").
             args = _arguments(plan, i, stats_paths[i])
-            procs.append(_fork(args) if fork else subprocess.Popen(
+            procs.append(_fork(args, plan.project) if fork else subprocess.Popen(
                 [sys.executable, "-m", "crawler.cli", "crawl", *args],
                 stdin=subprocess.DEVNULL, process_group=0))
         codes = [proc.wait() for proc in procs]

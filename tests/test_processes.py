@@ -77,6 +77,27 @@ BROKEN_SPIDER = """
 """
 
 
+PID_SPIDER = """
+    import os
+
+    from crawler import Request, Spider
+    from helpers import IMPORTED_IN
+
+    SPIDER_IMPORTED_IN = os.getpid()
+
+    class Pids(Spider):
+        name = "pids"
+
+        async def start(self):
+            for i in range(40):
+                yield Request(f"{self.base}/delay/0.05?i={i}")
+
+        def parse(self, response):
+            yield {"url": response.url, "pid": os.getpid(), "spider": SPIDER_IMPORTED_IN,
+                   "helper": IMPORTED_IN}
+"""
+
+
 def _lines(path: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -169,6 +190,24 @@ def test_fork_only_without_threads() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+@needs_redis_server
+async def test_each_worker_imports_the_projects_modules(site: TestSite, tmp_path: Path) -> None:
+    """A project module's import-time state (a connection, an open file) is each worker's
+    own, whether the workers were forked or not: its spiders and the modules they import from
+    the project's folder are imported in the worker."""
+    project = make_project(tmp_path / "p", {"pids": PID_SPIDER})
+    (project / "helpers.py").write_text("import os\n\nIMPORTED_IN = os.getpid()\n")
+    out = tmp_path / "out.jsonl"
+    code, _, err = await run(str(BIN / "crawl"), "pids", "--processes", "2", "-O", str(out),
+                             "-a", f"base={site.url}", "-s", "obey_robots=false",
+                             "-s", "concurrency=2", cwd=project)
+    assert code == 0, err
+    items = _lines(out)
+    assert len(items) == 40
+    assert all(i["spider"] == i["pid"] == i["helper"] for i in items)
+    assert len({i["pid"] for i in items}) == 2
 
 
 @needs_redis_server
