@@ -494,7 +494,7 @@ class RedisFrontier:
         head = [self.prefix, self._marker, self._epoch, changes, slots.concurrency,
                 slots.fresh_delay, slots.delay, self.lease_timeout]
         try:
-            return await self.connection.call(what, script, args=[*head, *args])
+            return await self.connection.run_script(what, script, [*head, *args])
         except rexc.ResponseError as exc:
             if not str(exc).startswith(LOST):
                 raise
