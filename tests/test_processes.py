@@ -79,6 +79,7 @@ BROKEN_SPIDER = """
 
 PID_SPIDER = """
     import os
+    import sys
 
     from crawler import Request, Spider
     from helpers import IMPORTED_IN
@@ -94,7 +95,7 @@ PID_SPIDER = """
 
         def parse(self, response):
             yield {"url": response.url, "pid": os.getpid(), "spider": SPIDER_IMPORTED_IN,
-                   "helper": IMPORTED_IN}
+                   "helper": IMPORTED_IN, "forked": "--processes" in sys.argv}
 """
 
 
@@ -181,7 +182,7 @@ def test_workers_as_new_interpreters(tmp_path: Path, redis_url: str) -> None:
 
 
 def test_fork_only_without_threads() -> None:
-    assert can_fork() is (sys.platform == "linux")
+    """(On Linux without threads, `crawl --processes` forks: see the test below.)"""
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -194,9 +195,10 @@ def test_fork_only_without_threads() -> None:
 
 @needs_redis_server
 async def test_each_worker_imports_the_projects_modules(site: TestSite, tmp_path: Path) -> None:
-    """A project module's import-time state (a connection, an open file) is each worker's
-    own, whether the workers were forked or not: its spiders and the modules they import from
-    the project's folder are imported in the worker."""
+    """On Linux the workers are forked from the command (their argv is its own): a project
+    module's import-time state (a connection, an open file) is still each worker's own, since
+    its spiders and the modules they import from the project's folder are imported in the
+    worker."""
     project = make_project(tmp_path / "p", {"pids": PID_SPIDER})
     (project / "helpers.py").write_text("import os\n\nIMPORTED_IN = os.getpid()\n")
     out = tmp_path / "out.jsonl"
@@ -208,6 +210,7 @@ async def test_each_worker_imports_the_projects_modules(site: TestSite, tmp_path
     assert len(items) == 40
     assert all(i["spider"] == i["pid"] == i["helper"] for i in items)
     assert len({i["pid"] for i in items}) == 2
+    assert all(i["forked"] is (sys.platform == "linux") for i in items)
 
 
 @needs_redis_server
