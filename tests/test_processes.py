@@ -177,8 +177,9 @@ def test_workers_as_new_interpreters(tmp_path: Path, redis_url: str) -> None:
         finally:
             asyncio.run(frontier_purge(redis_url, "shop", crawl_id))
     assert code == 0
-    assert len(stats) == 2 and sum(int(s["status/200"]) for s in stats) == 1 + 20 + 400
-    assert sum(len(_lines(Path(str(o)))) for o in outputs) == 400
+    assert len(stats) == 2 and sum(int(s.get("status/200", 0)) for s in stats) == 1 + 20 + 400
+    # Each page once across both (the first may crawl the whole small shop alone).
+    assert sum(len(_lines(Path(str(o)))) for o in outputs if Path(str(o)).exists()) == 400
 
 
 def test_fork_only_without_threads() -> None:
