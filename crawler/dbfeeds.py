@@ -58,7 +58,6 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from yarl import URL
 
 from .dbbackends import Backend, PostgresBackend, SqliteBackend, error_reason
 from .errors import ConfigError, CrawlerError
@@ -261,18 +260,6 @@ def _json_text(value: Any, sqlite: bool) -> str:
     if not sqlite and "\\u0000" in text:
         raise _Unstorable("a NUL character, which PostgreSQL jsonb cannot hold")
     return text
-
-
-def redact(uri: str) -> str:
-    """``uri`` without its password (``postgresql://user:***@host/db``); a URI without one is
-    returned as written (yarl would print ``sqlite:///a.db`` as ``sqlite:/a.db``)."""
-    try:
-        url = URL(uri)
-    except (ValueError, TypeError):
-        return uri
-    if url.password is None:
-        return uri
-    return str(url.with_password("***"))
 
 
 # -- the feed ------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def _key_of(value: str | None, options: FeedOptions) -> tuple[str, ...]:
 def parse_target(uri: str, options: FeedOptions) -> FeedTarget:
     """The target of ``uri``; raises :class:`ConfigError` for a URI it cannot write to,
     naming the URI without its password."""
-    from .dbfeeds import redact
+    # Not dbfeeds' own import (pydantic, the database backends): most outputs are files.
+    from .urls import redact_password as redact
 
     shown = redact(uri)
     if uri.startswith("sqlite:"):

@@ -34,7 +34,8 @@ from yarl import URL
 
 from crawler.errors import InvalidURL
 
-__all__ = ["DomainFilter", "canonical_url", "host_key", "parse_url", "redact_userinfo"]
+__all__ = ["DomainFilter", "canonical_url", "host_key", "parse_url", "redact_password",
+           "redact_userinfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +338,19 @@ def _normalise_domain(entry: str) -> str | None:
 
 # The user-info part of any URL in a text: "user:password@" after "scheme://".
 _USERINFO = re.compile(r"(?<=://)[^\s/?#@]+@")
+
+
+def redact_password(uri: str) -> str:
+    """``uri`` without its password (``postgresql://user:***@host/db``), for an output's
+    messages; a URI without one is returned as written (yarl would print ``sqlite:///a.db``
+    as ``sqlite:/a.db``)."""
+    try:
+        url = URL(uri)
+    except (ValueError, TypeError):
+        return uri
+    if url.password is None:
+        return uri
+    return str(url.with_password("***"))
 
 
 def redact_userinfo(text: str) -> str:

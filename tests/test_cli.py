@@ -280,6 +280,13 @@ async def test_heavy_packages_load_only_when_used() -> None:
     # for a terminal, redis for a shared frontier, sqlite3 for a jobdir, the suffix list for
     # a Domain= cookie, asyncpg for a postgresql:// output.
     assert await loaded("import crawler.runner") == {"aiohttp"}
+    # `-o items.jsonl` is checked before the crawl starts: a file output needs neither
+    # pydantic nor the database feeds.
+    target = ("from crawler.feeds import parse_target; from crawler.settings import "
+              "FeedOptions; parse_target('items.jsonl', FeedOptions())")
+    assert await loaded(target) == set()
+    assert await loaded(f"{target}; import sys; assert 'crawler.dbfeeds' not in sys.modules"
+                        ) == set()
 
 
 SLOW_SPIDER = """

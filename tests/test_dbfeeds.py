@@ -15,9 +15,10 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from crawler.dbfeeds import TableFeed, TableSpec, redact, table_spec
+from crawler.dbfeeds import TableFeed, TableSpec, table_spec
 from crawler.errors import ConfigError
 from crawler.items import Item
+from crawler.urls import redact_password
 
 OPTIONS: dict[str, Any] = {"error_timeout": 5.0, "buffer_items": 1000, "batch_size": 100}
 
@@ -90,7 +91,7 @@ def test_a_table_that_cannot_be_made_says_why(
     ("sqlite:///out/items.db?table=books", "sqlite:///out/items.db?table=books"),
 ])  # fmt: skip
 def test_redact_hides_only_the_password(uri: str, shown: str) -> None:
-    assert redact(uri) == shown
+    assert redact_password(uri) == shown
 
 
 def records(items: list[dict[str, Any]], prefix: str = "job") -> list[tuple[Any, str, float]]:
