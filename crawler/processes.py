@@ -96,24 +96,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _redis_answers(port: int) -> bool:
+def _ask(port: int, command: bytes) -> bytes | None:
+    """The first bytes the redis-server on ``port`` answers ``command`` with (b"" when it
+    closes the connection instead); None when it cannot be reached."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
+            conn.sendall(command)
+            return conn.recv(64)
     except OSError:
-        return False
+        return None
+
+
+def _redis_answers(port: int) -> bool:
+    return (_ask(port, b"PING\r\n") or b"").startswith(b"+PONG")
 
 
 def _shutdown(port: int) -> bool:
     """Ask the redis-server on ``port`` to exit now, saving nothing; False if it did not
     take the command."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"SHUTDOWN NOSAVE\r\n")
-            return conn.recv(64) == b""  # it closes the connection as it exits
-    except OSError:
-        return False
+    return _ask(port, b"SHUTDOWN NOSAVE\r\n") == b""  # it closes the connection as it exits
 
 
 @contextlib.contextmanager
